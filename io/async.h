@@ -1,0 +1,117 @@
+// Awaitable forms of the io operations, for coroutine code in core/.
+//
+//   Result<size_t> n = co_await io::read(*stream, buf);
+//   Result<void> w = co_await io::write_all(*stream, bytes);
+//   Result<StreamPtr> s = co_await io::connect(env, dst, opts, 10s);
+//   co_await io::sleep(env.loop, 100ms);
+//
+// Each awaiter lives in the awaiting coroutine's frame. If that frame is
+// destroyed while suspended, the awaiter's destructor cancels its timer and
+// the io object drops the callback (io/network.h), so nothing dangles.
+#pragma once
+
+#include <optional>
+
+#include "io/env.h"
+#include "io/task.h"
+
+namespace zt::io {
+
+namespace detail {
+
+// Adapts a callback-style operation: start(callback) begins it, the
+// callback's argument becomes the result of co_await.
+template <class R, class Start>
+class CallbackAwaiter {
+ public:
+  explicit CallbackAwaiter(Start start) : start_(std::move(start)) {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    start_([this, h](R r) {
+      result_.emplace(std::move(r));
+      h.resume();
+    });
+  }
+  R await_resume() { return std::move(*result_); }
+
+ private:
+  Start start_;
+  std::optional<R> result_;
+};
+
+template <class R, class Start>
+CallbackAwaiter<R, Start> make_awaiter(Start start) {
+  return CallbackAwaiter<R, Start>(std::move(start));
+}
+
+}  // namespace detail
+
+inline auto read(Stream& s, MutableBytes buf) {
+  return detail::make_awaiter<Result<size_t>>([&s, buf](auto done) { s.read(buf, std::move(done)); });
+}
+
+inline auto write_some(Stream& s, ConstBytes buf) {
+  return detail::make_awaiter<Result<size_t>>([&s, buf](auto done) { s.write(buf, std::move(done)); });
+}
+
+inline auto accept(Listener& l) {
+  return detail::make_awaiter<Result<StreamPtr>>([&l](auto done) { l.accept(std::move(done)); });
+}
+
+// Writes every byte of buf (several writes when the stream takes prefixes).
+Task<Result<void>> write_all(Stream& s, ConstBytes buf);
+
+class SleepAwaiter {
+ public:
+  SleepAwaiter(Loop& loop, Duration d) : loop_(loop), delay_(d) {}
+  SleepAwaiter(SleepAwaiter&&) = delete;
+  ~SleepAwaiter() {
+    if (timer_ != kNoTimer) loop_.cancel(timer_);
+  }
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    timer_ = loop_.run_after(delay_, [this, h] {
+      timer_ = kNoTimer;
+      h.resume();
+    });
+  }
+  void await_resume() noexcept {}
+
+ private:
+  Loop& loop_;
+  Duration delay_;
+  TimerId timer_ = kNoTimer;
+};
+
+inline SleepAwaiter sleep(Loop& loop, Duration d) { return SleepAwaiter(loop, d); }
+
+// Connect bounded by a timeout: on expiry the connect is cancelled and the
+// result is Errc::timed_out.
+class ConnectAwaiter {
+ public:
+  ConnectAwaiter(Env& env, const Endpoint& to, const SocketOptions& opts, Duration timeout)
+      : env_(env), to_(to), opts_(opts), timeout_(timeout) {}
+  ConnectAwaiter(ConnectAwaiter&&) = delete;
+  ~ConnectAwaiter() {
+    if (timer_ != kNoTimer) env_.loop.cancel(timer_);
+  }
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h);
+  Result<StreamPtr> await_resume();
+
+ private:
+  Env& env_;
+  Endpoint to_;
+  SocketOptions opts_;
+  Duration timeout_;
+  std::unique_ptr<Connecting> op_;
+  TimerId timer_ = kNoTimer;
+  bool timed_out_ = false;
+  std::optional<Result<StreamPtr>> result_;
+};
+
+inline ConnectAwaiter connect(Env& env, const Endpoint& to, const SocketOptions& opts, Duration timeout) {
+  return ConnectAwaiter(env, to, opts, timeout);
+}
+
+}  // namespace zt::io

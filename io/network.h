@@ -1,0 +1,137 @@
+// Streams, listeners, connects and datagrams: every byte core moves goes
+// through these interfaces, implemented by io/real (Asio) and io/sim.
+//
+// The contract, enforced by both runtimes (and asserted by io/sim):
+// - At most one read and one write in flight per stream; at most one accept
+//   per listener; at most one receive per datagram socket.
+// - Each operation's callback fires exactly once, and never from inside the
+//   call that started it.
+// - close() and abort() complete the operations in flight with
+//   Errc::cancelled (still exactly once, still later).
+// - Destroying an object drops the callbacks of its operations in flight:
+//   they never fire. This is what lets a coroutine frame that owns a stream be
+//   destroyed at any suspension point. Destroying an open stream closes it.
+// - Buffers passed to read/write must stay valid until the callback fires or
+//   the object is destroyed.
+//
+//   stream->read(buf, [](Result<size_t> n) { ... });  // 0 means the peer sent FIN
+//   stream->write(data, [](Result<size_t> n) { ... }); // n >= 1: a prefix was taken
+//   stream->shutdown_write();                          // FIN after what was written
+//   stream->abort();                                   // RST
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+
+#include "io/address.h"
+#include "io/result.h"
+#include "io/time.h"
+
+namespace zt {
+
+using MutableBytes = std::span<uint8_t>;
+using ConstBytes = std::span<const uint8_t>;
+
+struct Keepalive {
+  Duration idle = std::chrono::seconds(180);
+  Duration interval = std::chrono::seconds(180);
+  int probes = 9;
+};
+
+// Per-socket options ztunnel sets (PROTOCOL.md, sockets).
+struct SocketOptions {
+  bool nodelay = true;
+  std::optional<Keepalive> keepalive;
+  std::optional<uint32_t> mark;  // SO_MARK; in io/sim, a marked connect bypasses capture
+  // Bind the connecting socket to this source IP first (IP_TRANSPARENT when it
+  // is not a local address, so inbound can keep the original source).
+  std::optional<IpAddr> source_ip;
+  bool transparent = false;
+};
+
+struct ListenOptions {
+  int backlog = 1024;
+  bool reuse_port = false;
+  bool transparent = false;  // accept connections for non-local addresses
+  std::optional<uint32_t> mark;
+};
+
+class Stream {
+ public:
+  using IoCallback = std::function<void(Result<size_t>)>;
+
+  virtual ~Stream() = default;
+  // Completes with n > 0 bytes read, 0 once the peer has finished sending
+  // (FIN, and every byte before it was read), or an error.
+  virtual void read(MutableBytes buf, IoCallback done) = 0;
+  // Completes with n >= 1 bytes taken from the front of buf, or an error.
+  virtual void write(ConstBytes buf, IoCallback done) = 0;
+  // Sends FIN after the bytes already written. Not while a write is in flight.
+  virtual Result<void> shutdown_write() = 0;
+  // Graceful close: FIN if not yet sent (RST if unread bytes remain, as TCP does).
+  virtual void close() = 0;
+  // Abortive close: RST to the peer, unsent bytes dropped.
+  virtual void abort() = 0;
+
+  virtual Endpoint local() const = 0;
+  virtual Endpoint peer() const = 0;
+  // Where the client meant to connect before capture redirected it here.
+  // Errc::unsupported when the connection was not redirected.
+  virtual Result<Endpoint> original_dst() const = 0;
+};
+
+using StreamPtr = std::unique_ptr<Stream>;
+
+class Listener {
+ public:
+  using AcceptCallback = std::function<void(Result<StreamPtr>)>;
+
+  virtual ~Listener() = default;
+  virtual void accept(AcceptCallback done) = 0;
+  virtual Endpoint local() const = 0;  // the bound endpoint (port 0 resolved)
+  virtual void close() = 0;
+};
+
+// An outstanding connect. cancel() makes the callback fire with
+// Errc::cancelled unless the result was already decided; destroying the
+// handle drops the callback.
+class Connecting {
+ public:
+  virtual ~Connecting() = default;
+  virtual void cancel() = 0;
+};
+
+struct Datagram {
+  size_t size = 0;
+  Endpoint from;
+};
+
+class DatagramSocket {
+ public:
+  using SendCallback = std::function<void(Result<size_t>)>;
+  using RecvCallback = std::function<void(Result<Datagram>)>;
+
+  virtual ~DatagramSocket() = default;
+  virtual void send_to(const Endpoint& to, ConstBytes data, SendCallback done) = 0;
+  virtual void recv_from(MutableBytes buf, RecvCallback done) = 0;
+  virtual Endpoint local() const = 0;
+  virtual void close() = 0;
+};
+
+class Network {
+ public:
+  using ConnectCallback = std::function<void(Result<StreamPtr>)>;
+
+  virtual ~Network() = default;
+  virtual Result<std::unique_ptr<Listener>> listen(const Endpoint& at, const ListenOptions& opts) = 0;
+  // No timeout of its own beyond the transport's (SYN retries); callers bound
+  // it with io::connect(..., timeout) from io/async.h.
+  virtual std::unique_ptr<Connecting> connect(const Endpoint& to, const SocketOptions& opts,
+                                              ConnectCallback done) = 0;
+  virtual Result<std::unique_ptr<DatagramSocket>> udp_bind(const Endpoint& at) = 0;
+};
+
+}  // namespace zt
