@@ -186,6 +186,16 @@ class JoinAwaiter {
 };
 
 inline JoinAwaiter join(std::vector<Task<void>> tasks) { return JoinAwaiter(std::move(tasks)); }
+
+// join as a Task of its own, to hand to whoever runs tasks.
+inline Task<void> all(std::vector<Task<void>> tasks) { co_await join(std::move(tasks)); }
+template <class... Ts>
+Task<void> all(Task<void> first, Ts&&... rest) {
+  std::vector<Task<void>> tasks;
+  tasks.push_back(std::move(first));
+  (tasks.push_back(std::forward<Ts>(rest)), ...);
+  return all(std::move(tasks));
+}
 template <class... Ts>
 JoinAwaiter join(Task<void> first, Ts&&... rest) {
   std::vector<Task<void>> tasks;

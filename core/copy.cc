@@ -1,0 +1,73 @@
+#include "core/copy.h"
+
+#include "io/async.h"
+
+namespace zt::core {
+
+void CopyBuffer::note_copied(uint64_t copied_total) {
+  size_t want = copied_total >= copy_grow_max_after_bytes   ? copy_buffer_bytes_max
+                : copied_total >= copy_grow_mid_after_bytes ? copy_buffer_bytes_mid
+                                                            : copy_buffer_bytes_min;
+  if (want > buf_.size()) buf_.resize(want);
+}
+
+const char* copy_end_name(CopyEnd end) {
+  switch (end) {
+    case CopyEnd::finished: return "finished";
+    case CopyEnd::reset_a: return "reset_a";
+    case CopyEnd::reset_b: return "reset_b";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// How one direction ended.
+enum class DirEnd : uint8_t { eof, src_failed, dst_failed, cancelled };
+
+// Copies src -> dst until src sends FIN (forwarded as FIN) or fails.
+Task<DirEnd> copy_one_way(Env& env, Stream& src, Stream& dst, uint64_t& copied) {
+  CopyBuffer buf;
+  for (;;) {
+    if (ZT_BUGGIFY(env, "copy.tiny_buffer")) buf.limit(1 + env.rng.below(16));
+    Result<size_t> n = co_await io::read(src, buf.space());
+    if (!n) {
+      // Cancelled means the other direction aborted this stream already.
+      if (n.code() == Errc::cancelled) co_return DirEnd::cancelled;
+      dst.abort();  // forward the reset
+      co_return DirEnd::src_failed;
+    }
+    if (*n == 0) {
+      if (!dst.shutdown_write()) co_return DirEnd::dst_failed;  // the other direction sees why
+      co_return DirEnd::eof;
+    }
+    Result<void> w = co_await io::write_all(dst, buf.space().first(*n));
+    if (!w) {
+      if (w.code() == Errc::cancelled) co_return DirEnd::cancelled;
+      src.abort();  // the destination reset: tell the source
+      co_return DirEnd::dst_failed;
+    }
+    copied += *n;
+    buf.note_copied(copied);
+  }
+}
+
+}  // namespace
+
+Task<CopyEnd> copy_bidirectional(Env& env, Stream& a, Stream& b, CopyStats& stats) {
+  DirEnd ab = DirEnd::eof, ba = DirEnd::eof;
+  co_await join(
+      [](Env& env, Stream& a, Stream& b, uint64_t& n, DirEnd& out) -> Task<void> {
+        out = co_await copy_one_way(env, a, b, n);
+      }(env, a, b, stats.bytes_a_to_b, ab),
+      [](Env& env, Stream& b, Stream& a, uint64_t& n, DirEnd& out) -> Task<void> {
+        out = co_await copy_one_way(env, b, a, n);
+      }(env, b, a, stats.bytes_b_to_a, ba));
+  if (ab == DirEnd::eof && ba == DirEnd::eof) co_return CopyEnd::finished;
+  // Blame the side whose failure started it: a read failure on a or a write
+  // failure towards a.
+  if (ab == DirEnd::src_failed || ba == DirEnd::dst_failed) co_return CopyEnd::reset_a;
+  co_return CopyEnd::reset_b;
+}
+
+}  // namespace zt::core

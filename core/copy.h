@@ -1,0 +1,60 @@
+// Copying bytes both ways between two connected streams: the heart of the
+// TCP relay (and later of every proxied connection).
+//
+// Each direction reads into one buffer and writes it out before reading
+// again, so a slow reader on one side stops reads on the other (backpressure)
+// and memory per connection stays bounded (2 x copy_buffer_bytes_max).
+// FIN is forwarded as FIN (half-close, each direction on its own); a reset on
+// either side is forwarded as a reset (abort) to the other.
+//
+//   CopyStats stats;
+//   CopyEnd end = co_await copy_bidirectional(env, *downstream, *upstream, stats);
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "io/env.h"
+#include "io/task.h"
+
+namespace zt::core {
+
+// Buffers start small so idle connections cost little, and grow as a
+// connection proves busy (the schedule upstream ztunnel uses).
+inline constexpr size_t copy_buffer_bytes_min = 1024;
+inline constexpr size_t copy_buffer_bytes_mid = 16 * 1024;
+inline constexpr size_t copy_buffer_bytes_max = 256 * 1024;
+inline constexpr uint64_t copy_grow_mid_after_bytes = 128 * 1024;
+inline constexpr uint64_t copy_grow_max_after_bytes = 10 * 1024 * 1024;
+
+class CopyBuffer {
+ public:
+  CopyBuffer() : buf_(copy_buffer_bytes_min) {}
+  MutableBytes space() { return {buf_.data(), buf_.size()}; }
+  size_t capacity() const { return buf_.size(); }
+  // Grows the buffer once `copied_total` passes a threshold.
+  void note_copied(uint64_t copied_total);
+  // A fault point may shrink reads to exercise short-copy paths.
+  void limit(size_t bytes) { buf_.resize(std::max<size_t>(1, std::min(bytes, buf_.size()))); }
+
+ private:
+  std::vector<uint8_t> buf_;
+};
+
+struct CopyStats {
+  uint64_t bytes_a_to_b = 0;
+  uint64_t bytes_b_to_a = 0;
+};
+
+// How a bidirectional copy ended.
+enum class CopyEnd : uint8_t {
+  finished,  // both sides sent FIN and every byte was delivered
+  reset_a,   // side a reset (or failed); b was reset in turn
+  reset_b,   // side b reset (or failed); a was reset in turn
+};
+
+const char* copy_end_name(CopyEnd end);
+
+Task<CopyEnd> copy_bidirectional(Env& env, Stream& a, Stream& b, CopyStats& stats);
+
+}  // namespace zt::core

@@ -1,0 +1,41 @@
+// zt::Network over Asio TCP and UDP sockets on one asio::io_context.
+//
+// Internal to io/real (includes Asio). Implements the contract of
+// io/network.h: one read and one write in flight per stream, every callback
+// exactly once and never inline, close()/abort() complete what is in flight
+// with Errc::cancelled, and destroying an object drops its callbacks. Each
+// object keeps its socket and pending callbacks in a shared state that the
+// Asio handlers hold, so a handler that runs after the object is gone finds
+// the owner flag cleared and does nothing.
+//
+//   asio::io_context ctx;
+//   AsioNetwork net(ctx);
+//   auto l = net.listen(*Endpoint::parse("127.0.0.1:0"), {});
+//   auto c = net.connect((*l)->local(), {}, [](Result<StreamPtr> s) { ... });
+#pragma once
+
+#include <memory>
+
+#include <asio/io_context.hpp>
+
+#include "io/network.h"
+
+namespace zt::real {
+
+class AsioNetwork final : public Network {
+ public:
+  explicit AsioNetwork(asio::io_context& ctx) : ctx_(ctx) {}
+
+  // IPv6 listeners are IPv6-only (no v4-mapped addresses), SO_REUSEADDR is
+  // always on; ListenOptions adds SO_REUSEPORT, IP(V6)_TRANSPARENT, SO_MARK.
+  Result<std::unique_ptr<Listener>> listen(const Endpoint& at, const ListenOptions& opts) override;
+  // Options that cannot be set (e.g. SO_MARK without CAP_NET_ADMIN) fail the
+  // connect through its callback, with the option named in Error::detail.
+  std::unique_ptr<Connecting> connect(const Endpoint& to, const SocketOptions& opts, ConnectCallback done) override;
+  Result<std::unique_ptr<DatagramSocket>> udp_bind(const Endpoint& at) override;
+
+ private:
+  asio::io_context& ctx_;
+};
+
+}  // namespace zt::real

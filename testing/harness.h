@@ -1,0 +1,69 @@
+// One test body, two runtimes: a Harness gives a test three Envs (client,
+// proxy, server), their addresses, and a way to run a coroutine to the end,
+// over io/sim (virtual time, simulated hosts) or io/real (loopback sockets).
+// Conformance suites are written once against it and instantiated for both.
+//
+//   TYPED_TEST(RelayConformance, Echo) {
+//     auto& h = this->h;
+//     ASSERT_TRUE(h.run(body(h.client(), ...), 30s));
+//   }
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "io/async.h"
+#include "io/env.h"
+
+namespace zt::testing {
+
+class Harness {
+ public:
+  virtual ~Harness() = default;
+  virtual Env& client() = 0;
+  virtual Env& proxy() = 0;
+  virtual Env& server() = 0;
+  virtual IpAddr client_ip() const = 0;
+  virtual IpAddr proxy_ip() const = 0;
+  virtual IpAddr server_ip() const = 0;
+  // Runs task until it finishes or `limit` passes (virtual or wall time).
+  virtual bool run(Task<void> task, Duration limit) = 0;
+  // Lets `d` pass with the loop running.
+  virtual void idle(Duration d) = 0;
+  // An endpoint whose SYNs are never answered, so connects hang.
+  virtual Endpoint unresponsive_endpoint() = 0;
+  // What is still open that should not be (empty when clean); only io/sim
+  // can see every connection, the real runtime answers "".
+  virtual std::string leftovers() = 0;
+  virtual const char* name() const = 0;
+};
+
+inline std::vector<uint8_t> pattern(size_t n, uint8_t salt = 0) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = uint8_t(i * 131 + salt + (i >> 8));
+  return v;
+}
+
+struct ReadAll {
+  std::vector<uint8_t> bytes;
+  Result<size_t> end = size_t{0};  // 0 for EOF, or the error that ended it
+};
+
+// Reads until EOF or an error.
+inline Task<ReadAll> read_all(Stream& s, size_t chunk = 16384) {
+  ReadAll out;
+  std::vector<uint8_t> buf(chunk);
+  for (;;) {
+    Result<size_t> n = co_await io::read(s, buf);
+    if (!n || *n == 0) {
+      out.end = std::move(n);
+      co_return out;
+    }
+    out.bytes.insert(out.bytes.end(), buf.begin(), buf.begin() + std::ptrdiff_t(*n));
+  }
+}
+
+inline bool is_error(const Result<size_t>& r, Errc code) { return !r.ok() && r.code() == code; }
+
+}  // namespace zt::testing
