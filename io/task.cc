@@ -57,7 +57,9 @@ void Scope::spawn(Task<void> task) {
   root.h.resume();  // may finish here; the frame then frees itself and unlinks
 }
 
-Scope::~Scope() {
+Scope::~Scope() { clear(); }
+
+void Scope::clear() {
   while (head_) {
     RootPromise* first = head_;
     first->unlink();

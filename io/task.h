@@ -149,6 +149,8 @@ class Scope {
 
   // Starts the task now (runs it up to its first suspension).
   void spawn(Task<void> task);
+  // Destroys every task still running, at its suspension point.
+  void clear();
   size_t live() const { return live_; }
 
   struct RootPromise;

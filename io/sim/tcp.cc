@@ -380,7 +380,8 @@ std::unique_ptr<Connecting> TcpEngine::connect(World& w, Host& h, const Endpoint
   const bool bypass = opts.mark && h.capture_ && *opts.mark == h.capture_->second;
   if (h.capture_ && !bypass && !is_local(h, to.ip)) {
     st->original_dst = to;
-    st->target = Endpoint{h.addr(to.ip.family()), h.capture_->first};
+    const Endpoint& via = h.capture_->first;
+    st->target = via.ip.is_unspecified() ? Endpoint{h.addr(to.ip.family()), via.port} : via;
   }
   IpAddr src = opts.source_ip ? *opts.source_ip
                : to.ip.is_loopback() ? to.ip
@@ -441,6 +442,9 @@ void TcpEngine::syn_arrive(World& w, std::shared_ptr<ConnectState> st) {
     conn->reset_side = it->second.first;
     conn->reset_offset = it->second.second;
     w.pending_resets_.erase(it);
+  } else if (w.rng_.chance(w.options_.faults.conn_reset)) {
+    conn->reset_side = int(w.rng_.below(2));
+    conn->reset_offset = w.rng_.below(w.options_.faults.conn_reset_offset_max + 1);
   }
   const uint64_t id = conn->id;
   w.conns_.emplace(id, std::move(conn));

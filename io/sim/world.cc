@@ -99,7 +99,11 @@ IpAddr Host::addr(IpAddr::Family f) const {
   return IpAddr::loopback(f);
 }
 
-void Host::capture_outbound(uint16_t port, uint32_t bypass_mark) { capture_ = {port, bypass_mark}; }
+void Host::capture_outbound(uint16_t port, uint32_t bypass_mark) {
+  capture_ = {Endpoint{IpAddr::unspecified(IpAddr::Family::v4), port}, bypass_mark};
+}
+
+void Host::capture_outbound_to(Endpoint proxy, uint32_t bypass_mark) { capture_ = {proxy, bypass_mark}; }
 
 // --- fault points --------------------------------------------------------------
 

@@ -47,6 +47,8 @@ struct FaultRates {
   double short_io = 0;        // a read or write moves only 1..n bytes
   double syn_drop = 0;        // a SYN is lost (the connect retries)
   double udp_loss = 0;        // a datagram is lost
+  double conn_reset = 0;      // a new connection gets a RST at a random byte offset
+  uint64_t conn_reset_offset_max = 256 * 1024;
   double buggify_enable = 0;  // a fault point is switched on for this seed
   double buggify_fire = 0.25; // a switched-on fault point fires
 };
@@ -95,6 +97,9 @@ class Host {
   // going. Connects with SO_MARK `bypass_mark` are not captured (the proxy's
   // own upstream connections), as with ztunnel's mark 1337.
   void capture_outbound(uint16_t port, uint32_t bypass_mark = 1337);
+  // The same, steering to a listener on another host (a node whose pods'
+  // traffic a separate proxy host handles), so faults can hit that hop too.
+  void capture_outbound_to(Endpoint proxy, uint32_t bypass_mark = 1337);
   // Called by World::crash after the host's connections and events are gone
   // (destroy the process's objects here) and by World::restart (rebuild them).
   void on_crash(std::function<void()> fn) { on_crash_ = std::move(fn); }
@@ -116,7 +121,7 @@ class Host {
   uint64_t incarnation_ = 0;  // bumped by each crash
   Duration wall_offset_{};
   uint16_t next_port_ = 40000;
-  std::optional<std::pair<uint16_t, uint32_t>> capture_;  // (port, bypass mark)
+  std::optional<std::pair<Endpoint, uint32_t>> capture_;  // (where to, bypass mark); ip unspecified = here
   std::function<void()> on_crash_, on_restart_;
   std::unique_ptr<Clock> clock_;
   std::unique_ptr<Loop> loop_;
