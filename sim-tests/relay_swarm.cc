@@ -5,6 +5,8 @@
 //   relay_swarm --seeds 1-100            # run a range; exit 1 if any seed fails
 //   relay_swarm --seeds 7 --trace t.log  # one seed with the readable event log
 //   ZT_SIM_SEED=7 relay_swarm            # the environment overrides --seeds
+//   relay_swarm --idle --seeds 1-5       # 100 mostly idle connections, no faults:
+//                                        # the simulated-seconds-per-wall-second figure
 //
 // Prints one line per seed: "seed=N hash=H ...". A failing seed prints its
 // violations and the line that replays it.
@@ -99,9 +101,16 @@ void schedule_fault(RelayScenario& s, const Swarm& sw, Rng& r) {
   }
 }
 
-SeedResult run_seed(uint64_t seed, std::FILE* trace) {
+// 100 connections that each send 10 pieces 30 s apart: an idle-heavy mesh.
+Swarm idle_profile() {
+  Swarm s{};
+  s.connections = 100;
+  return s;
+}
+
+SeedResult run_seed(uint64_t seed, std::FILE* trace, bool idle) {
   Rng r = Rng(seed).stream("swarm");
-  const Swarm sw = draw_swarm(r);
+  const Swarm sw = idle ? idle_profile() : draw_swarm(r);
   sim::WorldOptions opts;
   opts.faults.short_io = sw.short_io;
   opts.faults.syn_drop = sw.syn_drop;
@@ -114,7 +123,10 @@ SeedResult run_seed(uint64_t seed, std::FILE* trace) {
   sim::World& w = s.world();
   for (int i = 0; i < sw.connections; ++i) {
     ConnSpec spec{uint64_t(i + 1), draw_size(r), draw_size(r), int(r.below(2))};
-    if (r.chance(sw.slow_clients)) {
+    if (idle) {
+      spec.pauses = 9;
+      spec.pause = std::chrono::seconds(30);
+    } else if (r.chance(sw.slow_clients)) {
       spec.pauses = int(1 + r.below(4));
       spec.pause = std::chrono::milliseconds(int64_t(r.below(5000)));
     }
@@ -122,7 +134,7 @@ SeedResult run_seed(uint64_t seed, std::FILE* trace) {
     w.scheduler().at(at, sim::kNetwork, "swarm.open", [&s, spec] { s.open(spec); });
   }
   for (int i = 0; i < sw.fault_events; ++i) schedule_fault(s, sw, r);
-  w.run_for(std::chrono::seconds(40));  // every open and fault has happened
+  w.run_for(std::chrono::seconds(idle ? 400 : 40));  // every open and fault has happened
   s.heal();
   SeedResult out;
   out.violations = s.finish();
@@ -151,16 +163,19 @@ int main(int argc, char** argv) {
   using namespace zt::simtest;
   uint64_t lo = 1, hi = 10;
   const char* trace_path = nullptr;
+  bool idle = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--seeds") && i + 1 < argc) {
       if (!parse_range(argv[++i], lo, hi)) {
         std::fprintf(stderr, "relay_swarm: bad --seeds '%s' (want N or A-B)\n", argv[i]);
         return 2;
       }
+    } else if (!std::strcmp(argv[i], "--idle")) {
+      idle = true;
     } else if (!std::strcmp(argv[i], "--trace") && i + 1 < argc) {
       trace_path = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: relay_swarm [--seeds N|A-B] [--trace FILE]\n");
+      std::fprintf(stderr, "usage: relay_swarm [--seeds N|A-B] [--idle] [--trace FILE]\n");
       return 2;
     }
   }
@@ -175,7 +190,7 @@ int main(int argc, char** argv) {
   double virtual_total = 0, wall_total = 0;
   std::map<std::string, uint64_t, std::less<>> faults;
   for (uint64_t seed = lo; seed <= hi; ++seed) {
-    SeedResult r = run_seed(seed, trace);
+    SeedResult r = run_seed(seed, trace, idle);
     virtual_total += r.virtual_s;
     wall_total += r.wall_s;
     for (const auto& [k, v] : r.faults) faults[k] += v;
