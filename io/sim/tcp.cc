@@ -396,8 +396,12 @@ void TcpEngine::attempt_syn(World& w, std::shared_ptr<ConnectState> st) {
   if (st->decided) return;
   Host* dst = st->target.ip.is_loopback() ? &w.host(st->host) : w.host_of(st->target.ip);
   const bool lost = !dst || w.blackholes_.count(st->target.ip) || w.blocked(st->host, dst->id()) ||
-                    w.blocked(dst->id(), st->host) || w.rng_.chance(w.options_.faults.syn_drop);
+                    w.blocked(dst->id(), st->host);
   if (lost) return syn_lost(w, st);
+  if (w.rng_.chance(w.options_.faults.syn_drop)) {
+    w.count_fault("syn_drop");
+    return syn_lost(w, st);
+  }
   w.sched_.after(w.delay(st->host, dst->id()), kNetwork, "tcp.syn", [&w, st] { syn_arrive(w, st); });
 }
 
