@@ -9,6 +9,7 @@
 //   }
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,6 +39,20 @@ class Harness {
   virtual std::string leftovers() = 0;
   virtual const char* name() const = 0;
 };
+
+// Spawns task and lets drive(done) run a loop until done() holds or its own
+// limit passes; returns whether the task finished. Unfinished, it is
+// destroyed at its suspension point.
+template <class Drive>
+bool run_task(Task<void> task, Drive&& drive) {
+  bool finished = false;
+  Scope scope;
+  scope.spawn([](Task<void> t, bool& finished) -> Task<void> {
+    co_await t;
+    finished = true;
+  }(std::move(task), finished));
+  return drive([&finished] { return finished; });
+}
 
 inline std::vector<uint8_t> pattern(size_t n, uint8_t salt = 0) {
   std::vector<uint8_t> v(n);

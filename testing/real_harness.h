@@ -26,13 +26,7 @@ class RealHarness : public Harness {
   IpAddr server_ip() const override { return IpAddr::loopback(F); }
 
   bool run(Task<void> task, Duration limit) override {
-    bool done = false;
-    Scope scope;
-    scope.spawn([](Task<void> t, bool& done) -> Task<void> {
-      co_await t;
-      done = true;
-    }(std::move(task), done));
-    return rt_.run_until([&] { return done; }, limit);
+    return run_task(std::move(task), [&](const std::function<bool()>& done) { return rt_.run_until(done, limit); });
   }
   void idle(Duration d) override {
     rt_.run_until([] { return false; }, d);

@@ -36,13 +36,7 @@ class SimHarness : public Harness {
   IpAddr server_ip() const override { return server_->addrs()[0]; }
 
   bool run(Task<void> task, Duration limit) override {
-    bool done = false;
-    Scope scope;
-    scope.spawn([](Task<void> t, bool& done) -> Task<void> {
-      co_await t;
-      done = true;
-    }(std::move(task), done));
-    return world_.run_until([&] { return done; }, limit);
+    return run_task(std::move(task), [&](const std::function<bool()>& done) { return world_.run_until(done, limit); });
   }
   void idle(Duration d) override { world_.run_for(d); }
   Endpoint unresponsive_endpoint() override { return Endpoint{blackhole_, 80}; }

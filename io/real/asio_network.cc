@@ -49,24 +49,25 @@ struct StreamState {
 };
 using StreamStatePtr = std::shared_ptr<StreamState>;
 
-// Each completes an operation: clears the in-flight flag, then (if the owner
+// Completes an operation: clears its in-flight flag, then (if the owner
 // still exists) calls the user's callback as the very last step, since the
-// callback may destroy the stream. Callers hold `st` by a handler's capture,
-// so the state outlives the callback either way.
-void complete_read(const StreamStatePtr& st, Result<size_t> r) {
-  st->reading = false;
-  if (!st->owner_alive) return;
-  Stream::IoCallback cb = std::move(st->read_cb);
-  st->read_cb = nullptr;
+// callback may destroy the object. Handlers hold the shared state by capture,
+// so it outlives the callback either way.
+template <class Callback, class R>
+void finish_op(bool owner_alive, bool& in_flight, Callback& slot, R r) {
+  in_flight = false;
+  if (!owner_alive) return;
+  Callback cb = std::move(slot);
+  slot = nullptr;
   cb(std::move(r));
 }
 
+void complete_read(const StreamStatePtr& st, Result<size_t> r) {
+  finish_op(st->owner_alive, st->reading, st->read_cb, std::move(r));
+}
+
 void complete_write(const StreamStatePtr& st, Result<size_t> r) {
-  st->writing = false;
-  if (!st->owner_alive) return;
-  Stream::IoCallback cb = std::move(st->write_cb);
-  st->write_cb = nullptr;
-  cb(std::move(r));
+  finish_op(st->owner_alive, st->writing, st->write_cb, std::move(r));
 }
 
 class AsioStream final : public Stream {
@@ -203,11 +204,7 @@ struct ListenerState {
 using ListenerStatePtr = std::shared_ptr<ListenerState>;
 
 void complete_accept(const ListenerStatePtr& st, Result<StreamPtr> r) {
-  st->accepting = false;
-  if (!st->owner_alive) return;  // an accepted stream in r is closed here
-  Listener::AcceptCallback cb = std::move(st->cb);
-  st->cb = nullptr;
-  cb(std::move(r));
+  finish_op(st->owner_alive, st->accepting, st->cb, std::move(r));  // an unclaimed stream in r closes
 }
 
 class AsioListener final : public Listener {
@@ -335,11 +332,7 @@ struct UdpState {
 using UdpStatePtr = std::shared_ptr<UdpState>;
 
 void complete_recv(const UdpStatePtr& st, Result<Datagram> r) {
-  st->receiving = false;
-  if (!st->owner_alive) return;
-  DatagramSocket::RecvCallback cb = std::move(st->recv_cb);
-  st->recv_cb = nullptr;
-  cb(std::move(r));
+  finish_op(st->owner_alive, st->receiving, st->recv_cb, std::move(r));
 }
 
 class AsioDatagramSocket final : public DatagramSocket {

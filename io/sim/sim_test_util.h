@@ -10,6 +10,7 @@
 
 #include "io/async.h"
 #include "io/sim/world.h"
+#include "testing/harness.h"
 
 namespace zt::sim {
 
@@ -27,13 +28,7 @@ inline std::pair<Host*, Host*> two_hosts(World& w, IpAddr::Family f = IpAddr::Fa
 // Runs the task on the world's scheduler until it finishes or `limit` of
 // virtual time passes; returns whether it finished.
 inline bool run(World& w, Task<void> task, Duration limit = std::chrono::hours(1)) {
-  bool done = false;
-  Scope scope;
-  scope.spawn([](Task<void> t, bool& done) -> Task<void> {
-    co_await t;
-    done = true;
-  }(std::move(task), done));
-  return w.run_until([&] { return done; }, limit);
+  return testing::run_task(std::move(task), [&](const std::function<bool()>& done) { return w.run_until(done, limit); });
 }
 
 struct StreamPair {
@@ -54,21 +49,7 @@ inline Task<void> connect_pair(Host& a, Host& b, uint16_t port, StreamPair& out)
   out.server = std::move(*srv);
 }
 
-inline std::vector<uint8_t> pattern(size_t n, uint8_t salt = 0) {
-  std::vector<uint8_t> v(n);
-  for (size_t i = 0; i < n; ++i) v[i] = uint8_t(i * 131 + salt + (i >> 8));
-  return v;
-}
-
-// Reads until EOF or error; returns the bytes and the final status.
-inline Task<std::pair<std::vector<uint8_t>, Result<size_t>>> read_all(Stream& s, size_t chunk = 4096) {
-  std::vector<uint8_t> got;
-  std::vector<uint8_t> buf(chunk);
-  for (;;) {
-    Result<size_t> n = co_await io::read(s, buf);
-    if (!n || *n == 0) co_return std::make_pair(std::move(got), std::move(n));
-    got.insert(got.end(), buf.begin(), buf.begin() + std::ptrdiff_t(*n));
-  }
-}
+using testing::pattern;
+using testing::read_all;
 
 }  // namespace zt::sim

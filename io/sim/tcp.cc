@@ -218,7 +218,7 @@ SimStream::SimStream(World& w, uint64_t conn_id, int side) : w_(w), id_(conn_id)
 
 SimStream::~SimStream() {
   --w_.live_streams_;
-  for (auto ev : late_failures_) w_.sched_.cancel(ev);
+  for (auto& [token, ev] : late_failures_) w_.sched_.cancel(ev);
   if (Conn* c = TcpEngine::find(w_, id_)) {
     Side& s = c->side[side_];
     // Drop callbacks in flight: they must never fire now.
@@ -237,7 +237,11 @@ SimStream::~SimStream() {
 
 void SimStream::fail_later(IoCallback done, Errc code, std::string_view what) {
   w_.trace_.record(what, ns(w_), id_, uint64_t(side_), uint64_t(code));
-  late_failures_.push_back(w_.sched_.after(Duration(0), host_, what, [done = std::move(done), code] { done(code); }));
+  const uint64_t token = ++late_seq_;
+  late_failures_[token] = w_.sched_.after(Duration(0), host_, what, [this, token, done = std::move(done), code] {
+    late_failures_.erase(token);
+    done(code);  // last: it may destroy this stream
+  });
 }
 
 void SimStream::read(MutableBytes buf, IoCallback done) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -127,7 +128,8 @@ class SimStream final : public Stream {
   HostId host_;
   Endpoint local_, peer_;
   std::optional<Endpoint> original_dst_;
-  std::vector<Scheduler::EventId> late_failures_;
+  uint64_t late_seq_ = 0;
+  std::map<uint64_t, Scheduler::EventId> late_failures_;  // failures not yet delivered
 };
 
 class SimListener final : public Listener {

@@ -120,7 +120,7 @@ TEST_P(SimTcp, PartitionHoldsBytesAndHealDeliversThemInOrder) {
   }(p, data));
   scope.spawn([](StreamPair& p, std::vector<uint8_t>& got) -> Task<void> {
     auto r = co_await read_all(*p.server);
-    got = std::move(r.first);
+    got = std::move(r.bytes);
   }(p, got));
   world.run_for(60s);
   EXPECT_TRUE(got.empty());
@@ -182,15 +182,15 @@ TEST_P(SimTcp, ResetAtByteOffsetIsSeenByBothEnds) {
   ASSERT_TRUE(run(world, connect_pair(*a, *b, 80, p)));
   const auto data = pattern(20000);
   Result<void> wrote = ok();
-  std::pair<std::vector<uint8_t>, Result<size_t>> got{{}, size_t{0}};
+  testing::ReadAll got;
   Result<size_t> client_read = size_t{0};
   bool ok = run(world, [](StreamPair& p, const std::vector<uint8_t>& data, Result<void>& wrote,
-                          std::pair<std::vector<uint8_t>, Result<size_t>>& got, Result<size_t>& client_read) -> Task<void> {
+                          testing::ReadAll& got, Result<size_t>& client_read) -> Task<void> {
     co_await join(
         [](StreamPair& p, const std::vector<uint8_t>& data, Result<void>& wrote) -> Task<void> {
           wrote = co_await io::write_all(*p.client, data);
         }(p, data, wrote),
-        [](StreamPair& p, std::pair<std::vector<uint8_t>, Result<size_t>>& got) -> Task<void> {
+        [](StreamPair& p, testing::ReadAll& got) -> Task<void> {
           got = co_await read_all(*p.server);
         }(p, got));
     std::vector<uint8_t> buf(10);
@@ -198,9 +198,9 @@ TEST_P(SimTcp, ResetAtByteOffsetIsSeenByBothEnds) {
   }(p, data, wrote, got, client_read));
   ASSERT_TRUE(ok);
   EXPECT_EQ(wrote.code(), Errc::connection_reset);
-  EXPECT_EQ(got.second.code(), Errc::connection_reset);
-  EXPECT_LE(got.first.size(), 5000u);
-  EXPECT_TRUE(std::equal(got.first.begin(), got.first.end(), data.begin()));  // a prefix, in order
+  EXPECT_EQ(got.end.code(), Errc::connection_reset);
+  EXPECT_LE(got.bytes.size(), 5000u);
+  EXPECT_TRUE(std::equal(got.bytes.begin(), got.bytes.end(), data.begin()));  // a prefix, in order
   EXPECT_EQ(client_read.code(), Errc::connection_reset);
   EXPECT_EQ(world.fault_counts().at("reset_at_offset"), 1u);
 }
@@ -276,7 +276,7 @@ TEST_P(SimTcp, ShortReadsAndWritesKeepEveryByte) {
           }
           EXPECT_TRUE(s.shutdown_write());
         }(*p.client, data, writes),
-        [](Stream& s, std::vector<uint8_t>& got) -> Task<void> { got = (co_await read_all(s)).first; }(*p.server,
+        [](Stream& s, std::vector<uint8_t>& got) -> Task<void> { got = (co_await read_all(s)).bytes; }(*p.server,
                                                                                                      got));
   }(p, data, writes, got)));
   EXPECT_EQ(got, data);
@@ -298,7 +298,7 @@ TEST_P(SimTcp, JitterNeverReordersAStream) {
           EXPECT_TRUE(co_await io::write_all(s, data));
           EXPECT_TRUE(s.shutdown_write());
         }(*p.client, data),
-        [](Stream& s, std::vector<uint8_t>& got) -> Task<void> { got = (co_await read_all(s)).first; }(*p.server,
+        [](Stream& s, std::vector<uint8_t>& got) -> Task<void> { got = (co_await read_all(s)).bytes; }(*p.server,
                                                                                                      got));
   }(p, data, got)));
   EXPECT_EQ(got, data);
