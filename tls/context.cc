@@ -63,7 +63,7 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::create(const TlsConfig& co
             // TLS 1.2 (when allowed): ECDHE with AES-GCM only. TLS 1.3 suites are
             // fixed in BoringSSL; the handshake rejects anything but AES-GCM.
             SSL_CTX_set_strict_cipher_list(ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384") &&
-            (config.fips_groups_only ? SSL_CTX_set1_curves(ctx, groups_fips, 2)
+            (config.fips_groups_only || fips_build() ? SSL_CTX_set1_curves(ctx, groups_fips, 2)
                                      : SSL_CTX_set1_curves(ctx, groups_default, 3));
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);

@@ -66,7 +66,7 @@ struct TlsConfig {
   std::vector<std::string> alpn = {"h2"};
   // A TLS 1.2-only endpoint, for testing that such peers are refused.
   bool tls12_only = false;
-  // FIPS-approved groups only (P-256, P-384); set in FIPS builds.
+  // FIPS-approved groups only (P-256, P-384); always on in FIPS builds.
   bool fips_groups_only = false;
   // Pin ECDSA signature sizes so handshake sizes never vary (simulation).
   bool pin_signature_sizes = false;
