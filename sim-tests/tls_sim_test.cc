@@ -111,6 +111,23 @@ TEST(TlsSim, AWallClockJumpExpiresTheServerCertificate) {
   EXPECT_EQ(p2.client->failure(), TlsFailure::not_yet_valid);
 }
 
+TEST(TlsSim, ATransportEndWithoutCloseNotifyIsNotACleanEof) {
+  for (bool abortive : {false, true}) {
+    Harness h;
+    TlsWorld w(h.client().clock.wall_now());
+    TlsPair p;
+    ASSERT_TRUE(h.run(connect_pair(h, w.client(), w.server(), p), std::chrono::minutes(1)));
+    ASSERT_TRUE(p.client_hs && p.server_hs);
+    abortive ? p.server->abort() : p.server->close();  // no shutdown_write(): no close_notify
+    testing::ReadAll got;
+    ASSERT_TRUE(h.run([](Stream& s, testing::ReadAll& o) -> Task<void> { o = co_await testing::read_all(s); }(
+                          *p.client, got),
+                      std::chrono::minutes(1)));
+    ASSERT_FALSE(got.end.ok()) << (abortive ? "abort" : "close");
+    EXPECT_EQ(got.end.code(), Errc::connection_reset);
+  }
+}
+
 // Certificate and signature sizes are pinned, so the same seed gives the same
 // I/O sizes (and so the same trace) even though TLS randomness comes from
 // BoringSSL's own generator.
