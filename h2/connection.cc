@@ -417,6 +417,8 @@ int Core::on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t*
   if (core->role == Role::server) {
     if (n == ":method") st.request.method = std::move(v);
     else if (n == ":authority") st.request.authority = std::move(v);
+    else if (n == ":path") st.request.path = std::move(v);
+    else if (n == ":scheme") st.request.scheme = std::move(v);
     else if (n[0] != ':') st.request.headers.emplace_back(std::move(n), std::move(v));
   } else {
     if (n == ":status") std::from_chars(v.data(), v.data() + v.size(), st.response.status);
@@ -526,9 +528,11 @@ void Connection::open(Request request, std::function<void(Result<Opened>)> done)
                           Result<Opened>(Error(kRefused, "HTTP/2 connection takes no new streams")));
   }
   std::vector<nghttp2_nv> nva;
-  const std::string method = ":method", authority = ":authority";
+  const std::string method = ":method", authority = ":authority", scheme = ":scheme", path = ":path";
   nva.push_back(nv(method, request.method));
   nva.push_back(nv(authority, request.authority));
+  if (!request.scheme.empty()) nva.push_back(nv(scheme, request.scheme));
+  if (!request.path.empty()) nva.push_back(nv(path, request.path));
   for (const auto& [k, v] : request.headers) nva.push_back(nv(k, v));
   nghttp2_data_provider prd = core_->provider(st.get());
   const int32_t id = nghttp2_submit_request(core_->session, nullptr, nva.data(), nva.size(), &prd, st.get());
@@ -561,6 +565,8 @@ bool Connection::accepting_streams() const {
 }
 
 bool Connection::dead() const { return core_->dead; }
+Endpoint Connection::local() const { return core_->local; }
+Endpoint Connection::peer() const { return core_->peer; }
 size_t Connection::active_streams() const { return core_->streams.size(); }
 uint32_t Connection::peer_concurrent_streams_max() const {
   return nghttp2_session_get_remote_settings(core_->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);

@@ -58,6 +58,7 @@ struct Request {
   std::string method;     // "CONNECT" for HBONE
   std::string authority;  // ip:port
   Headers headers;        // regular headers (no pseudo-headers)
+  std::string scheme, path;  // empty for CONNECT
 };
 
 struct Response {
@@ -113,6 +114,8 @@ class Connection {
   bool accepting_streams() const;
   bool dead() const;
   size_t active_streams() const;
+  Endpoint local() const;
+  Endpoint peer() const;
   uint32_t peer_concurrent_streams_max() const;
 
  private:
