@@ -14,6 +14,7 @@ std::string_view errc_name(Errc code) {
     case Errc::not_connected: return "not_connected";
     case Errc::invalid_argument: return "invalid_argument";
     case Errc::unsupported: return "unsupported";
+    case Errc::handshake_failed: return "handshake_failed";
     case Errc::io_error: return "io_error";
   }
   return "unknown";

@@ -29,6 +29,7 @@ enum class Errc : uint8_t {
   not_connected,          // the stream is closed or was never connected
   invalid_argument,       // the caller asked for something malformed
   unsupported,            // the runtime cannot do this (e.g. no SO_ORIGINAL_DST)
+  handshake_failed,       // a TLS handshake failed (detail says why)
   io_error,               // any other operating-system error (detail says which)
 };
 

@@ -30,6 +30,11 @@ class Harness {
   virtual IpAddr server_ip() const = 0;
   // Runs task until it finishes or `limit` passes (virtual or wall time).
   virtual bool run(Task<void> task, Duration limit) = 0;
+  // Runs the loop until done() holds or `limit` passes; returns done().
+  virtual bool run_until(const std::function<bool()>& done, Duration limit) = 0;
+  // How many bytes the transport between two endpoints may hold (kernel
+  // socket buffers, or the simulator's window), for backpressure bounds.
+  virtual size_t transport_buffer_bytes_max() const = 0;
   // Lets `d` pass with the loop running.
   virtual void idle(Duration d) = 0;
   // An endpoint whose SYNs are never answered, so connects hang.

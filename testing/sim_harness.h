@@ -38,6 +38,8 @@ class SimHarness : public Harness {
   bool run(Task<void> task, Duration limit) override {
     return run_task(std::move(task), [&](const std::function<bool()>& done) { return world_.run_until(done, limit); });
   }
+  bool run_until(const std::function<bool()>& done, Duration limit) override { return world_.run_until(done, limit); }
+  size_t transport_buffer_bytes_max() const override { return 2 * world_.options().window_bytes; }
   void idle(Duration d) override { world_.run_for(d); }
   Endpoint unresponsive_endpoint() override { return Endpoint{blackhole_, 80}; }
   std::string leftovers() override {

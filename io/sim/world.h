@@ -141,6 +141,7 @@ class World {
   Trace& trace() { return trace_; }
   Rng& rng() { return rng_; }  // the world's own draws (jitter, fault rolls)
   WorldOptions& options() { return options_; }
+  const WorldOptions& options() const { return options_; }
   SimFaultPoints& fault_points() { return fault_points_; }
 
   Host& add_host(std::string name, std::vector<IpAddr> addrs);

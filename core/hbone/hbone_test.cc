@@ -1,0 +1,140 @@
+// HBONE on io/sim: the pool and the server together, under load and while
+// the server restarts, changes identity, drains or goes silent.
+#include <gtest/gtest.h>
+
+#include "core/hbone/hbone_test_util.h"
+
+namespace zt::core::hbone {
+namespace {
+
+TEST(Hbone, AThousandTunnelsShareTenConnections) {
+  Harness h;
+  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneServerApp srv(h, w);
+  Client c(h, w);
+  int failures = 0;
+  std::vector<Task<void>> work;
+  Rng r(7);
+  for (int i = 0; i < 1000; ++i) work.push_back(round_trip(c.pool, key_for(h), r.below(20000), uint8_t(i), failures));
+  ASSERT_TRUE(h.run(all(std::move(work)), std::chrono::minutes(10)));
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(c.pool.counters().connections_opened, 10u);  // 100 streams each, opened in one burst
+  EXPECT_EQ(c.pool.counters().tunnels_opened, 1000u);
+  ASSERT_FALSE(srv.requests.empty());
+  EXPECT_EQ(srv.requests[0].peer_identity->to_string(), "spiffe://cluster.local/ns/default/sa/client");
+  EXPECT_EQ(srv.requests[0].header("forwarded"), "for=\"10.0.0.1:5555\"");
+}
+
+TEST(Hbone, ABurstToANewKeyOpensOneConnection) {
+  Harness h;
+  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneServerApp srv(h, w);
+  Client c(h, w);
+  int failures = 0;
+  std::vector<Task<void>> work;
+  for (int i = 0; i < 50; ++i) work.push_back(round_trip(c.pool, key_for(h), 100, uint8_t(i), failures));
+  ASSERT_TRUE(h.run(all(std::move(work)), std::chrono::minutes(1)));
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(c.pool.counters().connections_opened, 1u);
+}
+
+TEST(Hbone, ServerAnswersAreDeliveredAndBadRequestsGet400) {
+  Harness h;
+  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneServerApp srv(h, w);
+  Client c(h, w);
+  std::vector<int> statuses;
+  ASSERT_TRUE(h.run([](Pool& p, PoolKey key, std::vector<int>& out) -> Task<void> {
+    auto unavailable = co_await p.open(key, connect_to(9));
+    out.push_back(unavailable ? unavailable->response.status : -1);
+    h2::Request not_connect{"GET", "10.0.0.3:80", {}, "https", "/"};
+    auto get = co_await p.open(key, not_connect);
+    out.push_back(get ? get->response.status : -1);
+    h2::Request bad_authority{"CONNECT", "productpage:9080", {}};
+    auto bad = co_await p.open(key, bad_authority);
+    out.push_back(bad ? bad->response.status : -1);
+  }(c.pool, key_for(h), statuses), std::chrono::minutes(1)));
+  EXPECT_EQ(statuses, (std::vector<int>{503, 400, 400}));
+  EXPECT_EQ(srv.server->counters().bad_requests, 2u);
+}
+
+// The server restarts while load continues: tunnels that were accepted may
+// fail with it, but no tunnel that was not yet accepted fails.
+TEST(Hbone, AServerRestartUnderLoadFailsNoTunnelThatWasNotYetAccepted) {
+  Harness h;
+  tls::TlsWorld w(h.client().clock.wall_now());
+  std::unique_ptr<HboneServerApp> srv = std::make_unique<HboneServerApp>(h, w);
+  h.server_host().on_crash([&] { srv.reset(); });
+  h.server_host().on_restart([&] { srv = std::make_unique<HboneServerApp>(h, w); });
+  Client c(h, w);
+  int before = 0, after = 0;
+  // Warm the pool, then restart the server, then open more tunnels.
+  std::vector<Task<void>> warm;
+  for (int i = 0; i < 20; ++i) warm.push_back(round_trip(c.pool, key_for(h), 1000, uint8_t(i), before));
+  ASSERT_TRUE(h.run(all(std::move(warm)), std::chrono::minutes(1)));
+  ASSERT_EQ(before, 0);
+  h.world().crash(h.server_host().id());
+  h.world().run_for(std::chrono::milliseconds(100));
+  h.world().restart(h.server_host().id());  // the old connections now get RST
+  std::vector<Task<void>> load;
+  for (int i = 0; i < 200; ++i) load.push_back(round_trip(c.pool, key_for(h), 5000, uint8_t(i), after));
+  ASSERT_TRUE(h.run(all(std::move(load)), std::chrono::minutes(2)));
+  EXPECT_EQ(after, 0);
+  EXPECT_GE(c.pool.counters().connections_opened, 2u);
+}
+
+// The server's IP now belongs to a workload with another identity: the old
+// key's connections die; a tunnel for the new identity gets a new connection.
+TEST(Hbone, AReusedAddressGetsAFreshVerifiedConnection) {
+  Harness h;
+  tls::TlsWorld w(h.client().clock.wall_now());
+  std::unique_ptr<HboneServerApp> srv = std::make_unique<HboneServerApp>(h, w, "server");
+  h.server_host().on_crash([&] { srv.reset(); });
+  h.server_host().on_restart([&] { srv = std::make_unique<HboneServerApp>(h, w, "new-tenant"); });
+  Client c(h, w);
+  int failures = 0;
+  ASSERT_TRUE(h.run(round_trip(c.pool, key_for(h, "server"), 100, 1, failures), std::chrono::minutes(1)));
+  h.world().crash(h.server_host().id());
+  h.world().restart(h.server_host().id());
+  h.world().run_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(h.run(round_trip(c.pool, key_for(h, "new-tenant"), 100, 2, failures), std::chrono::minutes(1)));
+  EXPECT_EQ(failures, 0);
+  // The old identity is refused by the new tenant's certificate.
+  int refused = 0;
+  ASSERT_TRUE(h.run(round_trip(c.pool, key_for(h, "server"), 100, 3, refused), std::chrono::minutes(1)));
+  EXPECT_EQ(refused, 1);
+}
+
+TEST(Hbone, ADrainingServerMovesNewTunnelsToAFreshConnectionInvisibly) {
+  Harness h;
+  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneServerApp srv(h, w);
+  Client c(h, w);
+  int failures = 0;
+  ASSERT_TRUE(h.run(round_trip(c.pool, key_for(h), 100, 1, failures), std::chrono::minutes(1)));
+  srv.server->drain();  // GOAWAY on the pooled connection, listener closed
+  HboneServerApp replacement(h, w);  // the next process takes the port
+  h.world().run_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(h.run(round_trip(c.pool, key_for(h), 100, 2, failures), std::chrono::minutes(1)));
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(c.pool.counters().connections_opened, 2u);
+  EXPECT_EQ(replacement.requests.size(), 1u);
+}
+
+TEST(Hbone, IdleConnectionsAreReleased) {
+  Harness h;
+  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneServerApp srv(h, w);
+  Client c(h, w);
+  int failures = 0;
+  ASSERT_TRUE(h.run(round_trip(c.pool, key_for(h), 100, 1, failures), std::chrono::minutes(1)));
+  EXPECT_EQ(c.pool.connections(), 1u);
+  h.world().run_for(std::chrono::minutes(4));
+  EXPECT_EQ(c.pool.connections(), 1u);
+  h.world().run_for(std::chrono::minutes(3));
+  EXPECT_EQ(c.pool.connections(), 0u);
+  EXPECT_EQ(c.pool.counters().connections_released, 1u);
+}
+
+}  // namespace
+}  // namespace zt::core::hbone

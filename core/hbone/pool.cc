@@ -1,0 +1,202 @@
+#include "core/hbone/pool.h"
+
+#include <algorithm>
+
+#include "io/async.h"
+#include "io/event.h"
+#include "tls/stream.h"
+
+namespace zt::core::hbone {
+namespace {
+
+// Awaits h2::Connection::open.
+struct OpenAwaiter {
+  h2::Connection& conn;
+  h2::Request request;
+  std::optional<Result<h2::Opened>> result;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    conn.open(std::move(request), [this, h](Result<h2::Opened> r) {
+      result.emplace(std::move(r));
+      h.resume();
+    });
+  }
+  Result<h2::Opened> await_resume() { return std::move(*result); }
+};
+
+}  // namespace
+
+std::string PoolKey::to_string() const {
+  std::string ids;
+  for (const auto& id : destination_identities) ids += (ids.empty() ? "" : ",") + id;
+  return source_identity + " -> " + destination.to_string() + " [" + ids + "] from " + source_ip.to_string();
+}
+
+struct Pool::Conn {
+  explicit Conn(Loop& loop) : ready(loop) {}
+  std::unique_ptr<h2::Connection> h2;  // set once established
+  Event ready;                         // established or failed
+  std::optional<Error> failed;
+  size_t reserved = 0;  // streams promised to callers, not yet answered
+  std::optional<MonoTime> idle_since;
+};
+
+Pool::Pool(Env& env, PoolConfig config, ContextFor contexts)
+    : env_(env), config_(std::move(config)), contexts_(std::move(contexts)) {}
+
+Pool::~Pool() {
+  if (sweep_ != kNoTimer) env_.loop.cancel(sweep_);
+  scope_.clear();
+}
+
+size_t Pool::connections() const {
+  size_t n = 0;
+  for (const auto& [key, list] : conns_) n += list.size();
+  return n;
+}
+
+size_t Pool::connections_for(const PoolKey& key) const {
+  auto it = conns_.find(key);
+  return it == conns_.end() ? 0 : it->second.size();
+}
+
+size_t Pool::capacity(const Conn& c) const {
+  return std::min<size_t>(config_.streams_per_connection_max, c.h2->peer_concurrent_streams_max());
+}
+
+Pool::Conn* Pool::pick(const PoolKey& key) {
+  auto it = conns_.find(key);
+  if (it == conns_.end()) return nullptr;
+  for (auto& c : it->second) {
+    if (!c->h2 || c->failed || !c->h2->accepting_streams()) continue;
+    if (c->h2->active_streams() + c->reserved < capacity(*c)) return c.get();
+  }
+  return nullptr;
+}
+
+Task<Result<Pool::Conn*>> Pool::acquire(const PoolKey& key, bool fresh) {
+  if (!fresh) {
+    if (Conn* c = pick(key)) {
+      ++c->reserved;
+      co_return c;
+    }
+  }
+  // Join a connection being set up that still has room: a burst opens one.
+  Conn* conn = nullptr;
+  for (auto& c : conns_[key]) {
+    if (!c->ready.is_set() && c->reserved < config_.streams_per_connection_max) {
+      conn = c.get();
+      break;
+    }
+  }
+  if (!conn) {
+    conns_[key].push_back(std::make_unique<Conn>(env_.loop));
+    conn = conns_[key].back().get();
+    scope_.spawn(establish(key, conn));
+  }
+  ++conn->reserved;
+  co_await conn->ready.wait();
+  if (conn->failed) {
+    --conn->reserved;
+    co_return *conn->failed;
+  }
+  co_return conn;
+}
+
+Task<void> Pool::establish(PoolKey key, Conn* conn) {
+  auto fail = [&](Error e) {
+    ++counters_.connection_failures;
+    conn->failed = Error(e.code, "HBONE connection to " + key.to_string() + ": " + e.message());
+    conn->ready.set();
+    schedule_sweep();
+  };
+  auto ctx = contexts_(key);
+  if (!ctx) co_return fail(ctx.error());
+  SocketOptions opts = config_.socket;
+  if (!key.source_ip.is_unspecified()) opts.source_ip = key.source_ip;
+  const MonoTime deadline = env_.clock.now() + config_.connect_timeout;
+  auto tcp = co_await io::connect(env_, key.destination, opts, config_.connect_timeout);
+  if (!tcp) co_return fail(tcp.error());
+  auto tls = std::make_unique<tls::TlsStream>(env_, *ctx, std::move(*tcp));
+  std::vector<tls::Identity> expected;
+  for (const auto& s : key.destination_identities) {
+    if (auto id = tls::Identity::parse(s)) expected.push_back(*id);
+  }
+  tls->expect_identities(std::move(expected));
+  // The handshake shares the connect deadline: a peer that accepts TCP but
+  // never answers TLS must not hold the callers forever.
+  tls::TlsStream* raw = tls.get();
+  const TimerId timer = env_.loop.run_after(std::max(Duration(0), deadline - env_.clock.now()), [raw] { raw->abort(); });
+  Result<void> hs = co_await tls::handshake(*tls);
+  env_.loop.cancel(timer);
+  if (!hs) {
+    if (hs.code() == Errc::cancelled) co_return fail(Error(Errc::timed_out, "TLS handshake timed out"));
+    co_return fail(Error(hs.code(), std::string(tls::tls_failure_name(tls->failure())) + ": " + hs.error().detail));
+  }
+  conn->h2 = std::make_unique<h2::Connection>(env_, std::move(tls), h2::Role::client, config_.h2);
+  conn->h2->start();
+  ++counters_.connections_opened;
+  conn->ready.set();
+  schedule_sweep();
+}
+
+Task<Result<h2::Opened>> Pool::open(PoolKey key, h2::Request request) {
+  for (int attempt = 0;; ++attempt) {
+    Result<Conn*> c = co_await acquire(key, /*fresh=*/attempt > 0);
+    if (!c) {
+      ++counters_.tunnels_failed;
+      co_return c.error();
+    }
+    Conn* conn = *c;
+    h2::Request req = request;
+    OpenAwaiter awaiter{*conn->h2, std::move(req), std::nullopt};
+    Result<h2::Opened> r = co_await awaiter;
+    --conn->reserved;
+    if (!r && r.code() == h2::kRefused && attempt == 0) {
+      ++counters_.retries;  // never reached the peer's application: try once more, fresh
+      continue;
+    }
+    r ? ++counters_.tunnels_opened : ++counters_.tunnels_failed;
+    co_return r;
+  }
+}
+
+void Pool::schedule_sweep() {
+  if (sweep_ != kNoTimer || conns_.empty()) return;
+  sweep_ = env_.loop.run_after(config_.idle_release / 4, [this] {
+    sweep_ = kNoTimer;
+    release_idle();
+    schedule_sweep();
+  });
+}
+
+void Pool::release_idle() {
+  const MonoTime now = env_.clock.now();
+  for (auto it = conns_.begin(); it != conns_.end();) {
+    auto& list = it->second;
+    for (auto c = list.begin(); c != list.end();) {
+      Conn& conn = **c;
+      const bool settled = conn.ready.is_set() && conn.reserved == 0;
+      const bool unused = settled && (conn.failed || conn.h2->dead() || conn.h2->active_streams() == 0);
+      if (!unused) {
+        conn.idle_since.reset();
+        ++c;
+        continue;
+      }
+      if (!conn.idle_since) conn.idle_since = now;
+      const bool broken = conn.failed || conn.h2->dead();
+      if (broken || now - *conn.idle_since >= config_.idle_release) {
+        if (!broken) {
+          conn.h2->goaway();
+          ++counters_.connections_released;
+        }
+        c = list.erase(c);
+      } else {
+        ++c;
+      }
+    }
+    it = list.empty() ? conns_.erase(it) : std::next(it);
+  }
+}
+
+}  // namespace zt::core::hbone

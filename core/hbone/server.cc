@@ -1,0 +1,87 @@
+#include "core/hbone/server.h"
+
+#include "io/async.h"
+#include "tls/stream.h"
+
+namespace zt::core::hbone {
+
+std::string InboundRequest::header(std::string_view name) const {
+  for (const auto& [k, v] : headers)
+    if (k == name) return v;
+  return "";
+}
+
+Result<Endpoint> parse_authority(std::string_view authority) { return Endpoint::parse(authority); }
+
+Server::Server(Env& env, std::unique_ptr<Listener> listener, std::shared_ptr<const tls::TlsContext> tls,
+               Handler handler, h2::Settings settings)
+    : env_(env), listener_(std::move(listener)), tls_(std::move(tls)), handler_(std::move(handler)),
+      settings_(settings) {}
+
+Server::~Server() {
+  *alive_ = false;
+  scope_.clear();
+  conns_.clear();
+}
+
+void Server::start() { scope_.spawn(accept_loop()); }
+
+void Server::drain() {
+  draining_ = true;
+  listener_->close();
+  for (auto& c : conns_) c->goaway();
+}
+
+Task<void> Server::accept_loop() {
+  for (;;) {
+    Result<StreamPtr> s = co_await io::accept(*listener_);
+    if (!s) {
+      if (s.code() == Errc::cancelled || s.code() == Errc::not_connected) co_return;
+      co_await io::sleep(env_.loop, std::chrono::milliseconds(10));
+      continue;
+    }
+    scope_.spawn(serve(std::move(*s)));
+  }
+}
+
+Task<void> Server::serve(StreamPtr tcp) {
+  auto tls = std::make_unique<tls::TlsStream>(env_, tls_, std::move(tcp));
+  Result<void> hs = co_await tls::handshake(*tls);
+  if (!hs || draining_) {
+    ++counters_.handshake_failures;
+    co_return;  // the stream closes; a failed handshake already sent its alert
+  }
+  ++counters_.connections;
+  const std::optional<tls::Identity> peer = tls->peer_identity();
+  auto conn = std::make_unique<h2::Connection>(env_, std::move(tls), h2::Role::server, settings_);
+  h2::Connection* raw = conn.get();
+  raw->on_request([this, raw, peer](Answer in) { on_request(*raw, peer, std::move(in)); });
+  conns_.push_back(std::move(conn));
+  auto it = std::prev(conns_.end());
+  raw->on_closed([this, it](const Error&) {
+    // Not inside the connection's own call stack: free it from the loop.
+    env_.loop.post([this, it, alive = alive_] {
+      if (*alive) conns_.erase(it);
+    });
+  });
+  raw->start();
+}
+
+void Server::on_request(h2::Connection& conn, const std::optional<tls::Identity>& peer, Answer in) {
+  ++counters_.requests;
+  const h2::Request& req = in->request();
+  auto target = parse_authority(req.authority);
+  if (req.method != "CONNECT" || !target) {
+    ++counters_.bad_requests;
+    return in->reject(400);
+  }
+  InboundRequest r;
+  r.target = *target;
+  r.peer_identity = peer;
+  r.headers = req.headers;
+  r.connection_local = conn.local();
+  r.connection_peer = conn.peer();
+  handler_(std::move(r), std::move(in));
+}
+
+}  // namespace zt::core::hbone

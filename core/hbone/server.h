@@ -1,0 +1,81 @@
+// The HBONE server side (port 15008): mutual TLS, HTTP/2, and CONNECT
+// requests validated before a handler decides what happens to them.
+//
+//   Server server(env, std::move(listener), tls_ctx, [&](InboundRequest req, Answer answer) {
+//     if (!allowed(req)) return answer->reject(401);
+//     StreamPtr tunnel = answer->accept();   // 200, then the bytes
+//   });
+//   server.start();
+//
+// Only CONNECT with an `ip:port` authority (IPv4 or [IPv6]) reaches the
+// handler; anything else is answered 400 here. The handler may answer later
+// (after connecting upstream); an answer it drops becomes a 503.
+#pragma once
+
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+
+#include "h2/connection.h"
+#include "io/env.h"
+#include "tls/context.h"
+#include "tls/identity.h"
+
+namespace zt::core::hbone {
+
+struct InboundRequest {
+  Endpoint target;                             // the :authority
+  std::optional<tls::Identity> peer_identity;  // verified client identity
+  Endpoint connection_local;                   // where the TLS connection arrived
+  Endpoint connection_peer;
+  h2::Headers headers;  // forwarded, baggage, traceparent, ...
+  std::string header(std::string_view name) const;
+};
+
+using Answer = std::unique_ptr<h2::Connection::Incoming>;
+
+struct ServerCounters {
+  uint64_t connections = 0;
+  uint64_t handshake_failures = 0;
+  uint64_t requests = 0;
+  uint64_t bad_requests = 0;  // answered 400
+};
+
+class Server {
+ public:
+  using Handler = std::function<void(InboundRequest, Answer)>;
+
+  Server(Env& env, std::unique_ptr<Listener> listener, std::shared_ptr<const tls::TlsContext> tls, Handler handler,
+         h2::Settings settings = h2::Settings::server());
+  ~Server();
+  Server(const Server&) = delete;
+
+  void start();
+  Endpoint local() const { return listener_->local(); }
+  // Sends GOAWAY on every connection and stops accepting new ones.
+  void drain();
+  size_t connections() const { return conns_.size(); }
+  const ServerCounters& counters() const { return counters_; }
+
+ private:
+  Task<void> accept_loop();
+  Task<void> serve(StreamPtr tcp);
+  void on_request(h2::Connection& conn, const std::optional<tls::Identity>& peer, Answer in);
+
+  Env& env_;
+  std::unique_ptr<Listener> listener_;
+  std::shared_ptr<const tls::TlsContext> tls_;
+  Handler handler_;
+  h2::Settings settings_;
+  ServerCounters counters_;
+  std::list<std::unique_ptr<h2::Connection>> conns_;
+  bool draining_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  Scope scope_;
+};
+
+// Parses an HBONE :authority: "ip:port" or "[ipv6]:port".
+Result<Endpoint> parse_authority(std::string_view authority);
+
+}  // namespace zt::core::hbone

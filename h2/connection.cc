@@ -1,0 +1,611 @@
+#include "h2/connection.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <map>
+
+#include "io/async.h"
+
+namespace zt::h2 {
+namespace {
+
+constexpr size_t kTransportReadBytes = 64 * 1024;
+constexpr size_t kTransportWriteBytes = 64 * 1024;  // frames gathered per transport write
+
+template <class Cb>
+Cb take(Cb& slot) {
+  Cb cb = std::move(slot);
+  slot = nullptr;
+  return cb;
+}
+
+nghttp2_nv nv(const std::string& name, const std::string& value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+                    NGHTTP2_NV_FLAG_NONE};
+}
+
+}  // namespace
+
+// One HTTP/2 stream's state, shared by the connection and its Tunnel.
+struct StreamState {
+  int32_t id = 0;
+  bool closed = false;      // nghttp2 closed it (both ends done, or reset)
+  bool reset = false;       // ended by RST_STREAM (either way) or connection death
+  bool answered = false;    // client: response headers arrived
+  bool has_tunnel = false;  // a Tunnel object exists
+  std::shared_ptr<bool> tunnel_alive;
+
+  // Received, not yet read by the application (acknowledged only when read).
+  std::vector<uint8_t> rx;
+  size_t rx_off = 0;
+  bool rx_fin = false;
+  MutableBytes rd_buf;
+  Stream::IoCallback rd_cb;
+
+  // Being sent.
+  ConstBytes wr_buf;
+  size_t wr_off = 0;
+  Stream::IoCallback wr_cb;
+  bool fin_requested = false, fin_sent = false, deferred = false;
+
+  // Client: waiting for the response.
+  std::function<void(Result<Opened>)> open_cb;
+  Response response;
+  // Server: the request being received.
+  Request request;
+};
+
+struct Core : std::enable_shared_from_this<Core> {
+  Core(Env& env, StreamPtr transport, Role role, Settings settings)
+      : env(env), transport(std::move(transport)), role(role), settings(settings) {
+    local = this->transport->local();
+    peer = this->transport->peer();
+  }
+  ~Core() {
+    if (session) nghttp2_session_del(session);
+  }
+
+  Env& env;
+  StreamPtr transport;
+  Endpoint local, peer;  // kept: the transport may be gone before the tunnels
+  Role role;
+  Settings settings;
+  nghttp2_session* session = nullptr;
+  std::map<int32_t, std::shared_ptr<StreamState>> streams;
+  std::function<void(std::unique_ptr<Connection::Incoming>)> on_request;
+  std::function<void(const Error&)> on_closed;
+  std::vector<uint8_t> rx = std::vector<uint8_t>(kTransportReadBytes);
+  std::vector<uint8_t> tx;
+  bool writing = false, dead = false, goaway_sent = false, goaway_received = false;
+  std::optional<Error> death;
+  std::shared_ptr<bool> owner_alive = std::make_shared<bool>(true);  // the Connection exists
+  MonoTime last_rx{}, ping_sent_at{};
+  bool ping_outstanding = false;
+  Scope scope;  // last: its coroutines go first
+
+  bool init();
+  void start();
+  void flush();
+  Task<void> read_loop();
+  Task<void> write_loop();
+  Task<void> keepalive_loop();
+  void die(Error e);
+  void fail_stream(StreamState& st, const Error& e);
+  template <class Cb, class R>
+  void deliver(StreamState& st, Cb cb, R r);
+  void wake_reader(StreamState& st);
+  void consume(StreamState& st, size_t n);
+  StreamPtr make_tunnel(const std::shared_ptr<StreamState>& st);
+  nghttp2_data_provider provider(StreamState* st);
+
+  // nghttp2 callbacks
+  static ssize_t read_data(nghttp2_session*, int32_t id, uint8_t* buf, size_t len, uint32_t* flags,
+                           nghttp2_data_source* src, void* user);
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  static int on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                       const uint8_t* value, size_t valuelen, uint8_t flags, void* user);
+  static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  static int on_data_chunk(nghttp2_session*, uint8_t flags, int32_t id, const uint8_t* data, size_t len, void* user);
+  static int on_stream_close(nghttp2_session*, int32_t id, uint32_t error_code, void* user);
+};
+
+// --- the tunnel: one HTTP/2 stream as a byte Stream -----------------------
+
+class Tunnel final : public Stream {
+ public:
+  Tunnel(std::shared_ptr<Core> core, std::shared_ptr<StreamState> st) : core_(std::move(core)), st_(std::move(st)) {
+    st_->has_tunnel = true;
+    st_->tunnel_alive = std::make_shared<bool>(true);
+  }
+  ~Tunnel() override {
+    *st_->tunnel_alive = false;
+    st_->rd_cb = nullptr;
+    st_->wr_cb = nullptr;
+    close();
+    st_->has_tunnel = false;
+  }
+
+  void read(MutableBytes buf, IoCallback done) override {
+    ZT_ASSERT(!st_->rd_cb && !buf.empty());
+    st_->rd_buf = buf;
+    st_->rd_cb = std::move(done);
+    core_->wake_reader(*st_);
+  }
+
+  void write(ConstBytes buf, IoCallback done) override {
+    ZT_ASSERT(!st_->wr_cb && !buf.empty());
+    if (st_->reset || core_->dead)
+      return core_->deliver(*st_, std::move(done), Result<size_t>(Error(Errc::connection_reset, "HTTP/2 stream reset")));
+    if (st_->fin_requested || st_->closed)
+      return core_->deliver(*st_, std::move(done), Result<size_t>(Error(Errc::not_connected, "write after END_STREAM")));
+    st_->wr_buf = buf;
+    st_->wr_off = 0;
+    st_->wr_cb = std::move(done);
+    resume();
+  }
+
+  Result<void> shutdown_write() override {
+    ZT_ASSERT(!st_->wr_cb);
+    if (st_->reset || core_->dead) return Error(Errc::connection_reset, "HTTP/2 stream reset");
+    if (st_->fin_requested) return ok();
+    st_->fin_requested = true;
+    resume();
+    return ok();
+  }
+
+  void close() override {
+    if (st_->closed || core_->dead) return cancel_ops();
+    // Like TCP: unread bytes, or a peer still sending, mean a reset.
+    if (!st_->rx_fin || st_->rx_off < st_->rx.size()) return abort();
+    if (!st_->fin_requested) (void)shutdown_write();
+    cancel_ops();
+  }
+
+  void abort() override {
+    cancel_ops();
+    if (st_->closed || st_->reset || core_->dead) return;
+    st_->reset = true;
+    nghttp2_submit_rst_stream(core_->session, NGHTTP2_FLAG_NONE, st_->id, NGHTTP2_CANCEL);
+    core_->flush();
+  }
+
+  Endpoint local() const override { return core_->local; }
+  Endpoint peer() const override { return core_->peer; }
+  Result<Endpoint> original_dst() const override { return Error(Errc::unsupported, "an HTTP/2 tunnel"); }
+
+ private:
+  void resume() {
+    if (st_->deferred && !st_->closed) {
+      st_->deferred = false;
+      nghttp2_session_resume_data(core_->session, st_->id);
+    }
+    core_->flush();
+  }
+  void cancel_ops() {
+    if (st_->rd_cb) core_->deliver(*st_, take(st_->rd_cb), Result<size_t>(Errc::cancelled));
+    if (st_->wr_cb) core_->deliver(*st_, take(st_->wr_cb), Result<size_t>(Errc::cancelled));
+  }
+
+  std::shared_ptr<Core> core_;
+  std::shared_ptr<StreamState> st_;
+};
+
+// --- Core ----------------------------------------------------------------------
+
+// Posts a completion. Tunnel reads and writes are dropped once the Tunnel is
+// gone; open() results once the Connection is gone (io/network.h contract).
+template <class Cb, class R>
+void Core::deliver(StreamState& st, Cb cb, R r) {
+  if (!cb) return;
+  std::shared_ptr<bool> alive = st.tunnel_alive ? st.tunnel_alive : owner_alive;
+  // Results may be move-only (a tunnel); std::function wants copies.
+  auto result = std::make_shared<R>(std::move(r));
+  env.loop.post([alive, cb = std::move(cb), result] {
+    if (*alive) cb(std::move(*result));
+  });
+}
+
+bool Core::init() {
+  nghttp2_session_callbacks* cbs = nullptr;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_no_auto_window_update(opt, 1);  // we acknowledge as the application reads
+  nghttp2_option_set_max_send_header_block_length(opt, settings.header_list_bytes_max);
+  const int rv = role == Role::client ? nghttp2_session_client_new2(&session, cbs, this, opt)
+                                      : nghttp2_session_server_new2(&session, cbs, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+  if (rv != 0) return false;
+  const nghttp2_settings_entry entries[] = {
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings.stream_window_bytes},
+      {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, settings.frame_bytes_max},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, settings.header_list_bytes_max},
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, settings.concurrent_streams_max},
+  };
+  return nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, entries, std::size(entries)) == 0 &&
+         nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0,
+                                               int32_t(settings.connection_window_bytes)) == 0;
+}
+
+void Core::start() {
+  last_rx = env.clock.now();
+  scope.spawn(read_loop());
+  scope.spawn(keepalive_loop());
+  flush();
+}
+
+void Core::flush() {
+  if (writing || dead) return;
+  writing = true;
+  scope.spawn(write_loop());
+}
+
+Task<void> Core::write_loop() {
+  // No coroutine outlives the Connection: its destructor kills them, and a
+  // dead core never starts new ones.
+  while (!dead) {
+    tx.clear();
+    while (tx.size() < kTransportWriteBytes) {
+      const uint8_t* data = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(session, &data);
+      if (n < 0) {
+        die(Error(Errc::io_error, std::string("HTTP/2: ") + nghttp2_strerror(int(n))));
+        co_return;
+      }
+      if (n == 0) break;
+      tx.insert(tx.end(), data, data + n);
+    }
+    if (tx.empty()) break;
+    Result<void> w = co_await io::write_all(*transport, tx);
+    if (!w) {
+      die(w.error());
+      co_return;
+    }
+  }
+  writing = false;
+}
+
+Task<void> Core::read_loop() {
+  for (;;) {
+    Result<size_t> n = co_await io::read(*transport, rx);
+    if (!n || *n == 0) {
+      die(n ? Error(Errc::connection_reset, "the peer closed the HTTP/2 connection") : n.error());
+      co_return;
+    }
+    last_rx = env.clock.now();
+    const ssize_t rv = nghttp2_session_mem_recv(session, rx.data(), *n);
+    if (rv < 0) {
+      die(Error(Errc::io_error, std::string("HTTP/2 protocol error: ") + nghttp2_strerror(int(rv))));
+      co_return;
+    }
+    if (nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0) {
+      die(Error(Errc::connection_reset, "HTTP/2 connection finished (GOAWAY)"));
+      co_return;
+    }
+    flush();
+  }
+}
+
+Task<void> Core::keepalive_loop() {
+  for (;;) {
+    co_await io::sleep(env.loop, settings.ping_idle);
+    if (dead) co_return;
+    const MonoTime now = env.clock.now();
+    if (ping_outstanding && now - ping_sent_at >= settings.ping_timeout) {
+      die(Error(Errc::timed_out, "no answer to an HTTP/2 PING in " + std::to_string(to_ms(settings.ping_timeout)) + "ms"));
+      co_return;
+    }
+    if (!ping_outstanding && now - last_rx >= settings.ping_idle) {
+      nghttp2_submit_ping(session, NGHTTP2_FLAG_NONE, nullptr);
+      ping_outstanding = true;
+      ping_sent_at = now;
+      flush();
+    }
+  }
+}
+
+void Core::die(Error e) {
+  if (dead) return;
+  dead = true;
+  death = e;
+  // Streams the peer never answered were never seen by its application.
+  for (auto& [id, st] : streams) {
+    if (st->open_cb) {
+      deliver(*st, take(st->open_cb),
+              Result<Opened>(Error(kRefused, "HTTP/2 connection ended before the response: " + e.message())));
+    }
+    fail_stream(*st, Error(Errc::connection_reset, "HTTP/2 connection ended: " + e.message()));
+  }
+  if (transport) transport->abort();
+  if (on_closed) on_closed(e);
+}
+
+void Core::fail_stream(StreamState& st, const Error& e) {
+  st.reset = true;
+  if (st.rd_cb && st.rx_off == st.rx.size()) deliver(st, take(st.rd_cb), Result<size_t>(e));
+  if (st.wr_cb) deliver(st, take(st.wr_cb), Result<size_t>(e));
+}
+
+void Core::consume(StreamState& st, size_t n) {
+  if (dead || n == 0) return;
+  if (!st.closed) {
+    nghttp2_session_consume(session, st.id, n);
+  } else {
+    nghttp2_session_consume_connection(session, n);
+  }
+  flush();
+}
+
+void Core::wake_reader(StreamState& st) {
+  if (!st.rd_cb) return;
+  const size_t avail = st.rx.size() - st.rx_off;
+  if (avail > 0) {
+    const size_t n = std::min(avail, st.rd_buf.size());
+    std::memcpy(st.rd_buf.data(), st.rx.data() + st.rx_off, n);
+    st.rx_off += n;
+    if (st.rx_off == st.rx.size()) {
+      st.rx.clear();
+      st.rx_off = 0;
+    }
+    consume(st, n);
+    return deliver(st, take(st.rd_cb), Result<size_t>(n));
+  }
+  if (st.rx_fin) return deliver(st, take(st.rd_cb), Result<size_t>(size_t{0}));
+  if (st.reset || dead)
+    return deliver(st, take(st.rd_cb), Result<size_t>(Error(Errc::connection_reset, "HTTP/2 stream reset")));
+}
+
+StreamPtr Core::make_tunnel(const std::shared_ptr<StreamState>& st) {
+  return std::make_unique<Tunnel>(shared_from_this(), st);
+}
+
+nghttp2_data_provider Core::provider(StreamState* st) {
+  nghttp2_data_provider p;
+  p.source.ptr = st;
+  p.read_callback = read_data;
+  return p;
+}
+
+ssize_t Core::read_data(nghttp2_session*, int32_t, uint8_t* buf, size_t len, uint32_t* flags,
+                        nghttp2_data_source* src, void* user) {
+  auto* core = static_cast<Core*>(user);
+  auto* st = static_cast<StreamState*>(src->ptr);
+  if (st->wr_cb && st->wr_off < st->wr_buf.size()) {
+    const size_t n = std::min(len, st->wr_buf.size() - st->wr_off);
+    std::memcpy(buf, st->wr_buf.data() + st->wr_off, n);
+    st->wr_off += n;
+    if (st->wr_off == st->wr_buf.size()) core->deliver(*st, take(st->wr_cb), Result<size_t>(st->wr_buf.size()));
+    return ssize_t(n);
+  }
+  if (st->fin_requested) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    st->fin_sent = true;
+    return 0;
+  }
+  st->deferred = true;
+  return NGHTTP2_ERR_DEFERRED;
+}
+
+int Core::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  auto* core = static_cast<Core*>(user);
+  if (core->role == Role::server && frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    auto st = std::make_shared<StreamState>();
+    st->id = frame->hd.stream_id;
+    core->streams[st->id] = st;
+  }
+  return 0;
+}
+
+int Core::on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                    const uint8_t* value, size_t valuelen, uint8_t, void* user) {
+  auto* core = static_cast<Core*>(user);
+  auto it = core->streams.find(frame->hd.stream_id);
+  if (it == core->streams.end()) return 0;
+  StreamState& st = *it->second;
+  std::string n(reinterpret_cast<const char*>(name), namelen), v(reinterpret_cast<const char*>(value), valuelen);
+  if (core->role == Role::server) {
+    if (n == ":method") st.request.method = std::move(v);
+    else if (n == ":authority") st.request.authority = std::move(v);
+    else if (n == ":path") st.request.path = std::move(v);
+    else if (n == ":scheme") st.request.scheme = std::move(v);
+    else if (n[0] != ':') st.request.headers.emplace_back(std::move(n), std::move(v));
+  } else {
+    if (n == ":status") std::from_chars(v.data(), v.data() + v.size(), st.response.status);
+    else if (n[0] != ':') st.response.headers.emplace_back(std::move(n), std::move(v));
+  }
+  return 0;
+}
+
+int Core::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  auto* core = static_cast<Core*>(user);
+  switch (frame->hd.type) {
+    case NGHTTP2_GOAWAY: core->goaway_received = true; return 0;
+    case NGHTTP2_PING:
+      if (frame->hd.flags & NGHTTP2_FLAG_ACK) core->ping_outstanding = false;
+      return 0;
+    case NGHTTP2_HEADERS:
+    case NGHTTP2_DATA: break;
+    default: return 0;
+  }
+  auto it = core->streams.find(frame->hd.stream_id);
+  if (it == core->streams.end()) return 0;
+  std::shared_ptr<StreamState> st = it->second;
+  if (frame->hd.type == NGHTTP2_HEADERS && core->role == Role::client && !st->answered &&
+      frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+    st->answered = true;
+    Opened opened;
+    opened.response = st->response;
+    if (st->response.status >= 200 && st->response.status < 300) opened.tunnel = core->make_tunnel(st);
+    core->deliver(*st, take(st->open_cb), Result<Opened>(std::move(opened)));
+  } else if (frame->hd.type == NGHTTP2_HEADERS && core->role == Role::server &&
+             frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    auto incoming = std::make_unique<Connection::Incoming>(core->shared_from_this(), st->id, st->request);
+    if (core->on_request) {
+      core->on_request(std::move(incoming));
+    }  // else: destroyed, which rejects it
+  }
+  if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+    st->rx_fin = true;
+    core->wake_reader(*st);
+  }
+  return 0;
+}
+
+int Core::on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len, void* user) {
+  auto* core = static_cast<Core*>(user);
+  auto it = core->streams.find(id);
+  if (it == core->streams.end() || !it->second->has_tunnel) {
+    // Nobody will read these: acknowledge them at once.
+    nghttp2_session_consume(core->session, id, len);
+    return 0;
+  }
+  StreamState& st = *it->second;
+  st.rx.insert(st.rx.end(), data, data + len);
+  core->wake_reader(st);
+  return 0;
+}
+
+int Core::on_stream_close(nghttp2_session*, int32_t id, uint32_t error_code, void* user) {
+  auto* core = static_cast<Core*>(user);
+  auto it = core->streams.find(id);
+  if (it == core->streams.end()) return 0;
+  std::shared_ptr<StreamState> st = it->second;
+  core->streams.erase(it);
+  st->closed = true;
+  if (st->open_cb) {
+    const bool refused = error_code == NGHTTP2_REFUSED_STREAM;
+    core->deliver(*st, take(st->open_cb),
+                  Result<Opened>(Error(refused ? kRefused : Errc::connection_reset,
+                                       std::string("HTTP/2 stream closed before the response: ") +
+                                           nghttp2_http2_strerror(error_code))));
+  }
+  if (error_code != NGHTTP2_NO_ERROR) {
+    core->fail_stream(*st, Error(Errc::connection_reset, std::string("HTTP/2 stream reset: ") +
+                                                             nghttp2_http2_strerror(error_code)));
+  } else {
+    core->wake_reader(*st);
+  }
+  if (st->wr_cb) core->deliver(*st, take(st->wr_cb), Result<size_t>(Error(Errc::not_connected, "stream closed")));
+  return 0;
+}
+
+// --- Connection ------------------------------------------------------------------
+
+Connection::Connection(Env& env, StreamPtr transport, Role role, Settings settings)
+    : core_(std::make_shared<Core>(env, std::move(transport), role, settings)) {
+  ZT_ASSERT(core_->init());
+}
+
+Connection::~Connection() {
+  *core_->owner_alive = false;
+  core_->on_closed = nullptr;
+  core_->on_request = nullptr;
+  core_->die(Error(Errc::cancelled, "HTTP/2 connection dropped by its owner"));
+  // The transport goes first, dropping its callbacks, then the coroutines
+  // that waited on them; tunnels may keep the rest alive a while.
+  core_->transport.reset();
+  core_->scope.clear();
+}
+
+void Connection::start() { core_->start(); }
+
+void Connection::open(Request request, std::function<void(Result<Opened>)> done) {
+  ZT_ASSERT(core_->role == Role::client);
+  auto st = std::make_shared<StreamState>();
+  if (!accepting_streams()) {
+    return core_->deliver(*st, std::move(done),
+                          Result<Opened>(Error(kRefused, "HTTP/2 connection takes no new streams")));
+  }
+  std::vector<nghttp2_nv> nva;
+  const std::string method = ":method", authority = ":authority", scheme = ":scheme", path = ":path";
+  nva.push_back(nv(method, request.method));
+  nva.push_back(nv(authority, request.authority));
+  if (!request.scheme.empty()) nva.push_back(nv(scheme, request.scheme));
+  if (!request.path.empty()) nva.push_back(nv(path, request.path));
+  for (const auto& [k, v] : request.headers) nva.push_back(nv(k, v));
+  nghttp2_data_provider prd = core_->provider(st.get());
+  const int32_t id = nghttp2_submit_request(core_->session, nullptr, nva.data(), nva.size(), &prd, st.get());
+  if (id < 0) {
+    return core_->deliver(*st, std::move(done),
+                          Result<Opened>(Error(kRefused, std::string("HTTP/2: ") + nghttp2_strerror(id))));
+  }
+  st->id = id;
+  st->open_cb = std::move(done);
+  core_->streams[id] = st;
+  core_->flush();
+}
+
+void Connection::on_request(std::function<void(std::unique_ptr<Incoming>)> fn) { core_->on_request = std::move(fn); }
+void Connection::on_closed(std::function<void(const Error&)> fn) { core_->on_closed = std::move(fn); }
+
+void Connection::goaway() {
+  if (core_->dead || core_->goaway_sent) return;
+  core_->goaway_sent = true;
+  nghttp2_submit_goaway(core_->session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(core_->session),
+                        NGHTTP2_NO_ERROR, nullptr, 0);
+  core_->flush();
+}
+
+bool Connection::accepting_streams() const {
+  const Core& c = *core_;
+  if (c.dead || c.goaway_sent || c.goaway_received) return false;
+  if (c.ping_outstanding && c.env.clock.now() - c.ping_sent_at >= c.settings.ping_idle) return false;
+  return active_streams() < peer_concurrent_streams_max();
+}
+
+bool Connection::dead() const { return core_->dead; }
+Endpoint Connection::local() const { return core_->local; }
+Endpoint Connection::peer() const { return core_->peer; }
+size_t Connection::active_streams() const { return core_->streams.size(); }
+uint32_t Connection::peer_concurrent_streams_max() const {
+  return nghttp2_session_get_remote_settings(core_->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+}
+
+// --- Incoming ----------------------------------------------------------------------
+
+Connection::Incoming::Incoming(std::shared_ptr<Core> core, int32_t stream_id, Request request)
+    : core_(std::move(core)), id_(stream_id), request_(std::move(request)) {}
+
+Connection::Incoming::~Incoming() {
+  if (!answered_) reject(503);
+}
+
+StreamPtr Connection::Incoming::accept(Headers headers) {
+  ZT_ASSERT(!answered_);
+  answered_ = true;
+  auto it = core_->streams.find(id_);
+  if (core_->dead || it == core_->streams.end()) return nullptr;  // gone meanwhile
+  std::shared_ptr<StreamState> st = it->second;
+  const std::string status_name = ":status", status = "200";
+  std::vector<nghttp2_nv> nva{nv(status_name, status)};
+  for (const auto& [k, v] : headers) nva.push_back(nv(k, v));
+  nghttp2_data_provider prd = core_->provider(st.get());
+  if (nghttp2_submit_response(core_->session, id_, nva.data(), nva.size(), &prd) != 0) return nullptr;
+  StreamPtr tunnel = core_->make_tunnel(st);
+  core_->flush();
+  return tunnel;
+}
+
+void Connection::Incoming::reject(int status, Headers headers) {
+  ZT_ASSERT(!answered_ || status == 503);
+  answered_ = true;
+  if (core_->dead || !core_->streams.count(id_)) return;
+  const std::string status_name = ":status", code = std::to_string(status);
+  std::vector<nghttp2_nv> nva{nv(status_name, code)};
+  for (const auto& [k, v] : headers) nva.push_back(nv(k, v));
+  nghttp2_submit_response(core_->session, id_, nva.data(), nva.size(), nullptr);  // END_STREAM
+  core_->flush();
+}
+
+}  // namespace zt::h2

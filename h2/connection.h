@@ -1,0 +1,125 @@
+// HTTP/2 connections over any io Stream (usually a TlsStream), on nghttp2,
+// with each stream exposed as a byte Stream: the transport of HBONE tunnels
+// (CONNECT) and later of gRPC.
+//
+//   h2::Connection conn(env, std::move(tls), h2::Role::client, h2::Settings::client());
+//   conn.start();
+//   conn.open({"CONNECT", "10.0.0.5:8080", {{"forwarded", "for=..."}}}, [](Result<h2::Opened> r) {
+//     if (r && r->response.status == 200) use(std::move(r->tunnel));   // a Stream
+//   });
+//
+// Mapping to Stream semantics: a tunnel's shutdown_write() is END_STREAM and
+// the peer's END_STREAM reads as EOF (half-close both ways); abort() is
+// RST_STREAM(CANCEL) and a received RST_STREAM fails reads and writes with
+// connection_reset. Flow control is manual: received bytes are acknowledged
+// (WINDOW_UPDATE) only when the application reads them, so a slow reader
+// holds at most one stream window (4 MiB) and the connection at most its
+// window (16 MiB). A write completes once nghttp2 has framed all of it, which
+// waits for window: a slow peer slows the writer.
+//
+// Keepalive: after ping_idle without a frame from the peer a PING goes out;
+// no answer within ping_timeout and the connection is dropped.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "io/env.h"
+#include "io/task.h"
+
+namespace zt::h2 {
+
+enum class Role : uint8_t { client, server };
+
+// HTTP/2 settings (PROTOCOL.md: HBONE).
+struct Settings {
+  uint32_t stream_window_bytes = 4 << 20;
+  uint32_t connection_window_bytes = 16 << 20;
+  uint32_t frame_bytes_max = 1 << 20;
+  uint32_t header_list_bytes_max = 16 << 10;
+  uint32_t concurrent_streams_max = 200;  // what the peer may open towards us
+  Duration ping_idle = std::chrono::seconds(10);
+  Duration ping_timeout = std::chrono::seconds(20);
+
+  static Settings client() { return Settings{}; }
+  static Settings server() {
+    Settings s;
+    s.header_list_bytes_max = 64 << 10;
+    return s;
+  }
+};
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct Request {
+  std::string method;     // "CONNECT" for HBONE
+  std::string authority;  // ip:port
+  Headers headers;        // regular headers (no pseudo-headers)
+  std::string scheme, path;  // empty for CONNECT
+};
+
+struct Response {
+  int status = 0;
+  Headers headers;
+};
+
+struct Opened {
+  Response response;
+  StreamPtr tunnel;  // set for a 2xx answer
+};
+
+// Why open() failed. `refused` streams never reached the peer's application
+// (REFUSED_STREAM, GOAWAY past them, connection gone before the response):
+// they are safe to retry on another connection.
+inline constexpr Errc kRefused = Errc::connection_refused;
+
+struct Core;
+
+class Connection {
+ public:
+  // A request arrived (server). Answer it once with accept() or reject();
+  // destroying it unanswered rejects it with 503.
+  class Incoming {
+   public:
+    Incoming(std::shared_ptr<Core> core, int32_t stream_id, Request request);
+    ~Incoming();
+    const Request& request() const { return request_; }
+    int32_t stream_id() const { return id_; }
+    StreamPtr accept(Headers headers = {});  // 200, then the tunnel
+    void reject(int status, Headers headers = {});
+
+   private:
+    std::shared_ptr<Core> core_;
+    int32_t id_;
+    Request request_;
+    bool answered_ = false;
+  };
+
+  Connection(Env& env, StreamPtr transport, Role role, Settings settings);
+  ~Connection();  // drops the transport; open tunnels fail with connection_reset
+  Connection(const Connection&) = delete;
+
+  void start();
+  void open(Request request, std::function<void(Result<Opened>)> done);  // client
+  void on_request(std::function<void(std::unique_ptr<Incoming>)> fn);   // server
+  void on_closed(std::function<void(const Error&)> fn);
+  // Sends GOAWAY: no new streams; open ones finish.
+  void goaway();
+
+  // Whether a new stream may go on this connection: alive, no GOAWAY either
+  // way, no PING left unanswered past ping_idle, below the stream limit.
+  bool accepting_streams() const;
+  bool dead() const;
+  size_t active_streams() const;
+  Endpoint local() const;
+  Endpoint peer() const;
+  uint32_t peer_concurrent_streams_max() const;
+
+ private:
+  std::shared_ptr<Core> core_;
+};
+
+}  // namespace zt::h2

@@ -1,0 +1,152 @@
+// TLS under simulated faults: byte-at-a-time transport, a reset in the
+// middle of the handshake, a peer that stops reading, a wall clock that jumps
+// past a certificate's expiry, and determinism of whole handshakes.
+#include <gtest/gtest.h>
+
+#include "testing/sim_harness.h"
+#include "tls/tls_test_util.h"
+
+namespace zt::tls {
+namespace {
+
+using Harness = testing::SimHarness<IpAddr::Family::v4>;
+
+TEST(TlsSim, OneByteReadsAndWritesCarryHandshakeAndData) {
+  Harness h;
+  h.world().options().faults.short_io = 1.0;
+  h.world().options().window_bytes = 1;  // the transport moves one byte at a time
+  TlsWorld w(h.client().clock.wall_now());
+  TlsPair p;
+  ASSERT_TRUE(h.run(connect_pair(h, w.client(), w.server(), p), std::chrono::minutes(10)));
+  ASSERT_TRUE(p.client_hs) << p.client_hs.error().message();
+  ASSERT_TRUE(p.server_hs) << p.server_hs.error().message();
+  const auto up = testing::pattern(20000, 1), down = testing::pattern(9000, 2);
+  testing::ReadAll at_server, at_client;
+  ASSERT_TRUE(h.run(all([](Stream& s, const std::vector<uint8_t>& d) -> Task<void> {
+                          EXPECT_TRUE(co_await io::write_all(s, d));
+                          EXPECT_TRUE(s.shutdown_write());
+                        }(*p.client, up),
+                        [](Stream& s, const std::vector<uint8_t>& d) -> Task<void> {
+                          EXPECT_TRUE(co_await io::write_all(s, d));
+                          EXPECT_TRUE(s.shutdown_write());
+                        }(*p.server, down),
+                        [](Stream& s, testing::ReadAll& o) -> Task<void> { o = co_await testing::read_all(s, 1); }(
+                            *p.server, at_server),
+                        [](Stream& s, testing::ReadAll& o) -> Task<void> { o = co_await testing::read_all(s, 1); }(
+                            *p.client, at_client)),
+                    std::chrono::hours(2)));
+  EXPECT_TRUE(at_server.bytes == up);
+  EXPECT_TRUE(at_client.bytes == down);
+  // With a one-byte window every transport write and read moved one byte:
+  // the handshake and ~29 KB of records took tens of thousands of I/Os.
+  EXPECT_GT(h.world().trace().records(), 100000u);
+}
+
+TEST(TlsSim, ResetInTheMiddleOfTheHandshakeFailsBothSidesAsClosed) {
+  for (int side = 0; side < 2; ++side) {
+    Harness h;
+    h.world().reset_next_connection_at(h.client_host().id(), side, 150);  // inside ClientHello / ServerHello
+    TlsWorld w(h.client().clock.wall_now());
+    TlsPair p;
+    ASSERT_TRUE(h.run(connect_pair(h, w.client(), w.server(), p), std::chrono::minutes(1)));
+    ASSERT_FALSE(p.client_hs);
+    ASSERT_FALSE(p.server_hs);
+    EXPECT_EQ(p.client->failure(), TlsFailure::closed) << p.client_hs.error().message();
+    EXPECT_EQ(p.server->failure(), TlsFailure::closed) << p.server_hs.error().message();
+    EXPECT_EQ(p.client_hs.code(), Errc::connection_reset);
+  }
+}
+
+TEST(TlsSim, AReaderThatStopsStallsTheWriterWithBoundedBuffers) {
+  Harness h;
+  TlsWorld w(h.client().clock.wall_now());
+  TlsPair p;
+  ASSERT_TRUE(h.run(connect_pair(h, w.client(), w.server(), p), std::chrono::minutes(1)));
+  ASSERT_TRUE(p.client_hs && p.server_hs);
+  const auto data = testing::pattern(8 << 20, 3);
+  size_t written = 0;
+  Scope writer;
+  writer.spawn([](Stream& s, const std::vector<uint8_t>& d, size_t& written) -> Task<void> {
+    while (written < d.size()) {
+      auto n = co_await io::write_some(s, ConstBytes(d).subspan(written));
+      if (!n) co_return;
+      written += *n;
+    }
+  }(*p.client, data, written));
+  h.idle(std::chrono::seconds(30));
+  // The transport window (64 KiB) plus one TLS record in flight, and nothing more.
+  EXPECT_LE(written, h.world().options().window_bytes + 2 * 16384);
+  EXPECT_GT(written, 0u);
+  testing::ReadAll got;
+  Scope reader;
+  size_t read = 0;
+  reader.spawn([](Stream& s, size_t total, size_t& read) -> Task<void> {
+    std::vector<uint8_t> buf(65536);
+    while (read < total) {
+      auto n = co_await io::read(s, buf);
+      if (!n || *n == 0) co_return;
+      read += *n;
+    }
+  }(*p.server, data.size(), read));
+  h.idle(std::chrono::minutes(5));
+  EXPECT_EQ(written, data.size());
+  EXPECT_EQ(read, data.size());
+}
+
+TEST(TlsSim, AWallClockJumpExpiresTheServerCertificate) {
+  Harness h;
+  TlsWorld w(h.client().clock.wall_now());  // certificates valid for 24 h
+  h.world().jump_wall(h.client_host().id(), std::chrono::hours(25));
+  TlsPair p;
+  ASSERT_TRUE(h.run(connect_pair(h, w.client(), w.server(), p), std::chrono::minutes(1)));
+  ASSERT_FALSE(p.client_hs);
+  EXPECT_EQ(p.client->failure(), TlsFailure::expired);
+  // And backwards, to before the certificates were issued.
+  Harness h2;
+  TlsWorld w2(h2.client().clock.wall_now());
+  h2.world().jump_wall(h2.client_host().id(), -std::chrono::hours(2));
+  TlsPair p2;
+  ASSERT_TRUE(h2.run(connect_pair(h2, w2.client(), w2.server(), p2), std::chrono::minutes(1)));
+  ASSERT_FALSE(p2.client_hs);
+  EXPECT_EQ(p2.client->failure(), TlsFailure::not_yet_valid);
+}
+
+TEST(TlsSim, ATransportEndWithoutCloseNotifyIsNotACleanEof) {
+  for (bool abortive : {false, true}) {
+    Harness h;
+    TlsWorld w(h.client().clock.wall_now());
+    TlsPair p;
+    ASSERT_TRUE(h.run(connect_pair(h, w.client(), w.server(), p), std::chrono::minutes(1)));
+    ASSERT_TRUE(p.client_hs && p.server_hs);
+    abortive ? p.server->abort() : p.server->close();  // no shutdown_write(): no close_notify
+    testing::ReadAll got;
+    ASSERT_TRUE(h.run([](Stream& s, testing::ReadAll& o) -> Task<void> { o = co_await testing::read_all(s); }(
+                          *p.client, got),
+                      std::chrono::minutes(1)));
+    ASSERT_FALSE(got.end.ok()) << (abortive ? "abort" : "close");
+    EXPECT_EQ(got.end.code(), Errc::connection_reset);
+  }
+}
+
+// Certificate and signature sizes are pinned, so the same seed gives the same
+// I/O sizes (and so the same trace) even though TLS randomness comes from
+// BoringSSL's own generator.
+uint64_t trace_of_handshakes(uint64_t seed) {
+  Harness h(seed);
+  h.world().options().faults.short_io = 0.3;
+  TlsWorld w(h.client().clock.wall_now(), seed);
+  for (int i = 0; i < 3; ++i) {
+    TlsPair p;
+    EXPECT_TRUE(h.run(connect_pair(h, w.client(), w.server(), p), std::chrono::minutes(1)));
+    EXPECT_TRUE(p.client_hs && p.server_hs);
+  }
+  return h.world().trace().hash();
+}
+
+TEST(TlsSim, HandshakesReplayToTheSameTrace) {
+  EXPECT_EQ(trace_of_handshakes(5), trace_of_handshakes(5));
+  EXPECT_NE(trace_of_handshakes(5), trace_of_handshakes(6));
+}
+
+}  // namespace
+}  // namespace zt::tls

@@ -1,0 +1,111 @@
+#include "tls/context.h"
+
+#include <cstring>
+
+namespace zt::tls {
+namespace {
+
+int select_h2(SSL*, const uint8_t** out, uint8_t* out_len, const uint8_t* in, unsigned in_len, void*) {
+  // Walk the client's length-prefixed list for "h2".
+  for (unsigned i = 0; i < in_len;) {
+    const unsigned len = in[i];
+    if (i + 1 + len > in_len) break;
+    if (len == 2 && std::memcmp(in + i + 1, "h2", 2) == 0) {
+      *out = in + i + 1;
+      *out_len = 2;
+      return SSL_TLSEXT_ERR_OK;
+    }
+    i += 1 + len;
+  }
+  return SSL_TLSEXT_ERR_ALERT_FATAL;  // HBONE is HTTP/2 only
+}
+
+}  // namespace
+
+const char* tls_failure_name(TlsFailure f) {
+  switch (f) {
+    case TlsFailure::none: return "none";
+    case TlsFailure::untrusted: return "untrusted";
+    case TlsFailure::expired: return "expired";
+    case TlsFailure::not_yet_valid: return "not_yet_valid";
+    case TlsFailure::identity_mismatch: return "identity_mismatch";
+    case TlsFailure::trust_domain_mismatch: return "trust_domain_mismatch";
+    case TlsFailure::no_client_cert: return "no_client_cert";
+    case TlsFailure::bad_certificate: return "bad_certificate";
+    case TlsFailure::alpn: return "alpn";
+    case TlsFailure::protocol_version: return "protocol_version";
+    case TlsFailure::cipher: return "cipher";
+    case TlsFailure::peer_rejected: return "peer_rejected";
+    case TlsFailure::closed: return "closed";
+    case TlsFailure::other: return "other";
+  }
+  return "unknown";
+}
+
+TlsContext::~TlsContext() = default;
+
+Result<std::shared_ptr<const TlsContext>> TlsContext::create(const TlsConfig& config) {
+  const bool has_cert = config.credentials && !config.credentials->chain.empty();
+  if (!has_cert && config.role == TlsRole::server)
+    return Error(Errc::invalid_argument, "TLS server context without a certificate");
+  if (config.roots.empty()) return Error(Errc::invalid_argument, "TLS context without trusted roots");
+  std::shared_ptr<TlsContext> c(new TlsContext(config));
+  c->ctx_.reset(SSL_CTX_new(TLS_method()));
+  c->store_.reset(X509_STORE_new());
+  SSL_CTX* ctx = c->ctx_.get();
+  if (!ctx || !c->store_) return Error(Errc::io_error, last_ssl_error("creating an SSL_CTX"));
+
+  const uint16_t min_version = config.allow_tls12 || config.tls12_only ? TLS1_2_VERSION : TLS1_3_VERSION;
+  const uint16_t max_version = config.tls12_only ? TLS1_2_VERSION : TLS1_3_VERSION;
+  const int groups_fips[] = {NID_X9_62_prime256v1, NID_secp384r1};
+  const int groups_default[] = {NID_X25519, NID_X9_62_prime256v1, NID_secp384r1};
+  bool ok = SSL_CTX_set_min_proto_version(ctx, min_version) && SSL_CTX_set_max_proto_version(ctx, max_version) &&
+            // TLS 1.2 (when allowed): ECDHE with AES-GCM only. TLS 1.3 suites are
+            // fixed in BoringSSL; the handshake rejects anything but AES-GCM.
+            SSL_CTX_set_strict_cipher_list(ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384") &&
+            (config.fips_groups_only || fips_build() ? SSL_CTX_set1_curves(ctx, groups_fips, 2)
+                                     : SSL_CTX_set1_curves(ctx, groups_default, 3));
+  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+
+  static const std::vector<Certificate> kNone;
+  const auto& chain = has_cert ? config.credentials->chain : kNone;
+  if (has_cert) {
+    ok = ok && SSL_CTX_use_certificate(ctx, chain[0].get()) &&
+         SSL_CTX_use_PrivateKey(ctx, config.credentials->key.get()) && SSL_CTX_check_private_key(ctx);
+  }
+  for (size_t i = 1; ok && i < chain.size(); ++i) {
+    if (chain[i].is_ca() && X509_check_issued(chain[i].get(), chain[i].get()) == X509_V_OK) continue;  // a root
+    ok = SSL_CTX_add1_chain_cert(ctx, chain[i].get());
+  }
+  for (const auto& root : config.roots) ok = ok && X509_STORE_add_cert(c->store_.get(), root.get());
+  if (!ok) return Error(Errc::invalid_argument, last_ssl_error("configuring TLS"));
+
+  if (config.role == TlsRole::client) {
+    std::string wire;  // length-prefixed protocol names
+    for (const auto& p : config.alpn) wire += char(p.size()) + p;
+    ok = SSL_CTX_set_alpn_protos(ctx, reinterpret_cast<const uint8_t*>(wire.data()), unsigned(wire.size())) == 0;
+  } else {
+    SSL_CTX_set_alpn_select_cb(ctx, select_h2, nullptr);
+  }
+  if (!ok) return Error(Errc::io_error, last_ssl_error("setting ALPN"));
+  return std::shared_ptr<const TlsContext>(std::move(c));
+}
+
+bool fips_mode() { return FIPS_mode() == 1; }
+
+bool fips_build() {
+#ifdef ZTUNNEL_FIPS
+  return true;
+#else
+  return false;
+#endif
+}
+
+Result<void> check_fips_build() {
+  if (fips_build() && !fips_mode())
+    return Error(Errc::unsupported, "built with ZTUNNEL_FIPS but BoringSSL's FIPS mode is off (FIPS_mode() != 1)");
+  return ok();
+}
+
+}  // namespace zt::tls

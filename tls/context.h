@@ -1,0 +1,98 @@
+// TLS settings for HBONE and the context built from them once (an SSL_CTX
+// with our certificate, key, trust bundle and rules), shared by every
+// connection that uses the same certificate.
+//
+//   TlsConfig cfg;
+//   cfg.role = TlsRole::client;
+//   cfg.credentials = creds;                 // our chain and key
+//   cfg.roots = ca.trust_bundle();
+//   auto ctx = TlsContext::create(cfg);      // Result<std::shared_ptr<const TlsContext>>
+//
+// The rules (PROTOCOL.md): TLS 1.3 only unless allow_tls12; AES-GCM suites;
+// ALPN "h2" on both sides; mutual authentication; the client requires the
+// server's identity (first URI SAN) to be one it expects; the server
+// requires the client's trust domain to be its own; no session resumption,
+// no meaningful SNI.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/result.h"
+#include "tls/boringssl.h"
+#include "tls/cert.h"
+#include "tls/identity.h"
+
+namespace zt::tls {
+
+enum class TlsRole : uint8_t { client, server };
+
+// Why a handshake failed, for logs and metrics.
+enum class TlsFailure : uint8_t {
+  none,
+  untrusted,              // the chain does not lead to a trusted root
+  expired,                // a certificate's notAfter has passed
+  not_yet_valid,          // a certificate's notBefore is in the future
+  identity_mismatch,      // the server is not one of the identities we expected
+  trust_domain_mismatch,  // the client is from another trust domain
+  no_client_cert,         // the client sent no certificate
+  bad_certificate,        // no or malformed SPIFFE URI SAN
+  alpn,                   // no "h2" agreed
+  protocol_version,       // no common TLS version (e.g. a TLS 1.2-only peer)
+  cipher,                 // a suite other than AES-GCM was negotiated
+  peer_rejected,          // the peer sent a fatal alert (it rejected us)
+  closed,                 // the transport ended mid-handshake
+  other,
+};
+const char* tls_failure_name(TlsFailure f);
+
+struct Credentials {
+  std::vector<Certificate> chain;  // leaf first; may include the root
+  KeyPair key;
+};
+
+struct TlsConfig {
+  TlsRole role = TlsRole::client;
+  // Required for servers; a client without one can only be refused (tests).
+  std::shared_ptr<const Credentials> credentials;
+  std::vector<Certificate> roots;
+  // Client: the server must present one of these (overridable per connection).
+  std::vector<Identity> expected_identities;
+  // Server: a client certificate must be in this trust domain.
+  std::string trust_domain = "cluster.local";
+  bool allow_tls12 = false;  // TLS12_ENABLED
+  // What a client offers in ALPN; HBONE needs exactly "h2" (tests vary it).
+  std::vector<std::string> alpn = {"h2"};
+  // A TLS 1.2-only endpoint, for testing that such peers are refused.
+  bool tls12_only = false;
+  // FIPS-approved groups only (P-256, P-384); always on in FIPS builds.
+  bool fips_groups_only = false;
+  // Pin ECDSA signature sizes so handshake sizes never vary (simulation).
+  bool pin_signature_sizes = false;
+};
+
+class TlsContext {
+ public:
+  static Result<std::shared_ptr<const TlsContext>> create(const TlsConfig& config);
+  ~TlsContext();
+
+  const TlsConfig& config() const { return config_; }
+  SSL_CTX* ssl_ctx() const { return ctx_.get(); }
+  X509_STORE* roots() const { return store_.get(); }
+
+ private:
+  explicit TlsContext(TlsConfig config) : config_(std::move(config)) {}
+  TlsConfig config_;
+  bssl::UniquePtr<SSL_CTX> ctx_;
+  bssl::UniquePtr<X509_STORE> store_;
+};
+
+// Whether this process runs BoringSSL's FIPS module in FIPS mode.
+bool fips_mode();
+// In a FIPS build (-DZTUNNEL_FIPS=ON), fails unless FIPS mode is on; in the
+// default build, always succeeds (and fips_mode() is false).
+Result<void> check_fips_build();
+bool fips_build();
+
+}  // namespace zt::tls

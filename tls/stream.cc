@@ -1,0 +1,388 @@
+#include "tls/stream.h"
+
+#include <algorithm>
+#include <climits>
+
+namespace zt::tls {
+namespace {
+
+constexpr size_t kRecordPlaintextMax = 16384;
+// One transport read holds a full record (16 KiB plus header and tag).
+constexpr size_t kTransportReadBytes = kRecordPlaintextMax + 512;
+constexpr int kPinnedSignatureBytes = 72;
+
+template <class Cb>
+Cb take(Cb& slot) {
+  Cb cb = std::move(slot);
+  slot = nullptr;
+  return cb;
+}
+
+}  // namespace
+
+// BoringSSL calls these C callbacks with the SSL; they find the stream in
+// its app data.
+struct TlsCallbacks {
+  static TlsStream* self(SSL* ssl) { return static_cast<TlsStream*>(SSL_get_app_data(ssl)); }
+
+  static ssl_verify_result_t verify(SSL* ssl, uint8_t* out_alert) {
+    return self(ssl)->verify_peer(out_alert) ? ssl_verify_ok : ssl_verify_invalid;
+  }
+
+  // Signs with the configured key, retrying until the signature has its full
+  // length, so handshake sizes are the same in every run (simulation only).
+  static ssl_private_key_result_t sign(SSL* ssl, uint8_t* out, size_t* out_len, size_t max_out, uint16_t alg,
+                                       const uint8_t* in, size_t in_len) {
+    EVP_PKEY* key = self(ssl)->ctx_->config().credentials->key.get();
+    const EVP_MD* md = SSL_get_signature_algorithm_digest(alg);
+    size_t len = 0;
+    for (int attempt = 0; attempt < 64; ++attempt) {
+      bssl::ScopedEVP_MD_CTX mctx;
+      len = max_out;
+      if (!EVP_DigestSignInit(mctx.get(), nullptr, md, nullptr, key) || !EVP_DigestSign(mctx.get(), out, &len, in, in_len))
+        return ssl_private_key_failure;
+      if (len == kPinnedSignatureBytes) break;
+    }
+    *out_len = len;
+    return ssl_private_key_success;
+  }
+  static ssl_private_key_result_t decrypt(SSL*, uint8_t*, size_t*, size_t, const uint8_t*, size_t) {
+    return ssl_private_key_failure;  // ECDSA keys never decrypt
+  }
+  static ssl_private_key_result_t complete(SSL*, uint8_t*, size_t*, size_t) { return ssl_private_key_failure; }
+};
+
+namespace {
+const SSL_PRIVATE_KEY_METHOD kPinnedKeyMethod = {TlsCallbacks::sign, TlsCallbacks::decrypt, TlsCallbacks::complete};
+}  // namespace
+
+TlsStream::TlsStream(Env& env, std::shared_ptr<const TlsContext> ctx, StreamPtr transport)
+    : env_(env), ctx_(std::move(ctx)), transport_(std::move(transport)) {
+  ZT_ASSERT(ctx_ && transport_);
+  const TlsConfig& cfg = ctx_->config();
+  ssl_.reset(SSL_new(ctx_->ssl_ctx()));
+  ZT_ASSERT(ssl_);
+  rbio_ = BIO_new(BIO_s_mem());
+  wbio_ = BIO_new(BIO_s_mem());
+  SSL_set_bio(ssl_.get(), rbio_, wbio_);
+  SSL_set_app_data(ssl_.get(), this);
+  const bool server = cfg.role == TlsRole::server;
+  server ? SSL_set_accept_state(ssl_.get()) : SSL_set_connect_state(ssl_.get());
+  SSL_set_custom_verify(ssl_.get(), SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+                        TlsCallbacks::verify);
+  if (cfg.pin_signature_sizes && cfg.credentials) SSL_set_private_key_method(ssl_.get(), &kPinnedKeyMethod);
+  expected_ = cfg.expected_identities;
+  rx_.resize(kTransportReadBytes);
+}
+
+TlsStream::~TlsStream() { *alive_ = false; }
+
+std::string TlsStream::version() const { return SSL_get_version(ssl_.get()); }
+
+std::string TlsStream::cipher() const {
+  const SSL_CIPHER* c = SSL_get_current_cipher(ssl_.get());
+  return c ? SSL_CIPHER_standard_name(c) : "";
+}
+
+template <class Cb, class R>
+void TlsStream::deliver(Cb cb, R result) {
+  if (!cb) return;
+  env_.loop.post([alive = alive_, cb = std::move(cb), r = std::move(result)]() mutable {
+    if (*alive) cb(std::move(r));
+  });
+}
+
+void TlsStream::handshake(HandshakeCallback done) {
+  ZT_ASSERT(!hs_started_);
+  hs_started_ = true;
+  hs_cb_ = std::move(done);
+  if (closed_) return fail_handshake(Error(Errc::not_connected, "TLS stream closed"));
+  progress();
+}
+
+void TlsStream::read(MutableBytes buf, IoCallback done) {
+  ZT_ASSERT(!rd_cb_ && !buf.empty());
+  if (closed_) return deliver(std::move(done), Result<size_t>(Error(Errc::not_connected, "TLS read: closed")));
+  if (hs_error_) return deliver(std::move(done), Result<size_t>(*hs_error_));
+  if (!hs_done_) return deliver(std::move(done), Result<size_t>(Error(Errc::not_connected, "TLS read before handshake")));
+  rd_buf_ = buf;
+  rd_cb_ = std::move(done);
+  progress();
+}
+
+void TlsStream::write(ConstBytes buf, IoCallback done) {
+  ZT_ASSERT(!wr_cb_ && !buf.empty());
+  if (closed_) return deliver(std::move(done), Result<size_t>(Error(Errc::not_connected, "TLS write: closed")));
+  if (hs_error_) return deliver(std::move(done), Result<size_t>(*hs_error_));
+  if (!hs_done_ || fin_pending_ || SSL_get_shutdown(ssl_.get()) & SSL_SENT_SHUTDOWN)
+    return deliver(std::move(done), Result<size_t>(Error(Errc::not_connected, "TLS write before handshake or after shutdown")));
+  wr_buf_ = buf;
+  wr_cb_ = std::move(done);
+  progress();
+}
+
+Result<void> TlsStream::shutdown_write() {
+  ZT_ASSERT(!wr_cb_);
+  if (closed_ || !hs_done_) return Error(Errc::not_connected, "TLS shutdown before handshake or after close");
+  if (SSL_get_shutdown(ssl_.get()) & SSL_SENT_SHUTDOWN) return ok();
+  SSL_shutdown(ssl_.get());  // queues close_notify; the peer may still send
+  fin_pending_ = true;
+  progress();
+  return ok();
+}
+
+void TlsStream::close() {
+  if (closed_) return;
+  closed_ = true;
+  deliver(take(rd_cb_), Result<size_t>(Errc::cancelled));
+  deliver(take(wr_cb_), Result<size_t>(Errc::cancelled));
+  if (hs_cb_) deliver(take(hs_cb_), Result<void>(Errc::cancelled));
+  // Bytes already queued (a close_notify after shutdown_write) still go out
+  // if this object lives long enough; then the transport closes.
+  if (!transport_writing_ && tx_sent_ == tx_.size() && BIO_pending(wbio_) == 0) transport_->close();
+  else progress();
+}
+
+void TlsStream::abort() {
+  if (closed_) return;
+  closed_ = true;
+  deliver(take(rd_cb_), Result<size_t>(Errc::cancelled));
+  deliver(take(wr_cb_), Result<size_t>(Errc::cancelled));
+  if (hs_cb_) deliver(take(hs_cb_), Result<void>(Errc::cancelled));
+  transport_->abort();
+}
+
+// --- the engine ----------------------------------------------------------------
+
+void TlsStream::progress() {
+  if (in_progress_) {
+    again_ = true;
+    return;
+  }
+  in_progress_ = true;
+  do {
+    again_ = false;
+    step();
+  } while (again_);
+  in_progress_ = false;
+}
+
+void TlsStream::step() {
+  want_read_ = false;
+  if (!closed_) {
+    if (hs_started_ && !hs_done_ && !hs_error_) drive_handshake();
+    if (hs_done_) {
+      drive_read();
+      drive_write();
+    }
+  }
+  flush();
+  if (!closed_) maybe_read_transport();
+}
+
+void TlsStream::drive_handshake() {
+  const int r = SSL_do_handshake(ssl_.get());
+  if (r == 1) {
+    const uint8_t* proto = nullptr;
+    unsigned proto_len = 0;
+    SSL_get0_alpn_selected(ssl_.get(), &proto, &proto_len);
+    if (proto_len != 2 || proto[0] != 'h' || proto[1] != '2') {
+      failure_ = TlsFailure::alpn;
+      return fail_handshake(Error(Errc::handshake_failed, "alpn: the peer did not agree to h2"));
+    }
+    const int nid = SSL_CIPHER_get_cipher_nid(SSL_get_current_cipher(ssl_.get()));
+    if (nid != NID_aes_128_gcm && nid != NID_aes_256_gcm) {
+      failure_ = TlsFailure::cipher;
+      return fail_handshake(Error(Errc::handshake_failed, "cipher: negotiated " + cipher() + ", not AES-GCM"));
+    }
+    hs_done_ = true;
+    deliver(take(hs_cb_), Result<void>());
+    return;
+  }
+  if (SSL_get_error(ssl_.get(), r) == SSL_ERROR_WANT_READ) {
+    if (transport_error_ || transport_eof_) {
+      failure_ = TlsFailure::closed;
+      return fail_handshake(transport_error_ ? *transport_error_
+                                             : Error(Errc::connection_reset, "closed: transport ended mid-handshake"));
+    }
+    want_read_ = true;
+    return;
+  }
+  fail_handshake(classify_ssl_error(r, "handshake"));
+}
+
+void TlsStream::fail_handshake(Error e) {
+  if (failure_ == TlsFailure::none) failure_ = TlsFailure::other;
+  hs_error_ = e;
+  deliver(take(hs_cb_), Result<void>(std::move(e)));
+}
+
+void TlsStream::drive_read() {
+  if (!rd_cb_) return;
+  const int r = SSL_read(ssl_.get(), rd_buf_.data(), int(std::min<size_t>(rd_buf_.size(), INT_MAX)));
+  if (r > 0) return deliver(take(rd_cb_), Result<size_t>(size_t(r)));
+  const int err = SSL_get_error(ssl_.get(), r);
+  if (err == SSL_ERROR_ZERO_RETURN) return deliver(take(rd_cb_), Result<size_t>(size_t{0}));  // close_notify
+  if (err == SSL_ERROR_WANT_READ) {
+    if (transport_error_) return deliver(take(rd_cb_), Result<size_t>(*transport_error_));
+    if (transport_eof_)
+      return deliver(take(rd_cb_),
+                     Result<size_t>(Error(Errc::connection_reset, "transport closed without TLS close_notify")));
+    want_read_ = true;
+    return;
+  }
+  deliver(take(rd_cb_), Result<size_t>(classify_ssl_error(r, "read")));
+}
+
+void TlsStream::drive_write() {
+  if (!wr_cb_ || wr_taken_ > 0) return;
+  if (transport_error_) return deliver(take(wr_cb_), Result<size_t>(*transport_error_));
+  const int n = int(std::min(wr_buf_.size(), kRecordPlaintextMax));
+  const int r = SSL_write(ssl_.get(), wr_buf_.data(), n);
+  if (r > 0) {
+    wr_taken_ = size_t(r);  // completes once its ciphertext is handed to the transport
+    return;
+  }
+  if (SSL_get_error(ssl_.get(), r) == SSL_ERROR_WANT_READ) {
+    want_read_ = true;
+    return;
+  }
+  deliver(take(wr_cb_), Result<size_t>(classify_ssl_error(r, "write")));
+}
+
+void TlsStream::flush() {
+  if (transport_writing_) return;
+  if (transport_error_) {
+    tx_.clear();
+    tx_sent_ = 0;
+    BIO_reset(wbio_);
+    if (wr_cb_) deliver(take(wr_cb_), Result<size_t>(*transport_error_));
+    wr_taken_ = 0;
+    return;
+  }
+  if (tx_sent_ == tx_.size()) {
+    tx_.clear();
+    tx_sent_ = 0;
+    const uint8_t* data = nullptr;
+    size_t len = 0;
+    BIO_mem_contents(wbio_, &data, &len);
+    if (len > 0) {
+      tx_.assign(data, data + len);
+      BIO_reset(wbio_);
+    }
+  }
+  if (tx_.empty()) {
+    // Everything so far is with the transport.
+    if (wr_taken_ > 0 && wr_cb_) deliver(take(wr_cb_), Result<size_t>(std::exchange(wr_taken_, 0)));
+    if (fin_pending_ && !closed_) {
+      fin_pending_ = false;
+      (void)transport_->shutdown_write();
+    }
+    if (closed_) transport_->close();
+    return;
+  }
+  transport_writing_ = true;
+  transport_->write(ConstBytes(tx_).subspan(tx_sent_), [this](Result<size_t> n) {
+    transport_writing_ = false;
+    if (n) {
+      tx_sent_ += *n;
+    } else {
+      transport_error_ = n.error();
+    }
+    progress();
+  });
+}
+
+void TlsStream::maybe_read_transport() {
+  if (!want_read_ || transport_reading_ || transport_eof_ || transport_error_) return;
+  transport_reading_ = true;
+  transport_->read(rx_, [this](Result<size_t> n) {
+    transport_reading_ = false;
+    if (!n) {
+      transport_error_ = n.error();
+    } else if (*n == 0) {
+      transport_eof_ = true;
+    } else {
+      BIO_write(rbio_, rx_.data(), int(*n));
+    }
+    progress();
+  });
+}
+
+// --- verification and errors ----------------------------------------------------
+
+int TlsStream::verify_peer(uint8_t* out_alert) {
+  const TlsConfig& cfg = ctx_->config();
+  STACK_OF(X509)* chain = SSL_get_peer_full_cert_chain(ssl_.get());
+  if (!chain || sk_X509_num(chain) == 0) {
+    failure_ = cfg.role == TlsRole::server ? TlsFailure::no_client_cert : TlsFailure::untrusted;
+    *out_alert = SSL_AD_CERTIFICATE_REQUIRED;
+    return 0;
+  }
+  X509* leaf = sk_X509_value(chain, 0);
+  bssl::UniquePtr<X509_STORE_CTX> sctx(X509_STORE_CTX_new());
+  if (!sctx || !X509_STORE_CTX_init(sctx.get(), ctx_->roots(), leaf, chain)) {
+    failure_ = TlsFailure::other;
+    *out_alert = SSL_AD_INTERNAL_ERROR;
+    return 0;
+  }
+  // Validity against our clock (simulated wall time in the simulator).
+  X509_STORE_CTX_set_time(sctx.get(), 0, time_t(to_unix_seconds(env_.clock.wall_now())));
+  if (X509_verify_cert(sctx.get()) != 1) {
+    const int e = X509_STORE_CTX_get_error(sctx.get());
+    failure_ = e == X509_V_ERR_CERT_HAS_EXPIRED       ? TlsFailure::expired
+               : e == X509_V_ERR_CERT_NOT_YET_VALID ? TlsFailure::not_yet_valid
+                                                    : TlsFailure::untrusted;
+    verify_detail_ = X509_verify_cert_error_string(e);
+    *out_alert = e == X509_V_ERR_CERT_HAS_EXPIRED ? SSL_AD_CERTIFICATE_EXPIRED : SSL_AD_UNKNOWN_CA;
+    return 0;
+  }
+  auto id = Certificate(bssl::UpRef(leaf)).identity();
+  if (!id) {
+    failure_ = TlsFailure::bad_certificate;
+    verify_detail_ = id.error().message();
+    *out_alert = SSL_AD_BAD_CERTIFICATE;
+    return 0;
+  }
+  if (cfg.role == TlsRole::client && !expected_.empty() &&
+      std::find(expected_.begin(), expected_.end(), *id) == expected_.end()) {
+    failure_ = TlsFailure::identity_mismatch;
+    verify_detail_ = "server is " + id->to_string() + ", not an expected identity";
+    *out_alert = SSL_AD_BAD_CERTIFICATE;
+    return 0;
+  }
+  if (cfg.role == TlsRole::server && id->trust_domain() != cfg.trust_domain) {
+    failure_ = TlsFailure::trust_domain_mismatch;
+    verify_detail_ = "client " + id->to_string() + " is not in trust domain " + cfg.trust_domain;
+    *out_alert = SSL_AD_BAD_CERTIFICATE;
+    return 0;
+  }
+  peer_identity_ = std::move(*id);
+  return 1;
+}
+
+Error TlsStream::classify_ssl_error(int ret, const char* op) {
+  const uint32_t code = ERR_peek_error();
+  const int reason = ERR_GET_REASON(code);
+  if (failure_ == TlsFailure::none) {
+    if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+      failure_ = TlsFailure::no_client_cert;
+    } else if (reason == SSL_R_UNSUPPORTED_PROTOCOL || reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION ||
+               reason == SSL_R_WRONG_VERSION_NUMBER) {
+      failure_ = TlsFailure::protocol_version;
+    } else if (reason == SSL_R_NO_APPLICATION_PROTOCOL || reason == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL) {
+      failure_ = TlsFailure::alpn;
+    } else if (reason >= SSL_AD_REASON_OFFSET) {
+      failure_ = TlsFailure::peer_rejected;  // a fatal alert from the peer
+    } else {
+      failure_ = TlsFailure::other;
+    }
+  }
+  std::string detail = std::string(tls_failure_name(failure_)) + ": " + op;
+  if (!verify_detail_.empty()) detail += ": " + verify_detail_;
+  detail = last_ssl_error(detail.c_str());
+  (void)ret;
+  return Error(Errc::handshake_failed, std::move(detail));
+}
+
+}  // namespace zt::tls
