@@ -51,6 +51,9 @@ struct StreamState {
   size_t wr_off = 0;
   Stream::IoCallback wr_cb;
   bool fin_requested = false, fin_sent = false, deferred = false;
+  // Closed by the application while the peer was still sending: the peer's
+  // END_STREAM closes it quietly, but more DATA resets it (as TCP would).
+  bool orphaned = false;
 
   // Client: waiting for the response.
   std::function<void(Result<Opened>)> open_cb;
@@ -159,9 +162,12 @@ class Tunnel final : public Stream {
 
   void close() override {
     if (st_->closed || core_->dead) return cancel_ops();
-    // Like TCP: unread bytes, or a peer still sending, mean a reset.
-    if (!st_->rx_fin || st_->rx_off < st_->rx.size()) return abort();
+    // Like TCP: unread bytes mean a reset at once; a peer that has not
+    // finished is reset only if it sends more. (No gratuitous RST_STREAMs:
+    // servers rate-limit them and tear down a connection that sends many.)
+    if (st_->rx_off < st_->rx.size()) return abort();
     if (!st_->fin_requested) (void)shutdown_write();
+    if (!st_->rx_fin) st_->orphaned = true;
     cancel_ops();
   }
 
@@ -221,6 +227,11 @@ bool Core::init() {
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);  // we acknowledge as the application reads
   nghttp2_option_set_max_send_header_block_length(opt, settings.header_list_bytes_max);
+  // nghttp2 tears down a connection whose peer resets streams faster than
+  // 1000 at once / 33 per second (the "rapid reset" defence). An HBONE peer
+  // forwards its clients' resets, which can legitimately come faster; keep
+  // the defence, with room for a busy node.
+  nghttp2_option_set_stream_reset_rate_limit(opt, settings.stream_resets_burst, settings.stream_resets_per_s);
   const int rv = role == Role::client ? nghttp2_session_client_new2(&session, cbs, this, opt)
                                       : nghttp2_session_server_new2(&session, cbs, this, opt);
   nghttp2_option_del(opt);
@@ -465,9 +476,14 @@ int Core::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user
 int Core::on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len, void* user) {
   auto* core = static_cast<Core*>(user);
   auto it = core->streams.find(id);
-  if (it == core->streams.end() || !it->second->has_tunnel) {
-    // Nobody will read these: acknowledge them at once.
+  if (it == core->streams.end() || !it->second->has_tunnel || it->second->orphaned) {
+    // Nobody will read these: acknowledge them at once, and reset a stream
+    // whose application already closed it.
     nghttp2_session_consume(core->session, id, len);
+    if (it != core->streams.end() && it->second->orphaned && !it->second->reset && len > 0) {
+      it->second->reset = true;
+      nghttp2_submit_rst_stream(core->session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    }
     return 0;
   }
   StreamState& st = *it->second;

@@ -43,6 +43,9 @@ struct Settings {
   uint32_t concurrent_streams_max = 200;  // what the peer may open towards us
   Duration ping_idle = std::chrono::seconds(10);
   Duration ping_timeout = std::chrono::seconds(20);
+  // Incoming RST_STREAM rate limit (server): a token bucket.
+  uint64_t stream_resets_burst = 10000;
+  uint64_t stream_resets_per_s = 1000;
 
   static Settings client() { return Settings{}; }
   static Settings server() {

@@ -215,12 +215,40 @@ TYPED_TEST_P(TunnelConformance, WorksOverMutualTls) {
   EXPECT_TRUE(got.bytes == data);
 }
 
+// Closing while the peer still sends: nothing happens until the peer sends
+// more, then the stream is reset, as TCP does; a peer that just finishes
+// closes it quietly.
+TYPED_TEST_P(TunnelConformance, ClosingWhileThePeerStillSendsResetsOnlyIfMoreArrives) {
+  H2Pair p;
+  ASSERT_TRUE(this->h.run(connect_h2(this->h, p), ZT_T::kLimit));
+  auto [c, s] = this->tunnel(p);
+  ASSERT_TRUE(c && s);
+  c->close();  // sends END_STREAM; the server has not finished
+  testing::ReadAll at_server;
+  ASSERT_TRUE(this->h.run(ZT_T::receive(*s, at_server), ZT_T::kLimit));
+  EXPECT_TRUE(at_server.end.ok() && *at_server.end == 0);  // a clean FIN, no reset yet
+  Result<void> w = ok();
+  ASSERT_TRUE(this->h.run([](Stream& s, Result<void>& w) -> Task<void> {
+    const auto more = testing::pattern(1000, 9);
+    w = co_await io::write_all(s, more);
+    // The reset comes back a round trip later.
+    for (int i = 0; i < 100 && w.ok(); ++i) {
+      w = co_await io::write_all(s, more);
+    }
+  }(*s, w), ZT_T::kLimit));
+  EXPECT_FALSE(w.ok());
+  if (!w.ok()) {
+    EXPECT_EQ(w.code(), Errc::connection_reset);
+  }
+}
+
 #undef ZT_T
 
 REGISTER_TYPED_TEST_SUITE_P(TunnelConformance, BytesBothWaysAndEndStreamIsHalfClose,
                             TwoHundredConcurrentTunnelsOnOneConnection, ARejectedRequestGivesItsStatusAndNoTunnel,
                             ResetIsForwardedBothWays, ASlowReaderHoldsAtMostOneStreamWindow,
                             GoawayStopsNewStreamsButLetsOpenOnesFinish,
-                            AConnectionThatDiesBeforeTheResponseRefusesTheStream, WorksOverMutualTls);
+                            AConnectionThatDiesBeforeTheResponseRefusesTheStream, WorksOverMutualTls,
+                            ClosingWhileThePeerStillSendsResetsOnlyIfMoreArrives);
 
 }  // namespace zt::h2

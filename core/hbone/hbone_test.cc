@@ -121,6 +121,35 @@ TEST(Hbone, ADrainingServerMovesNewTunnelsToAFreshConnectionInvisibly) {
   EXPECT_EQ(replacement.requests.size(), 1u);
 }
 
+// Clients that close a tunnel as soon as they have their answer (before the
+// server's END_STREAM) must not make the server tear down the connection:
+// nghttp2 drops connections whose peer sends RST_STREAM too fast.
+TEST(Hbone, ManyTunnelsClosedEarlyKeepTheirConnection) {
+  Harness h;
+  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneServerApp srv(h, w);
+  Client c(h, w);
+  int failures = 0;
+  ASSERT_TRUE(h.run([](Pool& pool, PoolKey key, int& failures) -> Task<void> {
+    for (int i = 0; i < 1500; ++i) {
+      auto t = co_await pool.open(key, connect_to());
+      if (!t || !t->tunnel) {
+        ++failures;
+        continue;
+      }
+      const uint8_t one[] = {7};
+      uint8_t back[1];
+      if (!co_await io::write_all(*t->tunnel, one) || !t->tunnel->shutdown_write()) ++failures;
+      auto n = co_await io::read(*t->tunnel, back);
+      if (!n || *n != 1) ++failures;
+      // The tunnel goes now, before the server's END_STREAM.
+    }
+  }(c.pool, key_for(h), failures), std::chrono::minutes(10)));
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(c.pool.counters().connections_opened, 1u);
+  EXPECT_EQ(c.pool.counters().retries, 0u);
+}
+
 TEST(Hbone, IdleConnectionsAreReleased) {
   Harness h;
   tls::TlsWorld w(h.client().clock.wall_now());
