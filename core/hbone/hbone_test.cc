@@ -83,6 +83,44 @@ TEST(Hbone, AServerRestartUnderLoadFailsNoTunnelThatWasNotYetAccepted) {
   EXPECT_GE(c.pool.counters().connections_opened, 2u);
 }
 
+// The same, with tunnels opening continuously while the server crashes and
+// comes back: opens that the old server never accepted are retried on a
+// fresh connection, so no open fails; only tunnels it had accepted may break.
+TEST(Hbone, OpensDuringAServerRestartNeverFail) {
+  Harness h;
+  tls::TlsWorld w(h.client().clock.wall_now());
+  std::unique_ptr<HboneServerApp> srv = std::make_unique<HboneServerApp>(h, w);
+  h.server_host().on_crash([&] { srv.reset(); });
+  h.server_host().on_restart([&] { srv = std::make_unique<HboneServerApp>(h, w); });
+  Client c(h, w);
+  int open_failures = 0, opened = 0;
+  Scope load;
+  for (int i = 0; i < 400; ++i) {
+    h.world().scheduler().after(std::chrono::milliseconds(5 * i), sim::kNetwork, "test.open", [&, i] {
+      load.spawn([](Pool& pool, PoolKey key, int& failed, int& ok, uint8_t salt) -> Task<void> {
+        auto t = co_await pool.open(key, connect_to());
+        if (!t || !t->tunnel || t->response.status != 200) {
+          ++failed;
+          co_return;
+        }
+        ++ok;
+        const auto data = testing::pattern(20000, salt);
+        (void)co_await io::write_all(*t->tunnel, data);  // may break with the restart: allowed
+        (void)t->tunnel->shutdown_write();
+        (void)co_await testing::read_all(*t->tunnel);
+      }(c.pool, key_for(h), open_failures, opened, uint8_t(i)));
+    });
+  }
+  h.world().scheduler().after(std::chrono::milliseconds(700), sim::kNetwork, "test.crash",
+                              [&] { h.world().crash(h.server_host().id()); });
+  h.world().scheduler().after(std::chrono::milliseconds(720), sim::kNetwork, "test.restart",
+                              [&] { h.world().restart(h.server_host().id()); });
+  ASSERT_TRUE(h.run_until([&] { return opened + open_failures == 400; }, std::chrono::minutes(5)));
+  EXPECT_EQ(open_failures, 0);
+  EXPECT_GE(c.pool.counters().connections_opened, 2u);
+  EXPECT_GE(c.pool.counters().retries, 1u);  // the restart did catch opens in flight
+}
+
 // The server's IP now belongs to a workload with another identity: the old
 // key's connections die; a tunnel for the new identity gets a new connection.
 TEST(Hbone, AReusedAddressGetsAFreshVerifiedConnection) {
