@@ -165,8 +165,6 @@ TYPED_TEST_P(TlsConformance, RootRotationAcceptsBothUntilTheOldRootIsDropped) {
   }
   w.ca->drop_old_roots();
   TlsConfig client_cfg = w.config(TlsRole::client, w.client_creds);  // bundle now holds the new root only
-  TlsConfig server_cfg_new = w.config(TlsRole::server, new_leaf);
-  server_cfg_new.roots.push_back(client_cfg.roots[0]);
   TlsPair fresh = this->connect(w.context(client_cfg), w.context(w.config(TlsRole::server, new_leaf)));
   EXPECT_FALSE(fresh.server_hs);  // the client's own leaf came from the dropped root
   TlsPair stale = this->connect(w.context(client_cfg), w.context(w.config(TlsRole::server, old_leaf)));

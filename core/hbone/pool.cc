@@ -186,11 +186,8 @@ void Pool::release_idle() {
       if (!conn.idle_since) conn.idle_since = now;
       const bool broken = conn.failed || conn.h2->dead();
       if (broken || now - *conn.idle_since >= config_.idle_release) {
-        if (!broken) {
-          conn.h2->goaway();
-          ++counters_.connections_released;
-        }
-        c = list.erase(c);
+        if (!broken) ++counters_.connections_released;
+        c = list.erase(c);  // the peer sees the connection end; it had no streams
       } else {
         ++c;
       }
