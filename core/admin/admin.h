@@ -1,0 +1,93 @@
+// The admin (15000), stats (15020) and readiness (15021) HTTP endpoints:
+// one AdminServer per listener, each with its own route table.
+//
+//   AdminHandlers h;
+//   h.config_dump = [&] { return state.config_dump_json(); };
+//   h.set_log_level = [&](std::string_view level) { return logging.set(level); };
+//   h.shutdown = [&] { app.drain_and_exit(); };
+//   AdminServer admin(env, std::move(listener_15000), admin_routes(h));
+//   AdminServer stats(env, std::move(listener_15020), stats_routes(registry));
+//   AdminServer ready(env, std::move(listener_15021), readiness_routes([&] { return app.pending(); }));
+//   admin.start(); stats.start(); ready.start();
+//
+// Handlers run on the loop, synchronously, inside a request; they must not
+// destroy the server they are called from (shutdown is posted to the loop
+// for that reason, after the handler returns).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/admin/http.h"
+#include "core/admin/metrics.h"
+#include "io/env.h"
+#include "io/task.h"
+
+namespace zt::admin {
+
+struct Route {
+  std::string path;                  // exact match, without the query
+  std::vector<std::string> methods;  // e.g. {"GET", "POST"}
+  HttpHandler handle;
+};
+
+using Routes = std::vector<Route>;
+
+// Unknown path: 404; known path, other method: 405 with Allow.
+HttpResponse dispatch(const Routes& routes, const HttpRequest& req);
+
+struct AdminHandlers {
+  std::function<std::string()> config_dump;  // JSON document
+  // Sets the log level from a `level=` value ("debug", "info", ...); an
+  // error (with a reason) is answered with 400.
+  std::function<Result<void>(std::string_view level)> set_log_level;
+  std::function<std::string()> log_level;  // current level, for GET /logging without ?level=
+  std::function<void()> shutdown;          // POST /quitquitquit
+};
+
+// 15000: /config_dump, /logging, /quitquitquit. Missing handlers answer 501.
+Routes admin_routes(Env& env, AdminHandlers handlers);
+// 15020: /metrics and /stats/prometheus. The registry must outlive the routes.
+Routes stats_routes(const Registry& registry);
+// 15021: /healthz/ready. `pending` lists what readiness still waits for;
+// empty means ready.
+Routes readiness_routes(std::function<std::vector<std::string>()> pending);
+
+// Log levels accepted by /logging (upstream's names).
+bool is_log_level(std::string_view level);
+
+class AdminServer {
+ public:
+  struct Counters {
+    uint64_t accepted = 0;
+    uint64_t rejected_busy = 0;  // over connections_max, closed at once
+    uint64_t accept_errors = 0;
+  };
+  static constexpr size_t kConnectionsMax = 64;
+
+  AdminServer(Env& env, std::unique_ptr<Listener> listener, Routes routes, HttpLimits limits = {});
+  ~AdminServer();  // stops accepting, drops connections in progress
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  void start();
+  Endpoint local() const { return listener_->local(); }
+  const Counters& counters() const { return counters_; }
+
+ private:
+  Task<void> accept_loop();
+  static Task<void> serve(Env& env, StreamPtr stream, HttpHandler handler, HttpLimits limits, size_t& active);
+
+  Env& env_;
+  std::unique_ptr<Listener> listener_;
+  Routes routes_;
+  HttpLimits limits_;
+  Counters counters_;
+  size_t active_ = 0;
+  Scope scope_;  // last member: destroyed first, while everything it uses lives
+};
+
+}  // namespace zt::admin

@@ -1,0 +1,11 @@
+// The admin endpoints' conformance suite on real loopback sockets.
+#include "core/admin/admin_conformance.h"
+#include "testing/real_harness.h"
+
+namespace zt::admin {
+
+using RealHarnesses =
+    ::testing::Types<testing::RealHarness<IpAddr::Family::v4>, testing::RealHarness<IpAddr::Family::v6>>;
+INSTANTIATE_TYPED_TEST_SUITE_P(Real, AdminConformance, RealHarnesses);
+
+}  // namespace zt::admin
