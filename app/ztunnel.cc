@@ -1,0 +1,189 @@
+// The ztunnel binary. Today it is the control half of the node proxy: it
+// reads and validates its configuration (environment and flags, exit 2 on
+// any bad value), checks FIPS when built for it, loads the local mesh state
+// (LOCAL_XDS_PATH / LOCAL_XDS), and serves admin (15000), stats (15020) and
+// readiness (15021) until SIGTERM, SIGINT or POST /quitquitquit. The traffic
+// listeners (15001/15006/15008) are not wired yet, and readiness says so.
+//
+//   FAKE_CA=true LOCAL_XDS_PATH=examples/localhost.yaml ./ztunnel
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "app/config.h"
+#include "core/admin/admin.h"
+#include "core/state/config_dump.h"
+#include "core/state/local_config.h"
+#include "core/state/store.h"
+#include "io/real/runtime.h"
+#include "tls/context.h"
+
+extern char** environ;
+
+namespace zt::app {
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+constexpr int kExitBadConfig = 2;
+
+void log_line(const std::string& level, const std::string& msg, const std::string& fields = "") {
+  std::fprintf(stderr, "level=%s msg=\"%s\"%s%s\n", level.c_str(), msg.c_str(), fields.empty() ? "" : " ",
+               fields.c_str());
+}
+
+EnvMap read_environment() {
+  EnvMap env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view kv(*e);
+    const size_t eq = kv.find('=');
+    if (eq != std::string_view::npos) env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+  }
+  return env;
+}
+
+// The local mesh state, or an error naming the file and line.
+Result<std::shared_ptr<const mesh::StateSnapshot>> load_mesh(const Config& cfg, mesh::MeshStore& store) {
+  std::string text, source;
+  if (cfg.local_xds_path) {
+    std::ifstream in(*cfg.local_xds_path);
+    if (!in) return Error(Errc::invalid_argument, "LOCAL_XDS_PATH=\"" + *cfg.local_xds_path + "\": cannot be read");
+    std::stringstream buf;
+    buf << in.rdbuf();
+    text = buf.str();
+    source = *cfg.local_xds_path;
+  } else if (cfg.local_xds_yaml) {
+    text = *cfg.local_xds_yaml;
+    source = "LOCAL_XDS";
+  }
+  auto parsed = mesh::parse_local_config(text, source);
+  if (!parsed) return parsed.error();
+  mesh::load_local_config(store, *parsed);
+  return store.publish();
+}
+
+// Our sockets are v6-only, so "[::]" listens on [::] and 0.0.0.0, and
+// "localhost" on 127.0.0.1 and (with IPv6) [::1]: what upstream's dual-stack
+// listeners accept.
+Result<std::vector<std::unique_ptr<Listener>>> listen_all(Env& env, const ListenAddr& addr, bool ipv6) {
+  std::vector<Endpoint> eps;
+  const uint16_t port = addr.port();
+  if (addr.kind == ListenAddr::Kind::localhost) {
+    eps.push_back({IpAddr::loopback(IpAddr::Family::v4), port});
+    if (ipv6) eps.push_back({IpAddr::loopback(IpAddr::Family::v6), port});
+  } else if (addr.endpoint.ip.is_unspecified() && addr.endpoint.ip.is_v6()) {
+    eps.push_back(addr.endpoint);
+    eps.push_back({IpAddr::unspecified(IpAddr::Family::v4), port});
+  } else {
+    eps.push_back(addr.endpoint);
+  }
+  std::vector<std::unique_ptr<Listener>> out;
+  for (const auto& ep : eps) {
+    auto l = env.net.listen(ep, {});
+    if (!l) return Error(l.code(), "listening on " + ep.to_string() + ": " + l.error().message());
+    out.push_back(std::move(*l));
+  }
+  return out;
+}
+
+int run(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (help_requested(args)) {
+    std::printf("%s", help_text(argv[0]).c_str());
+    return 0;
+  }
+  const uint32_t cores = std::max(1u, std::thread::hardware_concurrency());
+  auto cfg = parse_config(read_environment(), args, cores);
+  if (!cfg) {
+    log_line("error", "invalid configuration", "error=\"" + cfg.error().detail + "\"");
+    return kExitBadConfig;
+  }
+  if (auto fips = tls::check_fips_build(); !fips) {
+    log_line("error", "refusing to start", "error=\"" + fips.error().detail + "\"");
+    return 1;
+  }
+  log_line("info", "ztunnel starting",
+           std::string("version=") + kVersion + " tls=BoringSSL fips=" + (tls::fips_mode() ? "true" : "false") + " " +
+               cfg->summary());
+  if (!cfg->local_mode()) {
+    log_line("error", "only local mode is supported so far (set LOCAL_XDS_PATH, FAKE_CA=true and XDS_ADDRESS=\"\")");
+    return kExitBadConfig;
+  }
+  mesh::MeshStore store;
+  auto snapshot = load_mesh(*cfg, store);
+  if (!snapshot) {
+    log_line("error", "invalid local configuration", "error=\"" + snapshot.error().detail + "\"");
+    return kExitBadConfig;
+  }
+
+  real::Runtime rt;
+  Env& env = rt.env();
+  admin::Registry registry;
+  admin::declare_istio_metrics(registry);
+  admin::set_build_info(registry, kVersion);
+  std::string level = "info";
+  admin::AdminHandlers handlers;
+  handlers.config_dump = [&] { return mesh::config_dump_json(**snapshot); };
+  handlers.log_level = [&] { return level; };
+  handlers.set_log_level = [&](std::string_view l) -> Result<void> {
+    level = std::string(l);
+    log_line("info", "log level changed", "level=" + level);
+    return ok();
+  };
+  handlers.shutdown = [&] {
+    log_line("info", "shutting down", "reason=quitquitquit");
+    rt.stop();
+  };
+  // The state is loaded; the proxy listeners are what readiness still waits for.
+  auto pending = [] { return std::vector<std::string>{"proxy listeners (not implemented yet)"}; };
+  std::vector<std::unique_ptr<admin::AdminServer>> servers;
+  const std::pair<const ListenAddr*, admin::Routes> endpoints[] = {
+      {&cfg->admin_addr, admin::admin_routes(env, handlers)},
+      {&cfg->stats_addr, admin::stats_routes(registry)},
+      {&cfg->readiness_addr, admin::readiness_routes(pending)},
+  };
+  for (const auto& [addr, routes] : endpoints) {
+    auto listeners = listen_all(env, *addr, cfg->ipv6_enabled);
+    if (!listeners) {
+      log_line("error", "cannot listen", "error=\"" + listeners.error().message() + "\"");
+      return 1;
+    }
+    for (auto& l : *listeners) servers.push_back(std::make_unique<admin::AdminServer>(env, std::move(l), routes));
+  }
+  for (auto& s : servers) s->start();
+  log_line("info", "serving", "admin=" + cfg->admin_addr.to_string() + " stats=" + cfg->stats_addr.to_string() +
+                                  " readiness=" + cfg->readiness_addr.to_string());
+
+  // SIGTERM/SIGINT: a thread waits for them and stops the loop (stop() is
+  // the one thread-safe call on the runtime).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::atomic<bool> loop_done = false;
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (!loop_done) {
+      log_line("info", "shutting down", std::string("signal=") + (sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+      rt.stop();
+    }
+  });
+  rt.run();
+  // Wake the waiter if the loop ended for another reason.
+  loop_done = true;
+  pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
+  log_line("info", "stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace zt::app
+
+int main(int argc, char** argv) { return zt::app::run(argc, argv); }
