@@ -1,0 +1,161 @@
+#include "core/proxy/proxy.h"
+
+#include "core/hbone/headers.h"
+#include "core/state/rbac.h"
+#include "core/state/routing.h"
+#include "io/async.h"
+
+namespace zt::core::proxy {
+
+bool is_proxy_port(uint16_t port) { return port == 15001 || port == 15006 || port == 15008 || port == 15080; }
+
+// --- outbound -----------------------------------------------------------------
+
+Outbound::Outbound(Env& env, std::unique_ptr<Listener> listener, StateSource state, hbone::Pool& pool,
+                   OutboundConfig cfg)
+    : env_(env), listener_(std::move(listener)), state_(std::move(state)), pool_(pool), cfg_(cfg),
+      rng_(env.rng.stream("outbound")) {}
+
+Outbound::~Outbound() { scope_.clear(); }
+
+void Outbound::start() { scope_.spawn(accept_loop()); }
+
+Task<void> Outbound::accept_loop() {
+  for (;;) {
+    Result<StreamPtr> s = co_await io::accept(*listener_);
+    if (!s) {
+      if (s.code() == Errc::cancelled || s.code() == Errc::not_connected) co_return;
+      co_await io::sleep(env_.loop, std::chrono::milliseconds(10));
+      continue;
+    }
+    ++counters_.accepted;
+    scope_.spawn(serve(std::move(*s)));
+  }
+}
+
+Task<void> Outbound::serve(StreamPtr downstream) {
+  Result<Endpoint> dst = downstream->original_dst();
+  auto snap = state_();
+  const IpAddr src_ip = downstream->peer().ip;
+  const mesh::Workload* source = snap ? snap->workload_by_address({"", src_ip}) : nullptr;
+  if (!dst || is_proxy_port(dst->port) || !source) {
+    ++counters_.refused;  // no destination, a loop, or a source we do not serve
+    downstream->abort();
+    co_return;
+  }
+  const mesh::RoutePlan plan = mesh::route_outbound(*snap, *source, *dst, rng_);
+  switch (plan.kind) {
+    case mesh::RouteKind::hbone:
+    case mesh::RouteKind::waypoint:
+      ++counters_.hbone;
+      co_await via_hbone(std::move(downstream), *source, plan);
+      co_return;
+    case mesh::RouteKind::tcp:
+    case mesh::RouteKind::passthrough: {
+      ++counters_.passthrough;
+      RelayConfig relay;
+      relay.connect_timeout = cfg_.connect_timeout;
+      relay.upstream.mark = cfg_.mark;
+      RelayResult r = co_await relay_connection(env_, std::move(downstream), plan.next_hop, relay);
+      if (r.outcome == RelayOutcome::connect_failed) ++counters_.failed;
+      co_return;
+    }
+    case mesh::RouteKind::double_hbone:  // not wired yet
+    case mesh::RouteKind::refused:
+      ++counters_.refused;
+      downstream->abort();
+      co_return;
+  }
+}
+
+Task<void> Outbound::via_hbone(StreamPtr downstream, const mesh::Workload& source, const mesh::RoutePlan& plan) {
+  hbone::PoolKey key;
+  key.source_identity = source.identity().to_string();
+  key.destination_identities = plan.upstream_identities;
+  std::sort(key.destination_identities.begin(), key.destination_identities.end());
+  key.destination = plan.next_hop;
+  key.source_ip = downstream->peer().ip;
+  hbone::SourceInfo info;
+  info.address = downstream->peer();
+  info.ns = source.ns;
+  info.workload_name = source.name;
+  if (plan.service) info.host = plan.service->hostname;
+  h2::Request req{"CONNECT", plan.authority, hbone::request_headers(info, rng_)};
+  Result<h2::Opened> opened = co_await pool_.open(key, std::move(req));
+  if (!opened || !opened->tunnel) {
+    ++counters_.failed;  // 401, 503 or no connection: the client sees a reset
+    downstream->abort();
+    co_return;
+  }
+  CopyStats stats;
+  (void)co_await copy_bidirectional(env_, *downstream, *opened->tunnel, stats);
+  downstream->close();
+  opened->tunnel->close();
+}
+
+// --- inbound --------------------------------------------------------------------
+
+Inbound::Inbound(Env& env, std::unique_ptr<Listener> listener, std::shared_ptr<const tls::TlsContext> tls,
+                 StateSource state, Duration connect_timeout)
+    : env_(env), state_(std::move(state)), connect_timeout_(connect_timeout) {
+  server_ = std::make_unique<hbone::Server>(
+      env, std::move(listener), std::move(tls),
+      [this](hbone::InboundRequest req, hbone::Answer a) { on_request(std::move(req), std::move(a)); });
+}
+
+Inbound::~Inbound() {
+  server_.reset();
+  scope_.clear();
+}
+
+void Inbound::start() { server_->start(); }
+
+void Inbound::on_request(hbone::InboundRequest req, hbone::Answer answer) {
+  ++counters_.requests;
+  scope_.spawn(serve(std::move(req), std::move(answer)));
+}
+
+Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
+  auto snap = state_();
+  const mesh::Workload* dst = snap ? snap->workload_by_address({"", req.target.ip}) : nullptr;
+  if (!dst) {
+    ++counters_.unknown_target;
+    answer->reject(503);
+    co_return;
+  }
+  // The tunnel must target the address the connection came to (upstream's
+  // check; application tunnels and waypoints are the exceptions, not wired).
+  if (req.connection_local.ip != req.target.ip) {
+    ++counters_.misdirected;
+    answer->reject(400);
+    co_return;
+  }
+  mesh::Connection conn;
+  conn.src = req.connection_peer;
+  conn.dst = req.target;
+  if (req.peer_identity) {
+    conn.src_identity = mesh::Identity{req.peer_identity->trust_domain(), req.peer_identity->ns(),
+                                       req.peer_identity->service_account()};
+  }
+  const mesh::Decision decision = mesh::authorize(snap->policies_for(*dst), conn);
+  if (!decision.allowed) {
+    ++counters_.denied;
+    answer->reject(401);
+    co_return;
+  }
+  Result<StreamPtr> upstream = co_await io::connect(env_, req.target, SocketOptions{}, connect_timeout_);
+  if (!upstream) {
+    ++counters_.upstream_failed;
+    answer->reject(503);
+    co_return;
+  }
+  StreamPtr tunnel = answer->accept();
+  if (!tunnel) co_return;
+  ++counters_.allowed;
+  CopyStats stats;
+  (void)co_await copy_bidirectional(env_, *tunnel, **upstream, stats);
+  tunnel->close();
+  (*upstream)->close();
+}
+
+}  // namespace zt::core::proxy

@@ -1,0 +1,84 @@
+// The node proxy's data path, wired from the parts: outbound capture
+// (15001) routes each connection by the mesh state and sends it through the
+// HBONE pool or the plain relay; inbound HBONE (15008) checks the target and
+// the L4 policy, connects to the local workload and answers 200/401/503.
+// Single-threaded and OS-free, so the whole path runs in the simulator.
+//
+//   Outbound out(env, std::move(listener_15001), state, pool, {});
+//   Inbound in(env, std::move(listener_15008), server_tls, state, {});
+//   out.start(); in.start();
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "core/hbone/pool.h"
+#include "core/hbone/server.h"
+#include "core/relay.h"
+#include "core/state/routing.h"
+#include "core/state/snapshot.h"
+
+namespace zt::core::proxy {
+
+// The current mesh state (the newest published snapshot).
+using StateSource = std::function<std::shared_ptr<const mesh::StateSnapshot>()>;
+
+// Destinations that would loop back into the proxy itself.
+bool is_proxy_port(uint16_t port);
+
+struct OutboundConfig {
+  Duration connect_timeout = std::chrono::seconds(10);
+  uint32_t mark = 1337;  // our own connections bypass capture
+};
+
+struct OutboundCounters {
+  uint64_t accepted = 0, hbone = 0, passthrough = 0, refused = 0, failed = 0;
+};
+
+class Outbound {
+ public:
+  Outbound(Env& env, std::unique_ptr<Listener> listener, StateSource state, hbone::Pool& pool, OutboundConfig cfg);
+  ~Outbound();
+  void start();
+  const OutboundCounters& counters() const { return counters_; }
+
+ private:
+  Task<void> accept_loop();
+  Task<void> serve(StreamPtr downstream);
+  Task<void> via_hbone(StreamPtr downstream, const mesh::Workload& source, const mesh::RoutePlan& plan);
+
+  Env& env_;
+  std::unique_ptr<Listener> listener_;
+  StateSource state_;
+  hbone::Pool& pool_;
+  OutboundConfig cfg_;
+  Rng rng_;
+  OutboundCounters counters_;
+  Scope scope_;
+};
+
+struct InboundCounters {
+  uint64_t requests = 0, allowed = 0, denied = 0, unknown_target = 0, misdirected = 0, upstream_failed = 0;
+};
+
+class Inbound {
+ public:
+  Inbound(Env& env, std::unique_ptr<Listener> listener, std::shared_ptr<const tls::TlsContext> tls, StateSource state,
+          Duration connect_timeout = std::chrono::seconds(10));
+  ~Inbound();
+  void start();
+  const InboundCounters& counters() const { return counters_; }
+
+ private:
+  void on_request(hbone::InboundRequest req, hbone::Answer answer);
+  Task<void> serve(hbone::InboundRequest req, hbone::Answer answer);
+
+  Env& env_;
+  StateSource state_;
+  Duration connect_timeout_;
+  InboundCounters counters_;
+  Scope scope_;  // before server_: requests in flight go after the server stops
+  std::unique_ptr<hbone::Server> server_;
+};
+
+}  // namespace zt::core::proxy
