@@ -96,8 +96,8 @@ Task<void> Outbound::via_hbone(StreamPtr downstream, const mesh::Workload& sourc
 // --- inbound --------------------------------------------------------------------
 
 Inbound::Inbound(Env& env, std::unique_ptr<Listener> listener, std::shared_ptr<const tls::TlsContext> tls,
-                 StateSource state, Duration connect_timeout)
-    : env_(env), state_(std::move(state)), connect_timeout_(connect_timeout) {
+                 StateSource state, InboundConfig cfg)
+    : env_(env), state_(std::move(state)), cfg_(cfg) {
   server_ = std::make_unique<hbone::Server>(
       env, std::move(listener), std::move(tls),
       [this](hbone::InboundRequest req, hbone::Answer a) { on_request(std::move(req), std::move(a)); });
@@ -143,7 +143,9 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
     answer->reject(401);
     co_return;
   }
-  Result<StreamPtr> upstream = co_await io::connect(env_, req.target, SocketOptions{}, connect_timeout_);
+  SocketOptions opts;
+  opts.mark = cfg_.mark;
+  Result<StreamPtr> upstream = co_await io::connect(env_, req.target, opts, cfg_.connect_timeout);
   if (!upstream) {
     ++counters_.upstream_failed;
     answer->reject(503);
@@ -156,6 +158,52 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
   (void)co_await copy_bidirectional(env_, *tunnel, **upstream, stats);
   tunnel->close();
   (*upstream)->close();
+}
+
+// --- inbound plaintext -------------------------------------------------------------
+
+InboundPlaintext::InboundPlaintext(Env& env, std::unique_ptr<Listener> listener, StateSource state, InboundConfig cfg)
+    : env_(env), listener_(std::move(listener)), state_(std::move(state)), cfg_(cfg) {}
+
+InboundPlaintext::~InboundPlaintext() { scope_.clear(); }
+
+void InboundPlaintext::start() { scope_.spawn(accept_loop()); }
+
+Task<void> InboundPlaintext::accept_loop() {
+  for (;;) {
+    Result<StreamPtr> s = co_await io::accept(*listener_);
+    if (!s) {
+      if (s.code() == Errc::cancelled || s.code() == Errc::not_connected) co_return;
+      co_await io::sleep(env_.loop, std::chrono::milliseconds(10));
+      continue;
+    }
+    scope_.spawn(serve(std::move(*s)));
+  }
+}
+
+Task<void> InboundPlaintext::serve(StreamPtr downstream) {
+  ++counters_.requests;
+  Result<Endpoint> dst = downstream->original_dst();
+  auto snap = state_();
+  const mesh::Workload* wl = dst && snap ? snap->workload_by_address({"", dst->ip}) : nullptr;
+  if (!dst || is_proxy_port(dst->port) || !wl) {
+    ++counters_.unknown_target;
+    downstream->abort();
+    co_return;
+  }
+  mesh::Connection conn;  // no identity: plaintext
+  conn.src = downstream->peer();
+  conn.dst = *dst;
+  if (!mesh::authorize(snap->policies_for(*wl), conn).allowed) {
+    ++counters_.denied;
+    downstream->abort();
+    co_return;
+  }
+  RelayConfig relay;
+  relay.connect_timeout = cfg_.connect_timeout;
+  relay.upstream.mark = cfg_.mark;
+  RelayResult r = co_await relay_connection(env_, std::move(downstream), *dst, relay);
+  r.outcome == RelayOutcome::connect_failed ? ++counters_.upstream_failed : ++counters_.allowed;
 }
 
 }  // namespace zt::core::proxy

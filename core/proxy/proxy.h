@@ -57,6 +57,11 @@ class Outbound {
   Scope scope_;
 };
 
+struct InboundConfig {
+  Duration connect_timeout = std::chrono::seconds(10);
+  uint32_t mark = 1337;  // connections to local workloads bypass inbound capture
+};
+
 struct InboundCounters {
   uint64_t requests = 0, allowed = 0, denied = 0, unknown_target = 0, misdirected = 0, upstream_failed = 0;
 };
@@ -64,7 +69,7 @@ struct InboundCounters {
 class Inbound {
  public:
   Inbound(Env& env, std::unique_ptr<Listener> listener, std::shared_ptr<const tls::TlsContext> tls, StateSource state,
-          Duration connect_timeout = std::chrono::seconds(10));
+          InboundConfig cfg = {});
   ~Inbound();
   void start();
   const InboundCounters& counters() const { return counters_; }
@@ -75,10 +80,31 @@ class Inbound {
 
   Env& env_;
   StateSource state_;
-  Duration connect_timeout_;
+  InboundConfig cfg_;
   InboundCounters counters_;
   Scope scope_;  // before server_: requests in flight go after the server stops
   std::unique_ptr<hbone::Server> server_;
+};
+
+// Inbound plaintext (15006): captured connections to a local workload from
+// outside the mesh, checked against policy without an identity, then relayed.
+class InboundPlaintext {
+ public:
+  InboundPlaintext(Env& env, std::unique_ptr<Listener> listener, StateSource state, InboundConfig cfg = {});
+  ~InboundPlaintext();
+  void start();
+  const InboundCounters& counters() const { return counters_; }
+
+ private:
+  Task<void> accept_loop();
+  Task<void> serve(StreamPtr downstream);
+
+  Env& env_;
+  std::unique_ptr<Listener> listener_;
+  StateSource state_;
+  InboundConfig cfg_;
+  InboundCounters counters_;
+  Scope scope_;
 };
 
 }  // namespace zt::core::proxy

@@ -78,8 +78,12 @@ struct Mesh {
     auto in_l = b->env().net.listen(Endpoint{kServerIp, 15008}, {});
     inbound = std::make_unique<Inbound>(b->env(), std::move(*in_l), w.context(w.config(tls::TlsRole::server, server_creds)),
                                         state);
+    b->capture_inbound(15006);
+    auto plain_l = b->env().net.listen(Endpoint{IpAddr::unspecified(IpAddr::Family::v4), 15006}, {});
+    plaintext = std::make_unique<InboundPlaintext>(b->env(), std::move(*plain_l), state);
     outbound->start();
     inbound->start();
+    plaintext->start();
     for (auto* h : {b, c}) {
       auto l = h->env().net.listen(Endpoint{h->addrs()[0], 8080}, {});
       apps.push_back(std::move(*l));
@@ -92,11 +96,13 @@ struct Mesh {
     apps.clear();
     outbound.reset();
     inbound.reset();
+    plaintext.reset();
     pool.reset();
   }
 
   // The client pod connects to `dst`, sends data and half-closes, reads the echo.
-  testing::ReadAll talk(Endpoint dst, const std::vector<uint8_t>& data) {
+  testing::ReadAll talk(Endpoint dst, const std::vector<uint8_t>& data) { return talk_from(*a, dst, data); }
+  testing::ReadAll talk_from(sim::Host& from, Endpoint dst, const std::vector<uint8_t>& data) {
     testing::ReadAll got;
     bool done = false;
     client_scope.spawn([](Env& env, Endpoint dst, const std::vector<uint8_t>& data, testing::ReadAll& got,
@@ -113,7 +119,7 @@ struct Mesh {
                     }(**s, data),
                     [](Stream& s, testing::ReadAll& got) -> Task<void> { got = co_await testing::read_all(s); }(**s, got));
       done = true;
-    }(a->env(), dst, data, got, done));
+    }(from.env(), dst, data, got, done));
     world.run_until([&] { return done; }, std::chrono::minutes(2));
     return got;
   }
@@ -127,6 +133,7 @@ struct Mesh {
   std::unique_ptr<hbone::Pool> pool;
   std::unique_ptr<Outbound> outbound;
   std::unique_ptr<Inbound> inbound;
+  std::unique_ptr<InboundPlaintext> plaintext;
   std::vector<std::unique_ptr<Listener>> apps;
   Scope app_scope, client_scope;
 };
@@ -173,6 +180,31 @@ TEST(Proxy, ADestinationPortWithNothingThereGets503AndTheClientAReset) {
   ASSERT_FALSE(got.end.ok());
   EXPECT_EQ(got.end.code(), Errc::connection_reset);
   EXPECT_EQ(m.inbound->counters().upstream_failed, 1u);
+}
+
+TEST(Proxy, PlaintextFromOutsideTheMeshIsCapturedCheckedAndRelayed) {
+  Mesh m;
+  const auto data = testing::pattern(20000, 6);
+  testing::ReadAll got = m.talk_from(*m.c, Endpoint{kServerIp, 8080}, data);
+  EXPECT_TRUE(got.end.ok() && *got.end == 0);
+  EXPECT_TRUE(got.bytes == data);
+  EXPECT_EQ(m.plaintext->counters().allowed, 1u);
+  EXPECT_EQ(m.inbound->counters().requests, 0u);  // not HBONE
+}
+
+TEST(Proxy, PlaintextDeniedByPolicyIsReset) {
+  Mesh m(R"(policies:
+- action: Deny
+  name: no-8080
+  namespace: default
+  scope: Namespace
+  rules:
+  - - - destinationPorts: [8080]
+)");
+  testing::ReadAll got = m.talk_from(*m.c, Endpoint{kServerIp, 8080}, testing::pattern(100, 7));
+  ASSERT_FALSE(got.end.ok());
+  EXPECT_EQ(got.end.code(), Errc::connection_reset);
+  EXPECT_EQ(m.plaintext->counters().denied, 1u);
 }
 
 TEST(Proxy, ConnectionsToTheProxyPortsAreRefused) {

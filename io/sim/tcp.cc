@@ -381,6 +381,7 @@ std::unique_ptr<Connecting> TcpEngine::connect(World& w, Host& h, const Endpoint
   st->incarnation = h.incarnation_;
   st->cb = std::move(cb);
   st->target = to;
+  st->mark = opts.mark;
   const bool bypass = opts.mark && h.capture_ && *opts.mark == h.capture_->second;
   if (h.capture_ && !bypass && !is_local(h, to.ip)) {
     st->original_dst = to;
@@ -429,7 +430,15 @@ void TcpEngine::syn_arrive(World& w, std::shared_ptr<ConnectState> st) {
   Host& src = w.host(st->host);
   Host* dst = st->target.ip.is_loopback() ? &src : w.host_of(st->target.ip);
   if (!dst || !dst->up()) return syn_lost(w, st);
-  ListenerState* l = find_listener(w, dst->id(), st->target);
+  // Inbound capture: the SYN goes to the capture listener instead.
+  Endpoint local = st->target;
+  if (const auto& cap = dst->capture_in_; cap && local.port != cap->port &&
+      std::find(cap->except.begin(), cap->except.end(), local.port) == cap->except.end() &&
+      !(st->mark && *st->mark == cap->bypass_mark)) {
+    if (!st->original_dst) st->original_dst = st->target;
+    local.port = cap->port;
+  }
+  ListenerState* l = find_listener(w, dst->id(), local);
   const Duration back = w.delay(dst->id(), st->host);
   if (!l) {
     w.sched_.after(back, kNetwork, "tcp.syn_refused", [&w, st] {
@@ -444,7 +453,7 @@ void TcpEngine::syn_arrive(World& w, std::shared_ptr<ConnectState> st) {
   auto conn = std::make_unique<Conn>();
   conn->id = w.next_conn_id_++;
   conn->side[0] = Side{.host = src.id(), .local = st->source, .peer = st->target};
-  conn->side[1] = Side{.host = dst->id(), .local = st->target, .peer = st->source, .original_dst = st->original_dst};
+  conn->side[1] = Side{.host = dst->id(), .local = local, .peer = st->source, .original_dst = st->original_dst};
   conn->side[0].has_stream = conn->side[1].has_stream = false;
   if (auto it = w.pending_resets_.find(src.id()); it != w.pending_resets_.end()) {
     conn->reset_side = it->second.first;

@@ -71,6 +71,7 @@ struct ConnectState {
   uint64_t incarnation = 0;
   Endpoint source, target;
   std::optional<Endpoint> original_dst;
+  std::optional<uint32_t> mark;
   Network::ConnectCallback cb;
   bool decided = false;
   bool dropped = false;  // the Connecting handle is gone

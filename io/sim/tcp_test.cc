@@ -410,6 +410,31 @@ TEST_P(SimTcp, OutboundCaptureKeepsTheOriginalDestination) {
   }(*a, *b, **proxy, **real)));
 }
 
+TEST_P(SimTcp, InboundCaptureKeepsTheOriginalDestinationExceptForExemptPortsAndMarks) {
+  b->capture_inbound(15006);
+  auto capture = b->env().net.listen(Endpoint{IpAddr::unspecified(GetParam()), 15006}, {});
+  auto hbone = b->env().net.listen(Endpoint{b->addrs()[0], 15008}, {});
+  auto app = b->env().net.listen(Endpoint{b->addrs()[0], 80}, {});
+  ASSERT_TRUE(capture && hbone && app);
+  ASSERT_TRUE(run(world, [](Host& a, Host& b, Listener& capture, Listener& hbone, Listener& app) -> Task<void> {
+    auto c1 = co_await io::connect(a.env(), Endpoint{b.addrs()[0], 80}, {}, 5s);
+    auto s1 = co_await io::accept(capture);  // captured
+    EXPECT_TRUE(c1 && s1);
+    if (s1) {
+      EXPECT_EQ((*s1)->local().port, 15006);
+      EXPECT_TRUE((*s1)->original_dst() && *(*s1)->original_dst() == (Endpoint{b.addrs()[0], 80}));
+    }
+    auto c2 = co_await io::connect(a.env(), Endpoint{b.addrs()[0], 15008}, {}, 5s);
+    auto s2 = co_await io::accept(hbone);  // an exempt port
+    EXPECT_TRUE(c2 && s2);
+    SocketOptions marked;
+    marked.mark = 1337;
+    auto c3 = co_await io::connect(b.env(), Endpoint{b.addrs()[0], 80}, marked, 5s);
+    auto s3 = co_await io::accept(app);  // the proxy's own connection
+    EXPECT_TRUE(c3 && s3);
+  }(*a, *b, **capture, **hbone, **app)));
+}
+
 TEST_P(SimTcp, DatagramsArriveAndAreLostToPartitions) {
   auto sa = a->env().net.udp_bind(Endpoint{a->addrs()[0], 5000});
   auto sb = b->env().net.udp_bind(Endpoint{b->addrs()[0], 53});

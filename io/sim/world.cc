@@ -105,6 +105,10 @@ void Host::capture_outbound(uint16_t port, uint32_t bypass_mark) {
 
 void Host::capture_outbound_to(Endpoint proxy, uint32_t bypass_mark) { capture_ = {proxy, bypass_mark}; }
 
+void Host::capture_inbound(uint16_t port, std::vector<uint16_t> except, uint32_t bypass_mark) {
+  capture_in_ = InboundCapture{port, std::move(except), bypass_mark};
+}
+
 // --- fault points --------------------------------------------------------------
 
 SimFaultPoints::SimFaultPoints(World& world, uint64_t seed)

@@ -100,6 +100,12 @@ class Host {
   // The same, steering to a listener on another host (a node whose pods'
   // traffic a separate proxy host handles), so faults can hit that hop too.
   void capture_outbound_to(Endpoint proxy, uint32_t bypass_mark = 1337);
+  // iptables-style inbound capture (ztunnel's 15006): connections arriving
+  // at this host for any port but `except` land on the local listener at
+  // `port`, with original_dst = where they were going. Connects marked
+  // `bypass_mark` are not captured.
+  void capture_inbound(uint16_t port, std::vector<uint16_t> except = {15001, 15006, 15008, 15080},
+                       uint32_t bypass_mark = 1337);
   // Called by World::crash after the host's connections and events are gone
   // (destroy the process's objects here) and by World::restart (rebuild them).
   void on_crash(std::function<void()> fn) { on_crash_ = std::move(fn); }
@@ -122,6 +128,12 @@ class Host {
   Duration wall_offset_{};
   uint16_t next_port_ = 40000;
   std::optional<std::pair<Endpoint, uint32_t>> capture_;  // (where to, bypass mark); ip unspecified = here
+  struct InboundCapture {
+    uint16_t port;
+    std::vector<uint16_t> except;
+    uint32_t bypass_mark;
+  };
+  std::optional<InboundCapture> capture_in_;
   std::function<void()> on_crash_, on_restart_;
   std::unique_ptr<Clock> clock_;
   std::unique_ptr<Loop> loop_;
