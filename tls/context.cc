@@ -46,7 +46,7 @@ TlsContext::~TlsContext() = default;
 
 Result<std::shared_ptr<const TlsContext>> TlsContext::create(const TlsConfig& config) {
   const bool has_cert = config.credentials && !config.credentials->chain.empty();
-  if (!has_cert && config.role == TlsRole::server)
+  if (!has_cert && !config.credentials_for && config.role == TlsRole::server)
     return Error(Errc::invalid_argument, "TLS server context without a certificate");
   if (config.roots.empty()) return Error(Errc::invalid_argument, "TLS context without trusted roots");
   std::shared_ptr<TlsContext> c(new TlsContext(config));

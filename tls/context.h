@@ -15,10 +15,12 @@
 // no meaningful SNI.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "io/address.h"
 #include "io/result.h"
 #include "tls/boringssl.h"
 #include "tls/cert.h"
@@ -56,6 +58,10 @@ struct TlsConfig {
   TlsRole role = TlsRole::client;
   // Required for servers; a client without one can only be refused (tests).
   std::shared_ptr<const Credentials> credentials;
+  // Server: picks the certificate by the address a connection arrived at (a
+  // node proxy answers for every pod it serves, and HBONE clients send no
+  // SNI). Null answer: `credentials`, if any.
+  std::function<std::shared_ptr<const Credentials>(const Endpoint& local)> credentials_for;
   std::vector<Certificate> roots;
   // Client: the server must present one of these (overridable per connection).
   std::vector<Identity> expected_identities;

@@ -33,7 +33,7 @@ struct TlsCallbacks {
   // length, so handshake sizes are the same in every run (simulation only).
   static ssl_private_key_result_t sign(SSL* ssl, uint8_t* out, size_t* out_len, size_t max_out, uint16_t alg,
                                        const uint8_t* in, size_t in_len) {
-    EVP_PKEY* key = self(ssl)->ctx_->config().credentials->key.get();
+    EVP_PKEY* key = self(ssl)->creds_->key.get();
     const EVP_MD* md = SSL_get_signature_algorithm_digest(alg);
     size_t len = 0;
     for (int attempt = 0; attempt < 64; ++attempt) {
@@ -70,12 +70,30 @@ TlsStream::TlsStream(Env& env, std::shared_ptr<const TlsContext> ctx, StreamPtr 
   server ? SSL_set_accept_state(ssl_.get()) : SSL_set_connect_state(ssl_.get());
   SSL_set_custom_verify(ssl_.get(), SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
                         TlsCallbacks::verify);
-  if (cfg.pin_signature_sizes && cfg.credentials) SSL_set_private_key_method(ssl_.get(), &kPinnedKeyMethod);
+  creds_ = cfg.credentials;
+  if (server && cfg.credentials_for) {
+    if (auto chosen = cfg.credentials_for(transport_->local())) {
+      creds_ = std::move(chosen);
+      use_credentials(*creds_);
+    }
+  }
+  if (cfg.pin_signature_sizes && creds_) SSL_set_private_key_method(ssl_.get(), &kPinnedKeyMethod);
   expected_ = cfg.expected_identities;
   rx_.resize(kTransportReadBytes);
 }
 
 TlsStream::~TlsStream() { *alive_ = false; }
+
+void TlsStream::use_credentials(const Credentials& c) {
+  SSL* ssl = ssl_.get();
+  bool ok = !c.chain.empty() && SSL_use_certificate(ssl, c.chain[0].get()) && SSL_use_PrivateKey(ssl, c.key.get()) &&
+            SSL_clear_chain_certs(ssl);
+  for (size_t i = 1; ok && i < c.chain.size(); ++i) {
+    if (c.chain[i].is_ca() && X509_check_issued(c.chain[i].get(), c.chain[i].get()) == X509_V_OK) continue;  // a root
+    ok = SSL_add1_chain_cert(ssl, c.chain[i].get());
+  }
+  ZT_ASSERT(ok);  // the credentials were built by our CA code: a failure is a bug
+}
 
 std::string TlsStream::version() const { return SSL_get_version(ssl_.get()); }
 

@@ -58,6 +58,7 @@ class TlsStream final : public Stream {
  private:
   friend struct TlsCallbacks;
 
+  void use_credentials(const Credentials& c);
   void progress();
   void step();
   void drive_handshake();
@@ -79,6 +80,7 @@ class TlsStream final : public Stream {
   BIO* wbio_ = nullptr;  // ciphertext out (owned by ssl_)
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::vector<Identity> expected_;
+  std::shared_ptr<const Credentials> creds_;  // the certificate this connection presents
 
   // The transport side.
   std::vector<uint8_t> rx_;     // one transport read at a time

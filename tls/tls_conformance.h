@@ -172,11 +172,29 @@ TYPED_TEST_P(TlsConformance, RootRotationAcceptsBothUntilTheOldRootIsDropped) {
   EXPECT_EQ(stale.client->failure(), TlsFailure::untrusted);
 }
 
+TYPED_TEST_P(TlsConformance, AServerPicksItsCertificateByTheAddressCalled) {
+  auto& w = this->world();
+  auto other = credentials(*w.ca->issue(test_identity("other-pod"), std::chrono::hours(1), this->now()));
+  TlsConfig server_cfg = w.config(TlsRole::server, nullptr);
+  Endpoint asked;
+  server_cfg.credentials_for = [&](const Endpoint& local) {
+    asked = local;
+    return other;
+  };
+  TlsConfig client_cfg = w.config(TlsRole::client, w.client_creds);
+  client_cfg.expected_identities = {test_identity("other-pod")};
+  TlsPair p = this->connect(w.context(client_cfg), w.context(server_cfg));
+  ASSERT_TRUE(p.client_hs) << p.client_hs.error().message();
+  EXPECT_EQ(p.client->peer_identity()->to_string(), "spiffe://cluster.local/ns/default/sa/other-pod");
+  EXPECT_EQ(asked.ip, this->h.server_ip());
+}
+
 REGISTER_TYPED_TEST_SUITE_P(TlsConformance, MutualHandshakeThenDataBothWaysAndCloseNotify,
                             ClientFromAnotherTrustDomainIsRefused, ServerIdentityOutsideTheExpectedSetIsRefused,
                             ExpiredServerCertificateIsRefused, NotYetValidServerCertificateIsRefused,
                             ServerFromAnUntrustedRootIsRefused, ClientWithoutCertificateIsRefused,
                             ClientWithoutH2IsRefused, Tls12OnlyPeerIsRefusedByDefaultAndAcceptedWhenEnabled,
-                            RootRotationAcceptsBothUntilTheOldRootIsDropped);
+                            RootRotationAcceptsBothUntilTheOldRootIsDropped,
+                            AServerPicksItsCertificateByTheAddressCalled);
 
 }  // namespace zt::tls
