@@ -35,15 +35,24 @@ Task<void> Outbound::accept_loop() {
 
 Task<void> Outbound::serve(StreamPtr downstream) {
   Result<Endpoint> dst = downstream->original_dst();
-  auto snap = state_();
-  const IpAddr src_ip = downstream->peer().ip;
-  const mesh::Workload* source = snap ? snap->workload_by_address({"", src_ip}) : nullptr;
-  if (!dst || is_proxy_port(dst->port) || !source) {
-    ++counters_.refused;  // no destination, a loop, or a source we do not serve
+  if (!dst) {
+    ++counters_.refused;  // not captured: nowhere to go
     downstream->abort();
     co_return;
   }
-  const mesh::RoutePlan plan = mesh::route_outbound(*snap, *source, *dst, rng_);
+  co_await forward(std::move(downstream), *dst);
+}
+
+Task<void> Outbound::forward(StreamPtr downstream, Endpoint dst) {
+  auto snap = state_();
+  const IpAddr src_ip = downstream->peer().ip;
+  const mesh::Workload* source = snap ? snap->workload_by_address({"", src_ip}) : nullptr;
+  if (is_proxy_port(dst.port) || !source) {
+    ++counters_.refused;  // a loop, or a source we do not serve
+    downstream->abort();
+    co_return;
+  }
+  const mesh::RoutePlan plan = mesh::route_outbound(*snap, *source, dst, rng_);
   switch (plan.kind) {
     case mesh::RouteKind::hbone:
     case mesh::RouteKind::waypoint:

@@ -41,6 +41,8 @@ class Outbound {
   ~Outbound();
   void start();
   const OutboundCounters& counters() const { return counters_; }
+  // Routes and carries one connection to `dst` (captured, or named by SOCKS5).
+  Task<void> forward(StreamPtr downstream, Endpoint dst);
 
  private:
   Task<void> accept_loop();

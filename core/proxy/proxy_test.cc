@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/proxy/proxy.h"
+#include "core/proxy/socks5.h"
 #include "core/state/local_config.h"
 #include "core/state/store.h"
 #include "testing/sim_harness.h"
@@ -78,6 +79,9 @@ struct Mesh {
     auto in_l = b->env().net.listen(Endpoint{kServerIp, 15008}, {});
     inbound = std::make_unique<Inbound>(b->env(), std::move(*in_l), w.context(w.config(tls::TlsRole::server, server_creds)),
                                         state);
+    auto socks_l = a->env().net.listen(Endpoint{kClientIp, 15080}, {});
+    socks = std::make_unique<Socks5Server>(a->env(), std::move(*socks_l), state, *outbound);
+    socks->start();
     b->capture_inbound(15006);
     auto plain_l = b->env().net.listen(Endpoint{IpAddr::unspecified(IpAddr::Family::v4), 15006}, {});
     plaintext = std::make_unique<InboundPlaintext>(b->env(), std::move(*plain_l), state);
@@ -94,6 +98,7 @@ struct Mesh {
     client_scope.clear();
     app_scope.clear();
     apps.clear();
+    socks.reset();
     outbound.reset();
     inbound.reset();
     plaintext.reset();
@@ -134,6 +139,7 @@ struct Mesh {
   std::unique_ptr<Outbound> outbound;
   std::unique_ptr<Inbound> inbound;
   std::unique_ptr<InboundPlaintext> plaintext;
+  std::unique_ptr<Socks5Server> socks;
   std::vector<std::unique_ptr<Listener>> apps;
   Scope app_scope, client_scope;
 };
@@ -205,6 +211,81 @@ TEST(Proxy, PlaintextDeniedByPolicyIsReset) {
   ASSERT_FALSE(got.end.ok());
   EXPECT_EQ(got.end.code(), Errc::connection_reset);
   EXPECT_EQ(m.plaintext->counters().denied, 1u);
+}
+
+// A SOCKS5 client on the client pod: the raw exchange, then echo through the mesh.
+struct SocksResult {
+  std::vector<uint8_t> handshake;  // the server's method choice and reply
+  testing::ReadAll echoed;
+};
+
+SocksResult socks_talk(Mesh& m, std::vector<uint8_t> request, const std::vector<uint8_t>& data) {
+  SocksResult out;
+  bool done = false;
+  m.client_scope.spawn([](Env& env, std::vector<uint8_t> request, const std::vector<uint8_t>& data, SocksResult& out,
+                          bool& done) -> Task<void> {
+    auto s = co_await io::connect(env, Endpoint{kClientIp, 15080}, {}, std::chrono::seconds(5));
+    if (!s) {
+      done = true;
+      co_return;
+    }
+    (void)co_await io::write_all(**s, request);
+    std::vector<uint8_t> head(2 + 10);
+    size_t got = 0;
+    while (got < head.size()) {
+      auto n = co_await io::read(**s, MutableBytes(head).subspan(got));
+      if (!n || *n == 0) break;
+      got += *n;
+    }
+    head.resize(got);
+    out.handshake = head;
+    if (got == head.capacity() && head[3] == 0) {
+      if (!data.empty()) (void)co_await io::write_all(**s, data);
+      (void)(*s)->shutdown_write();
+      out.echoed = co_await testing::read_all(**s);
+    }
+    done = true;
+  }(m.a->env(), std::move(request), data, out, done));
+  m.world.run_until([&] { return done; }, std::chrono::minutes(1));
+  return out;
+}
+
+TEST(Socks5, ConnectByIpv4GoesThroughTheMesh) {
+  Mesh m;
+  const auto data = testing::pattern(50000, 8);
+  // greeting: v5, 1 method, no-auth; request: CONNECT 10.0.2.1:8080
+  SocksResult r = socks_talk(m, {5, 1, 0, 5, 1, 0, 1, 10, 0, 2, 1, 0x1f, 0x90}, data);
+  ASSERT_EQ(r.handshake.size(), 12u);
+  EXPECT_EQ(r.handshake[0], 5);
+  EXPECT_EQ(r.handshake[1], 0);  // no-auth chosen
+  EXPECT_EQ(r.handshake[3], 0);  // succeeded
+  EXPECT_TRUE(r.echoed.bytes == data);
+  EXPECT_EQ(m.outbound->counters().hbone, 1u);
+  EXPECT_EQ(m.socks->counters().forwarded, 1u);
+}
+
+TEST(Socks5, UnknownHostnamesAndUnsupportedRequestsGetTheirReplies) {
+  Mesh m;
+  const std::string name = "nowhere.example";
+  std::vector<uint8_t> by_name{5, 1, 0, 5, 1, 0, 3, uint8_t(name.size())};
+  by_name.insert(by_name.end(), name.begin(), name.end());
+  by_name.insert(by_name.end(), {0, 80});
+  SocksResult unknown = socks_talk(m, by_name, {});
+  ASSERT_EQ(unknown.handshake.size(), 12u);
+  EXPECT_EQ(unknown.handshake[3], 4);  // host unreachable
+  SocksResult bind = socks_talk(m, {5, 1, 0, 5, 2, 0, 1, 10, 0, 2, 1, 0, 80}, {});
+  ASSERT_EQ(bind.handshake.size(), 12u);
+  EXPECT_EQ(bind.handshake[3], 7);  // command not supported
+  SocksResult atyp = socks_talk(m, {5, 1, 0, 5, 1, 0, 9, 0, 0}, {});
+  ASSERT_EQ(atyp.handshake.size(), 12u);
+  EXPECT_EQ(atyp.handshake[3], 8);  // address type not supported
+  SocksResult auth_only = socks_talk(m, {5, 1, 2}, {});  // username/password only
+  ASSERT_EQ(auth_only.handshake.size(), 2u);
+  EXPECT_EQ(auth_only.handshake[1], 0xff);  // no acceptable method
+  SocksResult not_socks = socks_talk(m, {4, 1, 0, 80, 10, 0, 2, 1, 0}, {});
+  EXPECT_TRUE(not_socks.handshake.empty());  // closed without a word
+  EXPECT_EQ(m.socks->counters().rejected, 5u);
+  EXPECT_EQ(m.socks->counters().forwarded, 0u);
 }
 
 TEST(Proxy, ConnectionsToTheProxyPortsAreRefused) {
