@@ -1,22 +1,28 @@
-// The ztunnel binary. Today it is the control half of the node proxy: it
-// reads and validates its configuration (environment and flags, exit 2 on
-// any bad value), checks FIPS when built for it, loads the local mesh state
-// (LOCAL_XDS_PATH / LOCAL_XDS), and serves admin (15000), stats (15020) and
-// readiness (15021) until SIGTERM, SIGINT or POST /quitquitquit. The traffic
-// listeners (15001/15006/15008) are not wired yet, and readiness says so.
+// The ztunnel binary in local mode: it reads and validates its configuration
+// (environment and flags, exit 2 on any bad value), checks FIPS when built
+// for it, loads the local mesh state (LOCAL_XDS_PATH / LOCAL_XDS), issues
+// workload certificates from its built-in CA (FAKE_CA), and runs outbound
+// (15001), inbound plaintext (15006), inbound HBONE (15008), SOCKS5 (15080,
+// when enabled), admin (15000), stats (15020) and readiness (15021) until
+// SIGTERM, SIGINT or POST /quitquitquit. One event loop for now (worker
+// threads come later); no xDS or CA client yet.
 //
-//   FAKE_CA=true LOCAL_XDS_PATH=examples/localhost.yaml ./ztunnel
+//   FAKE_CA=true XDS_ADDRESS= LOCAL_XDS_PATH=examples/localhost.yaml ./ztunnel
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
 #include "app/config.h"
 #include "core/admin/admin.h"
+#include "core/proxy/proxy.h"
+#include "core/proxy/socks5.h"
+#include "tls/ca.h"
 #include "core/state/config_dump.h"
 #include "core/state/local_config.h"
 #include "core/state/store.h"
@@ -27,6 +33,8 @@ extern char** environ;
 
 namespace zt::app {
 namespace {
+
+namespace proxy = zt::core::proxy;
 
 constexpr const char* kVersion = "0.1.0";
 constexpr int kExitBadConfig = 2;
@@ -90,6 +98,31 @@ Result<std::vector<std::unique_ptr<Listener>>> listen_all(Env& env, const Listen
   return out;
 }
 
+// Workload certificates from the built-in CA, issued on first use.
+class LocalCertificates {
+ public:
+  LocalCertificates(const Config& cfg, tls::Ca ca, Clock& clock) : cfg_(cfg), ca_(std::move(ca)), clock_(clock) {}
+
+  std::shared_ptr<const tls::Credentials> for_identity(const std::string& spiffe) {
+    auto it = creds_.find(spiffe);
+    if (it != creds_.end()) return it->second;
+    auto id = tls::Identity::parse(spiffe);
+    if (!id) return nullptr;
+    auto issued = ca_.issue(*id, cfg_.secret_ttl, clock_.wall_now());
+    if (!issued) return nullptr;
+    auto c = std::make_shared<tls::Credentials>(tls::Credentials{std::move(issued->chain), std::move(issued->key)});
+    creds_.emplace(spiffe, c);
+    return c;
+  }
+  std::vector<tls::Certificate> roots() const { return ca_.trust_bundle(); }
+
+ private:
+  const Config& cfg_;
+  tls::Ca ca_;
+  Clock& clock_;
+  std::map<std::string, std::shared_ptr<const tls::Credentials>> creds_;
+};
+
 int run(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (help_requested(args)) {
@@ -138,8 +171,11 @@ int run(int argc, char** argv) {
     log_line("info", "shutting down", "reason=quitquitquit");
     rt.stop();
   };
-  // The state is loaded; the proxy listeners are what readiness still waits for.
-  auto pending = [] { return std::vector<std::string>{"proxy listeners (not implemented yet)"}; };
+  // Ready once the state is loaded (it is, by now) and the proxy listens.
+  bool proxy_listening = false;
+  auto pending = [&] {
+    return proxy_listening ? std::vector<std::string>{} : std::vector<std::string>{"proxy listeners"};
+  };
   std::vector<std::unique_ptr<admin::AdminServer>> servers;
   const std::pair<const ListenAddr*, admin::Routes> endpoints[] = {
       {&cfg->admin_addr, admin::admin_routes(env, handlers)},
@@ -155,6 +191,78 @@ int run(int argc, char** argv) {
     for (auto& l : *listeners) servers.push_back(std::make_unique<admin::AdminServer>(env, std::move(l), routes));
   }
   for (auto& s : servers) s->start();
+
+  // The data path. Marks are for in-pod capture; local mode has none.
+  auto ca = tls::Ca::create(tls::CaOptions{cfg->trust_domain}, env.rng.stream("ca"), env.clock.wall_now());
+  if (!ca) {
+    log_line("error", "cannot create the local CA", "error=\"" + ca.error().message() + "\"");
+    return 1;
+  }
+  LocalCertificates certs(*cfg, std::move(*ca), env.clock);
+  proxy::StateSource state = [&] { return *snapshot; };
+  std::map<std::string, std::shared_ptr<const tls::TlsContext>> client_contexts;
+  core::hbone::PoolConfig pool_cfg;
+  pool_cfg.streams_per_connection_max = cfg->pool_max_streams_per_connection;
+  pool_cfg.idle_release = cfg->pool_unused_release_timeout;
+  core::hbone::Pool pool(env, pool_cfg, [&](const core::hbone::PoolKey& key) -> Result<std::shared_ptr<const tls::TlsContext>> {
+    auto& ctx = client_contexts[key.source_identity];
+    if (!ctx) {
+      tls::TlsConfig tc;
+      tc.role = tls::TlsRole::client;
+      tc.credentials = certs.for_identity(key.source_identity);
+      if (!tc.credentials) return Error(Errc::invalid_argument, "no certificate for " + key.source_identity);
+      tc.roots = certs.roots();
+      tc.allow_tls12 = cfg->tls12_enabled;
+      auto made = tls::TlsContext::create(tc);
+      if (!made) return made.error();
+      ctx = *made;
+    }
+    return ctx;
+  });
+  tls::TlsConfig server_tls;
+  server_tls.role = tls::TlsRole::server;
+  server_tls.roots = certs.roots();
+  server_tls.trust_domain = cfg->trust_domain;
+  server_tls.allow_tls12 = cfg->tls12_enabled;
+  server_tls.credentials_for = [&](const Endpoint& local) -> std::shared_ptr<const tls::Credentials> {
+    const mesh::Workload* w = (*snapshot)->workload_by_address({"", local.ip});
+    return w ? certs.for_identity(w->identity().to_string()) : nullptr;
+  };
+  auto server_ctx = tls::TlsContext::create(server_tls);
+  if (!server_ctx) {
+    log_line("error", "cannot configure TLS", "error=\"" + server_ctx.error().message() + "\"");
+    return 1;
+  }
+  proxy::OutboundConfig out_cfg;
+  out_cfg.mark = std::nullopt;
+  proxy::InboundConfig in_cfg;
+  in_cfg.mark = std::nullopt;
+  std::vector<std::unique_ptr<proxy::Outbound>> outbounds;
+  std::vector<std::unique_ptr<proxy::Inbound>> inbounds;
+  std::vector<std::unique_ptr<proxy::InboundPlaintext>> plaintexts;
+  std::vector<std::unique_ptr<proxy::Socks5Server>> socks;
+  auto bind = [&](const ListenAddr& addr) {
+    auto ls = listen_all(env, addr, cfg->ipv6_enabled);
+    if (!ls) log_line("error", "cannot listen", "error=\"" + ls.error().message() + "\"");
+    return ls;
+  };
+  if (cfg->proxy_enabled) {
+    auto out_l = bind(cfg->outbound_addr), in_l = bind(cfg->inbound_addr), plain_l = bind(cfg->inbound_plaintext_addr);
+    if (!out_l || !in_l || !plain_l) return 1;
+    for (auto& l : *out_l) outbounds.push_back(std::make_unique<proxy::Outbound>(env, std::move(l), state, pool, out_cfg));
+    for (auto& l : *in_l) inbounds.push_back(std::make_unique<proxy::Inbound>(env, std::move(l), *server_ctx, state, in_cfg));
+    for (auto& l : *plain_l) plaintexts.push_back(std::make_unique<proxy::InboundPlaintext>(env, std::move(l), state, in_cfg));
+    if (cfg->socks5_addr) {
+      auto socks_l = bind(*cfg->socks5_addr);
+      if (!socks_l) return 1;
+      for (auto& l : *socks_l) socks.push_back(std::make_unique<proxy::Socks5Server>(env, std::move(l), state, *outbounds.front()));
+    }
+    for (auto& o : outbounds) o->start();
+    for (auto& i : inbounds) i->start();
+    for (auto& p : plaintexts) p->start();
+    for (auto& s5 : socks) s5->start();
+  }
+  proxy_listening = true;
   log_line("info", "serving", "admin=" + cfg->admin_addr.to_string() + " stats=" + cfg->stats_addr.to_string() +
                                   " readiness=" + cfg->readiness_addr.to_string());
 

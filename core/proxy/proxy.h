@@ -28,7 +28,7 @@ bool is_proxy_port(uint16_t port);
 
 struct OutboundConfig {
   Duration connect_timeout = std::chrono::seconds(10);
-  uint32_t mark = 1337;  // our own connections bypass capture
+  std::optional<uint32_t> mark = 1337;  // our own connections bypass capture
 };
 
 struct OutboundCounters {
@@ -61,7 +61,7 @@ class Outbound {
 
 struct InboundConfig {
   Duration connect_timeout = std::chrono::seconds(10);
-  uint32_t mark = 1337;  // connections to local workloads bypass inbound capture
+  std::optional<uint32_t> mark = 1337;  // connections to local workloads bypass inbound capture
 };
 
 struct InboundCounters {
