@@ -235,8 +235,10 @@ int run(int argc, char** argv) {
   }
   proxy::OutboundConfig out_cfg;
   out_cfg.mark = std::nullopt;
+  out_cfg.metrics = &registry;
   proxy::InboundConfig in_cfg;
   in_cfg.mark = std::nullopt;
+  in_cfg.metrics = &registry;
   std::vector<std::unique_ptr<proxy::Outbound>> outbounds;
   std::vector<std::unique_ptr<proxy::Inbound>> inbounds;
   std::vector<std::unique_ptr<proxy::InboundPlaintext>> plaintexts;

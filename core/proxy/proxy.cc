@@ -1,6 +1,7 @@
 #include "core/proxy/proxy.h"
 
 #include "core/hbone/headers.h"
+#include "core/proxy/traffic_metrics.h"
 #include "core/state/rbac.h"
 #include "core/state/routing.h"
 #include "io/async.h"
@@ -62,11 +63,19 @@ Task<void> Outbound::forward(StreamPtr downstream, Endpoint dst) {
     case mesh::RouteKind::tcp:
     case mesh::RouteKind::passthrough: {
       ++counters_.passthrough;
+      TrafficReport report(cfg_.metrics, labels_for("source", source, source->identity().to_string(),
+                                                    plan.next_hop_workload.get(), false));
       RelayConfig relay;
       relay.connect_timeout = cfg_.connect_timeout;
       relay.upstream.mark = cfg_.mark;
       RelayResult r = co_await relay_connection(env_, std::move(downstream), plan.next_hop, relay);
-      if (r.outcome == RelayOutcome::connect_failed) ++counters_.failed;
+      if (r.outcome == RelayOutcome::connect_failed) {
+        ++counters_.failed;
+        report.failed("UF");
+      } else {
+        report.opened();
+        report.closed(r.bytes.bytes_a_to_b, r.bytes.bytes_b_to_a);
+      }
       co_return;
     }
     case mesh::RouteKind::double_hbone:  // not wired yet
@@ -90,14 +99,19 @@ Task<void> Outbound::via_hbone(StreamPtr downstream, const mesh::Workload& sourc
   info.workload_name = source.name;
   if (plan.service) info.host = plan.service->hostname;
   h2::Request req{"CONNECT", plan.authority, hbone::request_headers(info, rng_)};
+  TrafficReport report(cfg_.metrics, labels_for("source", &source, key.source_identity,
+                                                plan.next_hop_workload.get(), true));
   Result<h2::Opened> opened = co_await pool_.open(key, std::move(req));
   if (!opened || !opened->tunnel) {
     ++counters_.failed;  // 401, 503 or no connection: the client sees a reset
+    report.failed("UF");
     downstream->abort();
     co_return;
   }
+  report.opened();
   CopyStats stats;
   (void)co_await copy_bidirectional(env_, *downstream, *opened->tunnel, stats);
+  report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a);
   downstream->close();
   opened->tunnel->close();
 }
@@ -146,9 +160,13 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
     conn.src_identity = mesh::Identity{req.peer_identity->trust_domain(), req.peer_identity->ns(),
                                        req.peer_identity->service_account()};
   }
+  const mesh::Workload* src = snap->workload_by_address({"", req.connection_peer.ip});
+  TrafficReport report(cfg_.metrics, labels_for("destination", src,
+                                                req.peer_identity ? req.peer_identity->to_string() : "", dst, true));
   const mesh::Decision decision = mesh::authorize(snap->policies_for(*dst), conn);
   if (!decision.allowed) {
     ++counters_.denied;
+    report.failed("RBAC");
     answer->reject(401);
     co_return;
   }
@@ -157,14 +175,17 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
   Result<StreamPtr> upstream = co_await io::connect(env_, req.target, opts, cfg_.connect_timeout);
   if (!upstream) {
     ++counters_.upstream_failed;
+    report.failed("UF");
     answer->reject(503);
     co_return;
   }
   StreamPtr tunnel = answer->accept();
   if (!tunnel) co_return;
   ++counters_.allowed;
+  report.opened();
   CopyStats stats;
   (void)co_await copy_bidirectional(env_, *tunnel, **upstream, stats);
+  report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a);
   tunnel->close();
   (*upstream)->close();
 }
@@ -203,8 +224,11 @@ Task<void> InboundPlaintext::serve(StreamPtr downstream) {
   mesh::Connection conn;  // no identity: plaintext
   conn.src = downstream->peer();
   conn.dst = *dst;
+  TrafficReport report(cfg_.metrics, labels_for("destination", snap->workload_by_address({"", conn.src.ip}), "",
+                                                wl, false));
   if (!mesh::authorize(snap->policies_for(*wl), conn).allowed) {
     ++counters_.denied;
+    report.failed("RBAC");
     downstream->abort();
     co_return;
   }
@@ -212,7 +236,14 @@ Task<void> InboundPlaintext::serve(StreamPtr downstream) {
   relay.connect_timeout = cfg_.connect_timeout;
   relay.upstream.mark = cfg_.mark;
   RelayResult r = co_await relay_connection(env_, std::move(downstream), *dst, relay);
-  r.outcome == RelayOutcome::connect_failed ? ++counters_.upstream_failed : ++counters_.allowed;
+  if (r.outcome == RelayOutcome::connect_failed) {
+    ++counters_.upstream_failed;
+    report.failed("UF");
+  } else {
+    ++counters_.allowed;
+    report.opened();
+    report.closed(r.bytes.bytes_a_to_b, r.bytes.bytes_b_to_a);
+  }
 }
 
 }  // namespace zt::core::proxy

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 
+#include "core/admin/metrics.h"
 #include "core/hbone/pool.h"
 #include "core/hbone/server.h"
 #include "core/relay.h"
@@ -29,6 +30,7 @@ bool is_proxy_port(uint16_t port);
 struct OutboundConfig {
   Duration connect_timeout = std::chrono::seconds(10);
   std::optional<uint32_t> mark = 1337;  // our own connections bypass capture
+  admin::Registry* metrics = nullptr;    // connection metrics (reporter=source)
 };
 
 struct OutboundCounters {
@@ -62,6 +64,7 @@ class Outbound {
 struct InboundConfig {
   Duration connect_timeout = std::chrono::seconds(10);
   std::optional<uint32_t> mark = 1337;  // connections to local workloads bypass inbound capture
+  admin::Registry* metrics = nullptr;    // connection metrics (reporter=destination)
 };
 
 struct InboundCounters {

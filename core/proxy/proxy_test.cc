@@ -75,10 +75,16 @@ struct Mesh {
     auto client_creds = tls::credentials(*w.ca->issue(tls::test_identity("client"), std::chrono::hours(24), w.now));
     auto server_creds = tls::credentials(*w.ca->issue(tls::test_identity("server"), std::chrono::hours(24), w.now));
     client_ctx = w.context(w.config(tls::TlsRole::client, client_creds));
-    outbound = std::make_unique<Outbound>(a->env(), std::move(*out_l), state, *pool, OutboundConfig{});
+    admin::declare_istio_metrics(metrics_a);
+    admin::declare_istio_metrics(metrics_b);
+    OutboundConfig out_cfg;
+    out_cfg.metrics = &metrics_a;
+    outbound = std::make_unique<Outbound>(a->env(), std::move(*out_l), state, *pool, out_cfg);
     auto in_l = b->env().net.listen(Endpoint{kServerIp, 15008}, {});
+    InboundConfig in_cfg;
+    in_cfg.metrics = &metrics_b;
     inbound = std::make_unique<Inbound>(b->env(), std::move(*in_l), w.context(w.config(tls::TlsRole::server, server_creds)),
-                                        state);
+                                        state, in_cfg);
     auto socks_l = a->env().net.listen(Endpoint{kClientIp, 15080}, {});
     socks = std::make_unique<Socks5Server>(a->env(), std::move(*socks_l), state, *outbound);
     socks->start();
@@ -131,6 +137,7 @@ struct Mesh {
 
   sim::World world;
   sim::Host *a, *b, *c;
+  admin::Registry metrics_a, metrics_b;
   tls::TlsWorld w;
   mesh::MeshStore store;
   std::shared_ptr<const mesh::StateSnapshot> snapshot;
@@ -153,6 +160,16 @@ TEST(Proxy, MeshTrafficGoesOverHboneAndArrivesIntact) {
   EXPECT_EQ(m.outbound->counters().hbone, 1u);
   EXPECT_EQ(m.inbound->counters().allowed, 1u);
   EXPECT_EQ(m.pool->counters().connections_opened, 1u);
+  // Both sides report the connection, with the bytes each way.
+  m.world.run_for(std::chrono::seconds(1));
+  const std::string out = m.metrics_a.render(), in = m.metrics_b.render();
+  EXPECT_NE(out.find("istio_tcp_connections_opened_total{"), std::string::npos) << out;
+  EXPECT_NE(out.find("reporter=\"source\""), std::string::npos);
+  EXPECT_NE(out.find("connection_security_policy=\"mutual_tls\""), std::string::npos);
+  EXPECT_NE(out.find("destination_workload=\"server\""), std::string::npos);
+  EXPECT_NE(out.find("} 300000\n"), std::string::npos) << out;  // sent and received bytes
+  EXPECT_NE(in.find("reporter=\"destination\""), std::string::npos) << in;
+  EXPECT_NE(in.find("source_principal=\"spiffe://cluster.local/ns/default/sa/client\""), std::string::npos) << in;
 }
 
 TEST(Proxy, APolicyDenialResetsTheClient) {
@@ -169,6 +186,8 @@ TEST(Proxy, APolicyDenialResetsTheClient) {
   EXPECT_EQ(got.end.code(), Errc::connection_reset);
   EXPECT_TRUE(got.bytes.empty());
   EXPECT_EQ(m.inbound->counters().denied, 1u);
+  EXPECT_NE(m.metrics_b.render().find("istio_tcp_connections_failed_total{"), std::string::npos);
+  EXPECT_NE(m.metrics_b.render().find("response_flags=\"RBAC\""), std::string::npos);
 }
 
 TEST(Proxy, TrafficOutsideTheMeshPassesThrough) {

@@ -1,0 +1,56 @@
+#include "core/proxy/traffic_metrics.h"
+
+namespace zt::core::proxy {
+namespace {
+
+void describe(admin::TrafficLabels& l, const mesh::Workload& w, bool source) {
+  const std::string name = w.canonical_name.empty() ? w.name : w.canonical_name;
+  const std::string version = w.canonical_revision.empty() ? "latest" : w.canonical_revision;
+  (source ? l.source_workload : l.destination_workload) = w.name;
+  (source ? l.source_workload_namespace : l.destination_workload_namespace) = w.ns;
+  (source ? l.source_canonical_service : l.destination_canonical_service) = name;
+  (source ? l.source_canonical_revision : l.destination_canonical_revision) = version;
+  (source ? l.source_app : l.destination_app) = name;
+  (source ? l.source_version : l.destination_version) = version;
+  (source ? l.source_cluster : l.destination_cluster) = w.cluster_id;
+}
+
+}  // namespace
+
+admin::TrafficLabels labels_for(std::string_view reporter, const mesh::Workload* source,
+                                const std::string& source_principal, const mesh::Workload* destination,
+                                bool mutual_tls) {
+  admin::TrafficLabels l;
+  l.reporter = std::string(reporter);
+  if (source) describe(l, *source, true);
+  if (destination) {
+    describe(l, *destination, false);
+    l.destination_principal = destination->identity().to_string();
+  }
+  if (!source_principal.empty()) l.source_principal = source_principal;
+  l.connection_security_policy = mutual_tls ? "mutual_tls" : "unknown";
+  return l;
+}
+
+TrafficReport::TrafficReport(admin::Registry* registry, admin::TrafficLabels labels)
+    : registry_(registry), labels_(std::move(labels)) {}
+
+void TrafficReport::opened() {
+  if (registry_) registry_->counter(admin::kTcpConnectionsOpened, labels_.to_labels()).inc(1);
+}
+
+void TrafficReport::failed(std::string_view response_flags) {
+  if (!registry_) return;
+  labels_.response_flags = std::string(response_flags);
+  registry_->counter(admin::kTcpConnectionsFailed, labels_.to_labels()).inc(1);
+}
+
+void TrafficReport::closed(uint64_t sent, uint64_t received) {
+  if (!registry_) return;
+  const admin::Labels labels = labels_.to_labels();
+  registry_->counter(admin::kTcpConnectionsClosed, labels).inc(1);
+  registry_->counter(admin::kTcpSentBytes, labels).inc(sent);
+  registry_->counter(admin::kTcpReceivedBytes, labels).inc(received);
+}
+
+}  // namespace zt::core::proxy
