@@ -270,6 +270,7 @@ int run(int argc, char** argv) {
 
   // SIGTERM/SIGINT: a thread waits for them and stops the loop (stop() is
   // the one thread-safe call on the runtime).
+  std::atomic<bool> drain_requested = false;
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -281,9 +282,39 @@ int run(int argc, char** argv) {
     sigwait(&signals, &sig);
     if (!loop_done) {
       log_line("info", "shutting down", std::string("signal=") + (sig == SIGTERM ? "SIGTERM" : "SIGINT"));
-      rt.stop();
+      drain_requested = true;
     }
   });
+  // Drain on SIGTERM/SIGINT: stop accepting, GOAWAY the HBONE connections,
+  // let connections in flight finish for CONNECTION_TERMINATION_DEADLINE,
+  // then stop. The signal thread only raises a flag; the loop polls it.
+  std::optional<MonoTime> drain_deadline;
+  auto active = [&] {
+    size_t n = 0;
+    for (auto& o : outbounds) n += o->active();
+    for (auto& i : inbounds) n += i->active();
+    for (auto& p : plaintexts) n += p->active();
+    return n;
+  };
+  std::function<void()> poll = [&] {
+    if (drain_requested.load() && !drain_deadline) {
+      drain_deadline = env.clock.now() + cfg->connection_termination_deadline;
+      for (auto& s5 : socks) s5->drain();
+      for (auto& o : outbounds) o->drain();
+      for (auto& p : plaintexts) p->drain();
+      for (auto& i : inbounds) i->drain();
+      proxy_listening = false;
+      log_line("info", "draining", "connections=" + std::to_string(active()) +
+                                       " deadline_ms=" + std::to_string(to_ms(cfg->connection_termination_deadline)));
+    }
+    if (drain_deadline && (active() == 0 || env.clock.now() >= *drain_deadline)) {
+      log_line("info", "drained", "connections_left=" + std::to_string(active()));
+      rt.stop();
+      return;
+    }
+    env.loop.run_after(std::chrono::milliseconds(100), poll);
+  };
+  env.loop.post(poll);
   rt.run();
   // Wake the waiter if the loop ended for another reason.
   loop_done = true;

@@ -237,5 +237,86 @@ TEST(ZtunnelBinary, LocalModeCarriesTrafficOverHboneAndEnforcesPolicy) {
   EXPECT_EQ(e.code, 0) << e.stderr_text;
 }
 
+// SIGTERM drains: no new connections, the open one keeps working until
+// CONNECTION_TERMINATION_DEADLINE, then the process exits 0.
+TEST(ZtunnelBinary, SigtermDrainsOpenConnectionsUntilTheDeadline) {
+  const uint16_t admin_port = free_port(), stats_port = free_port();
+  auto [pid, err] = spawn({"FAKE_CA=true", "XDS_ADDRESS=", "CA_ADDRESS=", "UNSTABLE_ENABLE_SOCKS5=true",
+                           "CONNECTION_TERMINATION_DEADLINE=1s", "LOCAL_XDS_PATH=" + kTestdata + "/localhost.yaml"},
+                          {"--admin-port", std::to_string(admin_port), "--stats-port", std::to_string(stats_port)});
+  real::Runtime rt;
+  Env& env = rt.env();
+  const IpAddr lo = IpAddr::loopback(IpAddr::Family::v4);
+  auto echo_l = env.net.listen(Endpoint{lo, 0}, {});
+  ASSERT_TRUE(echo_l);
+  int accepted = 0;
+  Scope servers;
+  servers.spawn(echo_once(**echo_l, accepted));
+  // Open a tunnel through SOCKS5 (retrying until the binary listens) and keep it.
+  StreamPtr tunnel;
+  for (int i = 0; i < 50 && !tunnel; ++i) {
+    bool done = false;
+    Scope s;
+    s.spawn([](Env& env, Endpoint dst, StreamPtr& out, bool& done) -> Task<void> {
+      auto c = co_await io::connect(env, Endpoint{IpAddr::loopback(IpAddr::Family::v4), 15080}, {}, std::chrono::seconds(2));
+      if (c) {
+        std::vector<uint8_t> req{5, 1, 0, 5, 1, 0, 1};
+        req.insert(req.end(), dst.ip.data(), dst.ip.data() + 4);
+        req.push_back(uint8_t(dst.port >> 8));
+        req.push_back(uint8_t(dst.port));
+        std::vector<uint8_t> head(12);
+        size_t got = 0;
+        if (co_await io::write_all(**c, req)) {
+          while (got < head.size()) {
+            auto n = co_await io::read(**c, MutableBytes(head).subspan(got));
+            if (!n || *n == 0) break;
+            got += *n;
+          }
+        }
+        if (got == head.size() && head[3] == 0) out = std::move(*c);
+      }
+      done = true;
+    }(env, (*echo_l)->local(), tunnel, done));
+    rt.run_until([&] { return done; }, std::chrono::seconds(5));
+    if (!tunnel) usleep(100'000);
+  }
+  ASSERT_TRUE(tunnel);
+  auto echo = [&](uint8_t v) {
+    bool ok = false, done = false;
+    Scope s;
+    s.spawn([](Stream& t, uint8_t v, bool& ok, bool& done) -> Task<void> {
+      const uint8_t out[] = {v};
+      uint8_t back[1] = {0};
+      ok = (co_await io::write_all(t, out)).ok();
+      auto n = co_await io::read(t, back);
+      ok = ok && n && *n == 1 && back[0] == v;
+      done = true;
+    }(*tunnel, v, ok, done));
+    rt.run_until([&] { return done; }, std::chrono::seconds(5));
+    return ok;
+  };
+  EXPECT_TRUE(echo(1));
+  const auto t0 = std::chrono::steady_clock::now();
+  kill(pid, SIGTERM);
+  usleep(300'000);
+  EXPECT_TRUE(echo(2)) << "the open connection works while draining";
+  bool refused = false, tried = false;
+  Scope s;
+  s.spawn([](Env& env, bool& refused, bool& tried) -> Task<void> {
+    auto c = co_await io::connect(env, Endpoint{IpAddr::loopback(IpAddr::Family::v4), 15080}, {}, std::chrono::seconds(2));
+    refused = !c;
+    tried = true;
+  }(env, refused, tried));
+  rt.run_until([&] { return tried; }, std::chrono::seconds(5));
+  EXPECT_TRUE(refused) << "new connections are refused while draining";
+  Exit e = wait_exit(pid, err);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(e.code, 0) << e.stderr_text;
+  EXPECT_GE(took, 0.9);  // held open until the deadline...
+  EXPECT_LT(took, 5.0);  // ...and not much longer
+  EXPECT_NE(e.stderr_text.find("msg=\"draining\""), std::string::npos) << e.stderr_text;
+  servers.clear();
+}
+
 }  // namespace
 }  // namespace zt

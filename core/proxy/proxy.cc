@@ -45,6 +45,7 @@ Task<void> Outbound::serve(StreamPtr downstream) {
 }
 
 Task<void> Outbound::forward(StreamPtr downstream, Endpoint dst) {
+  ActiveGuard active(active_);
   auto snap = state_();
   const IpAddr src_ip = downstream->peer().ip;
   const mesh::Workload* source = snap ? snap->workload_by_address({"", src_ip}) : nullptr;
@@ -139,6 +140,7 @@ void Inbound::on_request(hbone::InboundRequest req, hbone::Answer answer) {
 }
 
 Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
+  ActiveGuard active(active_);
   auto snap = state_();
   const mesh::Workload* dst = snap ? snap->workload_by_address({"", req.target.ip}) : nullptr;
   if (!dst) {
@@ -212,6 +214,7 @@ Task<void> InboundPlaintext::accept_loop() {
 }
 
 Task<void> InboundPlaintext::serve(StreamPtr downstream) {
+  ActiveGuard active(active_);
   ++counters_.requests;
   Result<Endpoint> dst = downstream->original_dst();
   auto snap = state_();

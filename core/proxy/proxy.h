@@ -43,6 +43,9 @@ class Outbound {
   ~Outbound();
   void start();
   const OutboundCounters& counters() const { return counters_; }
+  // Stops accepting; connections in flight go on.
+  void drain() { listener_->close(); }
+  size_t active() const { return active_; }
   // Routes and carries one connection to `dst` (captured, or named by SOCKS5).
   Task<void> forward(StreamPtr downstream, Endpoint dst);
 
@@ -58,7 +61,19 @@ class Outbound {
   OutboundConfig cfg_;
   Rng rng_;
   OutboundCounters counters_;
+  size_t active_ = 0;
   Scope scope_;
+};
+
+// Counts a connection as active for as long as it lives.
+class ActiveGuard {
+ public:
+  explicit ActiveGuard(size_t& n) : n_(n) { ++n_; }
+  ~ActiveGuard() { --n_; }
+  ActiveGuard(const ActiveGuard&) = delete;
+
+ private:
+  size_t& n_;
 };
 
 struct InboundConfig {
@@ -78,6 +93,9 @@ class Inbound {
   ~Inbound();
   void start();
   const InboundCounters& counters() const { return counters_; }
+  // Stops accepting and sends GOAWAY; tunnels in flight go on.
+  void drain() { server_->drain(); }
+  size_t active() const { return active_; }
 
  private:
   void on_request(hbone::InboundRequest req, hbone::Answer answer);
@@ -87,6 +105,7 @@ class Inbound {
   StateSource state_;
   InboundConfig cfg_;
   InboundCounters counters_;
+  size_t active_ = 0;
   Scope scope_;  // before server_: requests in flight go after the server stops
   std::unique_ptr<hbone::Server> server_;
 };
@@ -99,6 +118,8 @@ class InboundPlaintext {
   ~InboundPlaintext();
   void start();
   const InboundCounters& counters() const { return counters_; }
+  void drain() { listener_->close(); }
+  size_t active() const { return active_; }
 
  private:
   Task<void> accept_loop();
@@ -109,6 +130,7 @@ class InboundPlaintext {
   StateSource state_;
   InboundConfig cfg_;
   InboundCounters counters_;
+  size_t active_ = 0;
   Scope scope_;
 };
 

@@ -50,6 +50,7 @@ class Socks5Server {
   ~Socks5Server();
   void start();
   const Socks5Counters& counters() const { return counters_; }
+  void drain() { listener_->close(); }
 
  private:
   Task<void> accept_loop();
