@@ -58,19 +58,13 @@ RelayServer::~RelayServer() = default;
 void RelayServer::start() { scope_.spawn(accept_loop()); }
 
 Task<void> RelayServer::accept_loop() {
-  for (;;) {
-    Result<StreamPtr> s = co_await io::accept(*listener_);
-    if (!s) {
-      if (s.code() == Errc::cancelled || s.code() == Errc::not_connected) co_return;  // closed
-      // Transient (out of descriptors, a connection reset before accept):
-      // back off a little instead of spinning.
-      ++counters_.accept_errors;
-      co_await io::sleep(env_.loop, std::chrono::milliseconds(10));
-      continue;
-    }
-    ++counters_.accepted;
-    scope_.spawn(serve(std::move(*s)));
-  }
+  return io::accept_each(
+      env_, *listener_,
+      [this](StreamPtr s) {
+        ++counters_.accepted;
+        scope_.spawn(serve(std::move(s)));
+      },
+      [this] { ++counters_.accept_errors; });
 }
 
 Task<void> RelayServer::serve(StreamPtr downstream) {

@@ -12,6 +12,20 @@ Task<Result<void>> write_all(Stream& s, ConstBytes buf) {
   co_return ok();
 }
 
+Task<void> accept_each(Env& env, Listener& l, std::function<void(StreamPtr)> on_stream,
+                       std::function<void()> on_error) {
+  for (;;) {
+    Result<StreamPtr> s = co_await accept(l);
+    if (!s) {
+      if (s.code() == Errc::cancelled || s.code() == Errc::not_connected) co_return;  // closed
+      if (on_error) on_error();
+      co_await sleep(env.loop, std::chrono::milliseconds(10));
+      continue;
+    }
+    on_stream(std::move(*s));
+  }
+}
+
 void ConnectAwaiter::await_suspend(std::coroutine_handle<> h) {
   op_ = env_.net.connect(to_, opts_, [this, h](Result<StreamPtr> r) {
     if (timer_ != kNoTimer) env_.loop.cancel(timer_);

@@ -61,6 +61,12 @@ inline auto accept(Listener& l) {
 // Writes every byte of buf (several writes when the stream takes prefixes).
 Task<Result<void>> write_all(Stream& s, ConstBytes buf);
 
+// Accepts until the listener is closed, handing each stream to `on_stream`.
+// A transient accept error (out of descriptors, a reset before accept) calls
+// `on_error` and backs off 10 ms instead of spinning.
+Task<void> accept_each(Env& env, Listener& l, std::function<void(StreamPtr)> on_stream,
+                       std::function<void()> on_error = {});
+
 class SleepAwaiter {
  public:
   SleepAwaiter(Loop& loop, Duration d) : loop_(loop), delay_(d) {}

@@ -136,24 +136,20 @@ void AdminServer::start() { scope_.spawn(accept_loop()); }
 
 Task<void> AdminServer::accept_loop() {
   HttpHandler handler = [this](const HttpRequest& req) { return dispatch(routes_, req); };
-  for (;;) {
-    Result<StreamPtr> s = co_await io::accept(*listener_);
-    if (!s) {
-      if (s.code() == Errc::cancelled || s.code() == Errc::not_connected) co_return;  // closed
-      ++counters_.accept_errors;
-      co_await io::sleep(env_.loop, std::chrono::milliseconds(10));  // back off, do not spin
-      continue;
-    }
-    ++counters_.accepted;
-    if (active_ >= kConnectionsMax) {
-      // A probe or scraper that opens connections faster than it finishes
-      // them must not grow memory without bound.
-      ++counters_.rejected_busy;
-      (*s)->abort();
-      continue;
-    }
-    scope_.spawn(serve(env_, std::move(*s), handler, limits_, active_));
-  }
+  return io::accept_each(
+      env_, *listener_,
+      [this, handler](StreamPtr s) {
+        ++counters_.accepted;
+        if (active_ >= kConnectionsMax) {
+          // A probe or scraper that opens connections faster than it finishes
+          // them must not grow memory without bound.
+          ++counters_.rejected_busy;
+          s->abort();
+          return;
+        }
+        scope_.spawn(serve(env_, std::move(s), handler, limits_, active_));
+      },
+      [this] { ++counters_.accept_errors; });
 }
 
 Task<void> AdminServer::serve(Env& env, StreamPtr stream, HttpHandler handler, HttpLimits limits, size_t& active) {

@@ -33,15 +33,7 @@ void Server::drain() {
 }
 
 Task<void> Server::accept_loop() {
-  for (;;) {
-    Result<StreamPtr> s = co_await io::accept(*listener_);
-    if (!s) {
-      if (s.code() == Errc::cancelled || s.code() == Errc::not_connected) co_return;
-      co_await io::sleep(env_.loop, std::chrono::milliseconds(10));
-      continue;
-    }
-    scope_.spawn(serve(std::move(*s)));
-  }
+  return io::accept_each(env_, *listener_, [this](StreamPtr s) { scope_.spawn(serve(std::move(s))); });
 }
 
 Task<void> Server::serve(StreamPtr tcp) {

@@ -22,16 +22,10 @@ Outbound::~Outbound() { scope_.clear(); }
 void Outbound::start() { scope_.spawn(accept_loop()); }
 
 Task<void> Outbound::accept_loop() {
-  for (;;) {
-    Result<StreamPtr> s = co_await io::accept(*listener_);
-    if (!s) {
-      if (s.code() == Errc::cancelled || s.code() == Errc::not_connected) co_return;
-      co_await io::sleep(env_.loop, std::chrono::milliseconds(10));
-      continue;
-    }
+  return io::accept_each(env_, *listener_, [this](StreamPtr s) {
     ++counters_.accepted;
-    scope_.spawn(serve(std::move(*s)));
-  }
+    scope_.spawn(serve(std::move(s)));
+  });
 }
 
 Task<void> Outbound::serve(StreamPtr downstream) {
@@ -202,15 +196,7 @@ InboundPlaintext::~InboundPlaintext() { scope_.clear(); }
 void InboundPlaintext::start() { scope_.spawn(accept_loop()); }
 
 Task<void> InboundPlaintext::accept_loop() {
-  for (;;) {
-    Result<StreamPtr> s = co_await io::accept(*listener_);
-    if (!s) {
-      if (s.code() == Errc::cancelled || s.code() == Errc::not_connected) co_return;
-      co_await io::sleep(env_.loop, std::chrono::milliseconds(10));
-      continue;
-    }
-    scope_.spawn(serve(std::move(*s)));
-  }
+  return io::accept_each(env_, *listener_, [this](StreamPtr s) { scope_.spawn(serve(std::move(s))); });
 }
 
 Task<void> InboundPlaintext::serve(StreamPtr downstream) {

@@ -93,16 +93,10 @@ Socks5Server::~Socks5Server() { scope_.clear(); }
 void Socks5Server::start() { scope_.spawn(accept_loop()); }
 
 Task<void> Socks5Server::accept_loop() {
-  for (;;) {
-    Result<StreamPtr> s = co_await io::accept(*listener_);
-    if (!s) {
-      if (s.code() == Errc::cancelled || s.code() == Errc::not_connected) co_return;
-      co_await io::sleep(env_.loop, std::chrono::milliseconds(10));
-      continue;
-    }
+  return io::accept_each(env_, *listener_, [this](StreamPtr s) {
     ++counters_.accepted;
-    scope_.spawn(serve(std::move(*s)));
-  }
+    scope_.spawn(serve(std::move(s)));
+  });
 }
 
 Task<void> Socks5Server::serve(StreamPtr client) {
