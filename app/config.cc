@@ -341,7 +341,6 @@ Result<void> read_listeners(const Settings& settings, Config& cfg) {
   cfg.outbound_addr = ListenAddr::socket(Endpoint{wildcard, defaults::outbound_port});
   cfg.inbound_plaintext_addr = ListenAddr::socket(Endpoint{wildcard, defaults::inbound_plaintext_port});
   cfg.inbound_addr = ListenAddr::socket(Endpoint{wildcard, defaults::inbound_port});
-  cfg.readiness_addr = ListenAddr::socket(Endpoint{wildcard, defaults::readiness_port});
   Result<ListenAddr> dns = read_dns_proxy_addr(settings);
   if (!dns) return dns.error();
   cfg.dns_proxy_addr = *dns;
@@ -351,6 +350,12 @@ Result<void> read_listeners(const Settings& settings, Config& cfg) {
   Result<uint64_t> stats_port = settings.number("--stats-port", defaults::stats_port, 1, 65535);
   if (!stats_port) return stats_port.error();
   cfg.stats_addr = ListenAddr::socket(Endpoint{wildcard, static_cast<uint16_t>(*stats_port)});
+  Result<uint64_t> ready_port = settings.number("--readiness-port", defaults::readiness_port, 1, 65535);
+  if (!ready_port) return ready_port.error();
+  cfg.readiness_addr = ListenAddr::socket(Endpoint{wildcard, static_cast<uint16_t>(*ready_port)});
+  Result<bool> per_workload = settings.boolean("--listen-on-workload-ips", false);
+  if (!per_workload) return per_workload.error();
+  cfg.listen_on_workload_ips = *per_workload;
   return ok();
 }
 
@@ -367,6 +372,10 @@ Result<void> validate(const Settings& settings, const Config& cfg) {
     return Error(Errc::invalid_argument, settings.label("ENABLE_PROXY") + "=false and " +
                                              settings.label("ISTIO_META_DNS_CAPTURE") +
                                              "=false: ztunnel would run without any servers");
+  }
+  if (cfg.listen_on_workload_ips && !cfg.node_name) {
+    return Error(Errc::invalid_argument, settings.label("--listen-on-workload-ips") + " needs " +
+                                             settings.label("NODE_NAME") + ": it names whose workloads' IPs to bind");
   }
   uint16_t admin = cfg.admin_addr.port(), stats = cfg.stats_addr.port(), ready = cfg.readiness_addr.port();
   if (admin == stats || admin == ready) {
@@ -417,6 +426,7 @@ std::string Config::summary() const {
   if (proxy_enabled) {
     out += " outbound=" + outbound_addr.to_string() + " inbound=" + inbound_addr.to_string() +
            " inbound_plaintext=" + inbound_plaintext_addr.to_string();
+    if (listen_on_workload_ips) out += " (ports on the IPs of node " + node_name.value_or("") + "'s workloads)";
   }
   if (dns_proxy_enabled) out += " dns=" + dns_proxy_addr.to_string();
   if (socks5_addr) out += " socks5=" + socks5_addr->to_string();

@@ -155,6 +155,10 @@ struct Config {
   ListenAddr admin_addr;
   ListenAddr stats_addr;
   ListenAddr readiness_addr;
+  // --listen-on-workload-ips: the pod-facing listeners (outbound, inbound,
+  // inbound plaintext, SOCKS5) bind their port on each IP of this node's
+  // workloads (node == node_name) rather than on their address above.
+  bool listen_on_workload_ips = false;
 
   // Workloads come from a local file and no xDS server is used.
   bool local_mode() const;

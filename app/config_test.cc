@@ -234,6 +234,7 @@ TEST(Config, FlagsOverrideEnvironment) {
   EXPECT_FALSE(cfg.tls12_enabled);
   EXPECT_EQ(cfg.admin_addr, ListenAddr::localhost(16000));
   EXPECT_EQ(cfg.stats_addr.port(), 16020);
+  EXPECT_FALSE(cfg.listen_on_workload_ips);
   EXPECT_EQ(cfg.trust_domain, "td.example");
 }
 
@@ -285,6 +286,17 @@ TEST(Config, BadValuesNameTheSettingAndValue) {
        "PROXY_CONFIG=\"{\"proxyAdminPort\": 1}\": not supported; use --admin-port, --stats-port, XDS_ADDRESS"},
   };
   for (const Case& c : cases) EXPECT_EQ(error_of(c.env, c.args), c.error);
+}
+
+TEST(Config, SeveralNodeProxiesOnOneHost) {
+  Config cfg = parse_ok({{"NODE_NAME", "node-b"}},
+                        {"--listen-on-workload-ips", "--admin-port=16000", "--stats-port=16020", "--readiness-port=16021"});
+  EXPECT_TRUE(cfg.listen_on_workload_ips);
+  EXPECT_EQ(cfg.readiness_addr.port(), 16021);
+  EXPECT_NE(cfg.summary().find("(ports on the IPs of node node-b's workloads)"), std::string::npos) << cfg.summary();
+  EXPECT_EQ(error_of({}, {"--listen-on-workload-ips"}),
+            "--listen-on-workload-ips needs NODE_NAME: it names whose workloads' IPs to bind");
+  EXPECT_EQ(error_of({}, {"--readiness-port=15020"}), "--stats-port=\"15020\": same port as the readiness listener");
 }
 
 TEST(Config, ConflictingSettingsAreErrors) {

@@ -71,6 +71,13 @@ constexpr std::array kFlags = {
     // statsPort), not from a variable of their own, so they are flags only.
     FlagSpec{"--admin-port", "--admin-port", "Admin listener port (localhost only). Default: 15000"},
     FlagSpec{"--stats-port", "--stats-port", "Prometheus stats listener port. Default: 15020"},
+    FlagSpec{"--readiness-port", "--readiness-port", "Readiness listener port. Default: 15021"},
+    // Ours, not upstream's: several node proxies on one host (the demo, e2e
+    // tests) each bind the pod-facing ports on their own workloads' IPs.
+    FlagSpec{"--listen-on-workload-ips", "--listen-on-workload-ips",
+             "Bind 15001/15006/15008/15080 on the IPs of this node's workloads (--node-name) instead of the "
+             "wildcard, so several ztunnels can share one host, e.g. on 127.0.0.0/8. Default: false",
+             true},
 };
 
 std::string flag_description(const FlagSpec& spec) {

@@ -2,31 +2,35 @@
 // (environment and flags, exit 2 on any bad value), checks FIPS when built
 // for it, loads the local mesh state (LOCAL_XDS_PATH / LOCAL_XDS), issues
 // workload certificates from its built-in CA (FAKE_CA), and runs outbound
-// (15001), inbound plaintext (15006), inbound HBONE (15008), SOCKS5 (15080,
-// when enabled), admin (15000), stats (15020) and readiness (15021) until
-// SIGTERM, SIGINT or POST /quitquitquit. One event loop for now (worker
-// threads come later); no xDS or CA client yet.
+// (15001), inbound plaintext (15006), inbound HBONE (15008) and SOCKS5
+// (15080, when enabled) on ZTUNNEL_WORKER_THREADS workers, with admin
+// (15000), stats (15020) and readiness (15021) on the control thread, until
+// SIGTERM, SIGINT or POST /quitquitquit drain it. No xDS or CA client yet.
 //
 //   FAKE_CA=true XDS_ADDRESS= LOCAL_XDS_PATH=examples/localhost.yaml ./ztunnel
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "app/config.h"
+#include "app/local_ca.h"
+#include "app/worker.h"
 #include "core/admin/admin.h"
-#include "core/proxy/proxy.h"
-#include "core/proxy/socks5.h"
-#include "tls/ca.h"
 #include "core/state/config_dump.h"
 #include "core/state/local_config.h"
 #include "core/state/store.h"
 #include "io/real/runtime.h"
+#include "tls/ca.h"
 #include "tls/context.h"
 
 extern char** environ;
@@ -74,23 +78,34 @@ Result<std::shared_ptr<const mesh::StateSnapshot>> load_mesh(const Config& cfg, 
   return store.publish();
 }
 
-// Our sockets are v6-only, so "[::]" listens on [::] and 0.0.0.0, and
-// "localhost" on 127.0.0.1 and (with IPv6) [::1]: what upstream's dual-stack
-// listeners accept.
-Result<std::vector<std::unique_ptr<Listener>>> listen_all(Env& env, const ListenAddr& addr, bool ipv6) {
-  std::vector<Endpoint> eps;
-  const uint16_t port = addr.port();
-  if (addr.kind == ListenAddr::Kind::localhost) {
-    eps.push_back({IpAddr::loopback(IpAddr::Family::v4), port});
-    if (ipv6) eps.push_back({IpAddr::loopback(IpAddr::Family::v6), port});
-  } else if (addr.endpoint.ip.is_unspecified() && addr.endpoint.ip.is_v6()) {
-    eps.push_back(addr.endpoint);
-    eps.push_back({IpAddr::unspecified(IpAddr::Family::v4), port});
-  } else {
-    eps.push_back(addr.endpoint);
+// /config_dump: the mesh state plus the certificates issued so far (each
+// identity's chain with its validity), in upstream's "certificates" shape.
+std::string config_dump(const mesh::StateSnapshot& state, const LocalCertificates& certs) {
+  nlohmann::json doc = nlohmann::json::parse(mesh::config_dump_json(state));
+  nlohmann::json list = nlohmann::json::array();
+  auto rfc3339 = [](WallTime t) {
+    std::time_t secs = std::chrono::system_clock::to_time_t(std::chrono::time_point_cast<std::chrono::seconds>(t));
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return std::string(buf);
+  };
+  for (const auto& [identity, chain] : certs.issued()) {
+    nlohmann::json entries = nlohmann::json::array();
+    for (const tls::Certificate& c : chain) {
+      entries.push_back({{"pem", c.to_pem()}, {"validFrom", rfc3339(c.not_before())},
+                         {"expirationTime", rfc3339(c.not_after())}});
+    }
+    list.push_back({{"identity", identity}, {"state", "Available"}, {"certChain", entries}});
   }
+  doc["certificates"] = list;
+  return doc.dump(2) + "\n";
+}
+
+Result<std::vector<std::unique_ptr<Listener>>> listen_all(Env& env, const ListenAddr& addr, bool ipv6) {
   std::vector<std::unique_ptr<Listener>> out;
-  for (const auto& ep : eps) {
+  for (const Endpoint& ep : endpoints_of(addr, ipv6)) {
     auto l = env.net.listen(ep, {});
     if (!l) return Error(l.code(), "listening on " + ep.to_string() + ": " + l.error().message());
     out.push_back(std::move(*l));
@@ -98,32 +113,14 @@ Result<std::vector<std::unique_ptr<Listener>>> listen_all(Env& env, const Listen
   return out;
 }
 
-// Workload certificates from the built-in CA, issued on first use.
-class LocalCertificates {
- public:
-  LocalCertificates(const Config& cfg, tls::Ca ca, Clock& clock) : cfg_(cfg), ca_(std::move(ca)), clock_(clock) {}
-
-  std::shared_ptr<const tls::Credentials> for_identity(const std::string& spiffe) {
-    auto it = creds_.find(spiffe);
-    if (it != creds_.end()) return it->second;
-    auto id = tls::Identity::parse(spiffe);
-    if (!id) return nullptr;
-    auto issued = ca_.issue(*id, cfg_.secret_ttl, clock_.wall_now());
-    if (!issued) return nullptr;
-    auto c = std::make_shared<tls::Credentials>(tls::Credentials{std::move(issued->chain), std::move(issued->key)});
-    creds_.emplace(spiffe, c);
-    return c;
-  }
-  std::vector<tls::Certificate> roots() const { return ca_.trust_bundle(); }
-
- private:
-  const Config& cfg_;
-  tls::Ca ca_;
-  Clock& clock_;
-  std::map<std::string, std::shared_ptr<const tls::Credentials>> creds_;
-};
-
 int run(int argc, char** argv) {
+  // Blocked before any thread starts, so every thread inherits the mask and
+  // only the waiter below ever takes SIGTERM/SIGINT.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (help_requested(args)) {
     std::printf("%s", help_text(argv[0]).c_str());
@@ -146,40 +143,93 @@ int run(int argc, char** argv) {
     log_line("error", "only local mode is supported so far (set LOCAL_XDS_PATH, FAKE_CA=true and XDS_ADDRESS=\"\")");
     return kExitBadConfig;
   }
+  if (cfg->dns_proxy_enabled) log_line("info", "the DNS proxy is not built yet; ISTIO_META_DNS_CAPTURE is ignored");
   mesh::MeshStore store;
   auto snapshot = load_mesh(*cfg, store);
   if (!snapshot) {
     log_line("error", "invalid local configuration", "error=\"" + snapshot.error().detail + "\"");
     return kExitBadConfig;
   }
+  SharedState state(*snapshot);
 
+  // The control thread's loop: admin, stats, readiness, signals, drain.
   real::Runtime rt;
   Env& env = rt.env();
-  admin::Registry registry;
-  admin::declare_istio_metrics(registry);
-  admin::set_build_info(registry, kVersion);
+  auto ca = tls::Ca::create(tls::CaOptions{cfg->trust_domain}, env.rng.stream("ca"), env.clock.wall_now());
+  if (!ca) {
+    log_line("error", "cannot create the local CA", "error=\"" + ca.error().message() + "\"");
+    return 1;
+  }
+  LocalCertificates certs(cfg->secret_ttl, std::move(*ca));
+  tls::TlsConfig server_tls;
+  server_tls.role = tls::TlsRole::server;
+  server_tls.roots = certs.roots();
+  server_tls.trust_domain = cfg->trust_domain;
+  server_tls.allow_tls12 = cfg->tls12_enabled;
+  // HBONE clients send no SNI: the certificate is the called workload's.
+  server_tls.credentials_for = [&](const Endpoint& local) -> std::shared_ptr<const tls::Credentials> {
+    const mesh::Workload* w = state.get()->workload_by_address({"", local.ip});
+    return w ? certs.for_identity(w->identity().to_string(), std::chrono::time_point_cast<Duration>(
+                                                                  std::chrono::system_clock::now()))
+             : nullptr;
+  };
+  auto server_ctx = tls::TlsContext::create(server_tls);
+  if (!server_ctx) {
+    log_line("error", "cannot configure TLS", "error=\"" + server_ctx.error().message() + "\"");
+    return 1;
+  }
+
+  // The data-plane workers, listening before the control endpoints come up.
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (uint32_t i = 0; i < cfg->worker_threads; ++i) {
+    workers.push_back(std::make_unique<Worker>(i, WorkerShared{*cfg, state, certs, *server_ctx}));
+    if (auto r = workers.back()->listen(); !r) {
+      log_line("error", "cannot listen", "error=\"" + r.error().message() + "\"");
+      return 1;
+    }
+  }
+  if (cfg->listen_on_workload_ips && workers.front()->listening().empty()) {
+    log_line("warn", "no workload of this node to listen for", "node=" + cfg->node_name.value_or(""));
+  }
+
+  admin::Registry control_metrics;
+  admin::declare_istio_metrics(control_metrics);
+  admin::set_build_info(control_metrics, kVersion);
+  auto render_metrics = [&] {
+    admin::Registry all;
+    all.merge(control_metrics);
+    for (auto& w : workers) all.merge(w->metrics());
+    return all.render();
+  };
+  bool draining = false;
+  std::optional<MonoTime> drain_deadline;
+  std::function<void(std::string_view)> begin_drain = [&](std::string_view reason) {
+    if (draining) return;
+    draining = true;
+    drain_deadline = env.clock.now() + cfg->connection_termination_deadline;
+    log_line("info", "draining", "reason=" + std::string(reason) + " deadline_ms=" +
+                                     std::to_string(to_ms(cfg->connection_termination_deadline)));
+    for (auto& w : workers) w->drain(cfg->connection_termination_deadline);
+  };
   std::string level = "info";
   admin::AdminHandlers handlers;
-  handlers.config_dump = [&] { return mesh::config_dump_json(**snapshot); };
+  handlers.config_dump = [&] { return config_dump(*state.get(), certs); };
   handlers.log_level = [&] { return level; };
   handlers.set_log_level = [&](std::string_view l) -> Result<void> {
     level = std::string(l);
     log_line("info", "log level changed", "level=" + level);
     return ok();
   };
-  handlers.shutdown = [&] {
-    log_line("info", "shutting down", "reason=quitquitquit");
-    rt.stop();
-  };
-  // Ready once the state is loaded (it is, by now) and the proxy listens.
-  bool proxy_listening = false;
+  handlers.shutdown = [&] { begin_drain("quitquitquit"); };
+  // Ready once the state is loaded (it is, by now) and the proxy listens;
+  // not ready again while draining.
   auto pending = [&] {
-    return proxy_listening ? std::vector<std::string>{} : std::vector<std::string>{"proxy listeners"};
+    return draining ? std::vector<std::string>{"draining"} : std::vector<std::string>{};
   };
   std::vector<std::unique_ptr<admin::AdminServer>> servers;
   const std::pair<const ListenAddr*, admin::Routes> endpoints[] = {
       {&cfg->admin_addr, admin::admin_routes(env, handlers)},
-      {&cfg->stats_addr, admin::stats_routes(registry)},
+      {&cfg->stats_addr, admin::stats_routes(render_metrics)},
       {&cfg->readiness_addr, admin::readiness_routes(pending)},
   };
   for (const auto& [addr, routes] : endpoints) {
@@ -191,132 +241,43 @@ int run(int argc, char** argv) {
     for (auto& l : *listeners) servers.push_back(std::make_unique<admin::AdminServer>(env, std::move(l), routes));
   }
   for (auto& s : servers) s->start();
-
-  // The data path. Marks are for in-pod capture; local mode has none.
-  auto ca = tls::Ca::create(tls::CaOptions{cfg->trust_domain}, env.rng.stream("ca"), env.clock.wall_now());
-  if (!ca) {
-    log_line("error", "cannot create the local CA", "error=\"" + ca.error().message() + "\"");
-    return 1;
-  }
-  LocalCertificates certs(*cfg, std::move(*ca), env.clock);
-  proxy::StateSource state = [&] { return *snapshot; };
-  std::map<std::string, std::shared_ptr<const tls::TlsContext>> client_contexts;
-  core::hbone::PoolConfig pool_cfg;
-  pool_cfg.streams_per_connection_max = cfg->pool_max_streams_per_connection;
-  pool_cfg.idle_release = cfg->pool_unused_release_timeout;
-  core::hbone::Pool pool(env, pool_cfg, [&](const core::hbone::PoolKey& key) -> Result<std::shared_ptr<const tls::TlsContext>> {
-    auto& ctx = client_contexts[key.source_identity];
-    if (!ctx) {
-      tls::TlsConfig tc;
-      tc.role = tls::TlsRole::client;
-      tc.credentials = certs.for_identity(key.source_identity);
-      if (!tc.credentials) return Error(Errc::invalid_argument, "no certificate for " + key.source_identity);
-      tc.roots = certs.roots();
-      tc.allow_tls12 = cfg->tls12_enabled;
-      auto made = tls::TlsContext::create(tc);
-      if (!made) return made.error();
-      ctx = *made;
-    }
-    return ctx;
-  });
-  tls::TlsConfig server_tls;
-  server_tls.role = tls::TlsRole::server;
-  server_tls.roots = certs.roots();
-  server_tls.trust_domain = cfg->trust_domain;
-  server_tls.allow_tls12 = cfg->tls12_enabled;
-  server_tls.credentials_for = [&](const Endpoint& local) -> std::shared_ptr<const tls::Credentials> {
-    const mesh::Workload* w = (*snapshot)->workload_by_address({"", local.ip});
-    return w ? certs.for_identity(w->identity().to_string()) : nullptr;
-  };
-  auto server_ctx = tls::TlsContext::create(server_tls);
-  if (!server_ctx) {
-    log_line("error", "cannot configure TLS", "error=\"" + server_ctx.error().message() + "\"");
-    return 1;
-  }
-  proxy::OutboundConfig out_cfg;
-  out_cfg.mark = std::nullopt;
-  out_cfg.metrics = &registry;
-  proxy::InboundConfig in_cfg;
-  in_cfg.mark = std::nullopt;
-  in_cfg.metrics = &registry;
-  std::vector<std::unique_ptr<proxy::Outbound>> outbounds;
-  std::vector<std::unique_ptr<proxy::Inbound>> inbounds;
-  std::vector<std::unique_ptr<proxy::InboundPlaintext>> plaintexts;
-  std::vector<std::unique_ptr<proxy::Socks5Server>> socks;
-  auto bind = [&](const ListenAddr& addr) {
-    auto ls = listen_all(env, addr, cfg->ipv6_enabled);
-    if (!ls) log_line("error", "cannot listen", "error=\"" + ls.error().message() + "\"");
-    return ls;
-  };
-  if (cfg->proxy_enabled) {
-    auto out_l = bind(cfg->outbound_addr), in_l = bind(cfg->inbound_addr), plain_l = bind(cfg->inbound_plaintext_addr);
-    if (!out_l || !in_l || !plain_l) return 1;
-    for (auto& l : *out_l) outbounds.push_back(std::make_unique<proxy::Outbound>(env, std::move(l), state, pool, out_cfg));
-    for (auto& l : *in_l) inbounds.push_back(std::make_unique<proxy::Inbound>(env, std::move(l), *server_ctx, state, in_cfg));
-    for (auto& l : *plain_l) plaintexts.push_back(std::make_unique<proxy::InboundPlaintext>(env, std::move(l), state, in_cfg));
-    if (cfg->socks5_addr) {
-      auto socks_l = bind(*cfg->socks5_addr);
-      if (!socks_l) return 1;
-      for (auto& l : *socks_l) socks.push_back(std::make_unique<proxy::Socks5Server>(env, std::move(l), state, *outbounds.front()));
-    }
-    for (auto& o : outbounds) o->start();
-    for (auto& i : inbounds) i->start();
-    for (auto& p : plaintexts) p->start();
-    for (auto& s5 : socks) s5->start();
-  }
-  proxy_listening = true;
-  log_line("info", "serving", "admin=" + cfg->admin_addr.to_string() + " stats=" + cfg->stats_addr.to_string() +
+  for (auto& w : workers) w->start();
+  std::string pod_listeners;
+  for (const std::string& ep : workers.front()->listening()) pod_listeners += (pod_listeners.empty() ? "" : ",") + ep;
+  log_line("info", "serving", "workers=" + std::to_string(workers.size()) + " proxy=" + pod_listeners +
+                                  " admin=" + cfg->admin_addr.to_string() + " stats=" + cfg->stats_addr.to_string() +
                                   " readiness=" + cfg->readiness_addr.to_string());
 
-  // SIGTERM/SIGINT: a thread waits for them and stops the loop (stop() is
-  // the one thread-safe call on the runtime).
-  std::atomic<bool> drain_requested = false;
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // SIGTERM/SIGINT: a thread waits for them and raises a flag the control
+  // loop polls (signal handlers may not touch the loop).
+  std::atomic<bool> signalled = false;
+  std::atomic<int> signal_number = 0;
   std::atomic<bool> loop_done = false;
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
     if (!loop_done) {
-      log_line("info", "shutting down", std::string("signal=") + (sig == SIGTERM ? "SIGTERM" : "SIGINT"));
-      drain_requested = true;
+      signal_number = sig;
+      signalled = true;
     }
   });
-  // Drain on SIGTERM/SIGINT: stop accepting, GOAWAY the HBONE connections,
-  // let connections in flight finish for CONNECTION_TERMINATION_DEADLINE,
-  // then stop. The signal thread only raises a flag; the loop polls it.
-  std::optional<MonoTime> drain_deadline;
-  auto active = [&] {
-    size_t n = 0;
-    for (auto& o : outbounds) n += o->active();
-    for (auto& i : inbounds) n += i->active();
-    for (auto& p : plaintexts) n += p->active();
-    return n;
-  };
+  // Drain: workers stop accepting, GOAWAY their HBONE connections and let
+  // connections finish until CONNECTION_TERMINATION_DEADLINE; the process
+  // exits once every worker is done.
   std::function<void()> poll = [&] {
-    if (drain_requested.load() && !drain_deadline) {
-      drain_deadline = env.clock.now() + cfg->connection_termination_deadline;
-      for (auto& s5 : socks) s5->drain();
-      for (auto& o : outbounds) o->drain();
-      for (auto& p : plaintexts) p->drain();
-      for (auto& i : inbounds) i->drain();
-      proxy_listening = false;
-      log_line("info", "draining", "connections=" + std::to_string(active()) +
-                                       " deadline_ms=" + std::to_string(to_ms(cfg->connection_termination_deadline)));
-    }
-    if (drain_deadline && (active() == 0 || env.clock.now() >= *drain_deadline)) {
-      log_line("info", "drained", "connections_left=" + std::to_string(active()));
+    if (signalled.load() && !draining) begin_drain(signal_number.load() == SIGTERM ? "SIGTERM" : "SIGINT");
+    const bool all_done =
+        std::all_of(workers.begin(), workers.end(), [](const auto& w) { return w->finished(); });
+    if (draining && all_done) {
+      log_line("info", "drained");
       rt.stop();
       return;
     }
-    env.loop.run_after(std::chrono::milliseconds(100), poll);
+    env.loop.run_after(std::chrono::milliseconds(50), poll);
   };
   env.loop.post(poll);
   rt.run();
-  // Wake the waiter if the loop ended for another reason.
+  workers.clear();  // joins the worker threads
   loop_done = true;
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();

@@ -103,8 +103,13 @@ Routes admin_routes(Env& env, AdminHandlers handlers) {
 }
 
 Routes stats_routes(const Registry& registry) {
-  HttpHandler metrics = [&registry](const HttpRequest&) {
-    HttpResponse r = HttpResponse::text(200, registry.render());
+  return stats_routes([&registry] { return registry.render(); });
+}
+
+Routes stats_routes(std::function<std::string()> render) {
+  ZT_ASSERT(render);
+  HttpHandler metrics = [render = std::move(render)](const HttpRequest&) {
+    HttpResponse r = HttpResponse::text(200, render());
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return r;
   };

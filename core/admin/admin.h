@@ -52,6 +52,9 @@ struct AdminHandlers {
 Routes admin_routes(Env& env, AdminHandlers handlers);
 // 15020: /metrics and /stats/prometheus. The registry must outlive the routes.
 Routes stats_routes(const Registry& registry);
+// The same, with the text rendered by `render` on each scrape (the binary
+// merges its workers' registries there).
+Routes stats_routes(std::function<std::string()> render);
 // 15021: /healthz/ready. `pending` lists what readiness still waits for;
 // empty means ready.
 Routes readiness_routes(std::function<std::vector<std::string>()> pending);

@@ -74,6 +74,18 @@ std::string escape_help(std::string_view help) {
   return out;
 }
 
+void Registry::merge(const Registry& other) {
+  for (const auto& [name, theirs] : other.families_) {
+    Family& mine = family(name, theirs.type);
+    if (mine.help.empty()) mine.help = theirs.help;
+    for (const auto& [labels, s] : theirs.series) {
+      Series& into = mine.series[labels];
+      into.counter.inc(s.counter.value());
+      into.gauge.add(s.gauge.value());
+    }
+  }
+}
+
 void Registry::declare(std::string_view name, MetricType type, std::string_view help) {
   family(name, type).help = std::string(help);
 }

@@ -68,6 +68,11 @@ class Registry {
   // The whole registry as Prometheus text (text/plain; version=0.0.4).
   std::string render() const;
 
+  // Adds `other`'s series into this one (counters and gauges summed,
+  // families and help taken over when missing): how the binary reports one
+  // set of metrics from per-thread registries.
+  void merge(const Registry& other);
+
  private:
   struct Series {
     Counter counter;

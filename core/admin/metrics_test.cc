@@ -25,6 +25,24 @@ TEST(Metrics, RendersFamiliesByNameAndSeriesByLabels) {
             "zz_total{k=\"b\"} 2\n");
 }
 
+TEST(Metrics, MergeSumsSeriesAndKeepsFamiliesOfBoth) {
+  Registry worker1, worker2, total;
+  worker1.declare("conns_total", MetricType::counter, "Connections.");
+  worker1.counter("conns_total", {{"k", "a"}}).inc(2);
+  worker2.counter("conns_total", {{"k", "a"}}).inc(3);
+  worker2.counter("conns_total", {{"k", "b"}}).inc();
+  worker2.gauge("open", {}).set(4);
+  total.merge(worker1);
+  total.merge(worker2);
+  EXPECT_EQ(total.render(),
+            "# HELP conns_total Connections.\n"
+            "# TYPE conns_total counter\n"
+            "conns_total{k=\"a\"} 5\n"
+            "conns_total{k=\"b\"} 1\n"
+            "# TYPE open gauge\n"
+            "open 4\n");
+}
+
 TEST(Metrics, LabelOrderDoesNotMakeANewSeries) {
   Registry reg;
   Labels xy = {{"x", "1"}, {"y", "2"}};

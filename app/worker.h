@@ -1,0 +1,96 @@
+// The binary's threads: one control thread (admin, stats, readiness,
+// signals, drain) and ZTUNNEL_WORKER_THREADS data-plane workers. Each worker
+// is an event loop of its own with its own listeners on the same ports
+// (SO_REUSEPORT: the kernel spreads new connections across them), its own
+// HBONE pool and metrics; a connection lives on the worker that accepted it,
+// so core code stays single-threaded. What workers share is immutable or
+// locked: the configuration, the published mesh snapshot, the certificates.
+//
+//   Worker w(0, shared);
+//   if (auto r = w.listen(); !r) fail(r.error());
+//   w.start();                     // its own thread from here on
+//   w.drain(deadline);             // from any thread; w.finished() once done
+//   admin::Registry m = w.metrics();
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "app/config.h"
+#include "app/local_ca.h"
+#include "core/admin/metrics.h"
+#include "core/proxy/proxy.h"
+#include "core/proxy/socks5.h"
+#include "io/real/runtime.h"
+
+namespace zt::app {
+
+// The newest published mesh snapshot, readable from every thread.
+class SharedState {
+ public:
+  explicit SharedState(std::shared_ptr<const mesh::StateSnapshot> s) : current_(std::move(s)) {}
+  std::shared_ptr<const mesh::StateSnapshot> get() const { return current_.load(); }
+  void set(std::shared_ptr<const mesh::StateSnapshot> s) { current_.store(std::move(s)); }
+
+ private:
+  std::atomic<std::shared_ptr<const mesh::StateSnapshot>> current_;
+};
+
+// What every worker uses; each member is safe from any thread.
+struct WorkerShared {
+  const Config& cfg;
+  SharedState& state;
+  LocalCertificates& certs;
+  std::shared_ptr<const tls::TlsContext> server_tls;
+};
+
+// The endpoints a listener address stands for. Our sockets are v6-only, so
+// "[::]" is [::] and 0.0.0.0, and "localhost" 127.0.0.1 and (with IPv6) [::1]:
+// what upstream's dual-stack listeners accept.
+std::vector<Endpoint> endpoints_of(const ListenAddr& addr, bool ipv6);
+// The pod-facing listener endpoints for `addr`: endpoints_of(addr), or with
+// --listen-on-workload-ips, addr's port on each IP of this node's workloads.
+std::vector<Endpoint> pod_endpoints(const Config& cfg, const mesh::StateSnapshot& state, const ListenAddr& addr);
+
+class Worker {
+ public:
+  Worker(size_t index, WorkerShared shared);
+  ~Worker();  // joins the thread
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Opens this worker's listeners and builds its proxies; on the caller's
+  // thread, before start(). Errors name the address.
+  Result<void> listen();
+  void start();
+  // Stops accepting and lets connections run until they end or `deadline`
+  // (on the steady clock) passes; then the worker's loop ends. Any thread.
+  void drain(Duration deadline);
+  bool finished() const { return finished_.load(std::memory_order_acquire); }
+  // A copy of this worker's metrics, taken on its own thread. Any thread.
+  admin::Registry metrics();
+  // Listening endpoints (one line each), for the start-up log.
+  std::vector<std::string> listening() const;
+
+ private:
+  void drain_now(Duration deadline);
+  void poll_drain(MonoTime until);
+
+  const size_t index_;
+  WorkerShared shared_;
+  real::Runtime rt_;
+  admin::Registry registry_;
+  std::map<std::string, std::shared_ptr<const tls::TlsContext>> client_contexts_;
+  std::unique_ptr<core::hbone::Pool> pool_;
+  std::vector<std::unique_ptr<core::proxy::Outbound>> outbounds_;
+  std::vector<std::unique_ptr<core::proxy::Inbound>> inbounds_;
+  std::vector<std::unique_ptr<core::proxy::InboundPlaintext>> plaintexts_;
+  std::vector<std::unique_ptr<core::proxy::Socks5Server>> socks_;
+  std::vector<std::string> listening_;
+  std::atomic<bool> finished_ = false;
+  std::thread thread_;
+};
+
+}  // namespace zt::app
