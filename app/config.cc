@@ -155,6 +155,8 @@ Result<void> read_control_plane(const Settings& settings, Config& cfg) {
   cfg.xds_root_cert = read_root_cert(settings, "XDS_ROOT_CA");
   cfg.ca_root_cert = read_root_cert(settings, "CA_ROOT_CA");
   cfg.auth_token = settings.text("AUTH_TOKEN");
+  cfg.fake_ca_dir = settings.text("--fake-ca-dir");
+  if (cfg.fake_ca_dir && cfg.fake_ca_dir->empty()) return settings.invalid("--fake-ca-dir", "", "empty path");
 
   Result<bool> on_demand = settings.boolean("XDS_ON_DEMAND", false);
   if (!on_demand) return on_demand.error();

@@ -115,6 +115,8 @@ struct Config {
   // present, else no token.
   std::optional<std::string> auth_token;
   bool fake_ca = false;
+  // --fake-ca-dir: where the fake CA's root lives, shared between processes.
+  std::optional<std::string> fake_ca_dir;
   std::optional<std::string> local_xds_path;  // LOCAL_XDS_PATH: YAML file of workloads
   std::optional<std::string> local_xds_yaml;  // LOCAL_XDS: the same YAML inline
   bool xds_on_demand = false;

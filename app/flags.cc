@@ -71,6 +71,9 @@ constexpr std::array kFlags = {
     // statsPort), not from a variable of their own, so they are flags only.
     FlagSpec{"--admin-port", "--admin-port", "Admin listener port (localhost only). Default: 15000"},
     FlagSpec{"--stats-port", "--stats-port", "Prometheus stats listener port. Default: 15020"},
+    FlagSpec{"--fake-ca-dir", "--fake-ca-dir",
+             "With --fake-ca: keep the CA's root in this directory (ca-cert.pem, ca-key.pem), created on first "
+             "use, so several local ztunnels trust each other. Default: a new root per process"},
     FlagSpec{"--readiness-port", "--readiness-port", "Readiness listener port. Default: 15021"},
     // Ours, not upstream's: several node proxies on one host (the demo, e2e
     // tests) each bind the pod-facing ports on their own workloads' IPs.

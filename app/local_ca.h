@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,5 +56,12 @@ class LocalCertificates {
   tls::Ca ca_;
   std::map<std::string, std::shared_ptr<const tls::Credentials>> creds_;
 };
+
+// The fake CA: a new root, or with `dir` the root kept there (ca-cert.pem
+// and ca-key.pem), written on first use. Two processes starting together
+// agree on one root: files are written aside and linked into place, and
+// whoever loses the race loads the winner's.
+Result<tls::Ca> open_fake_ca(const std::optional<std::string>& dir, const std::string& trust_domain, Rng rng,
+                             WallTime now);
 
 }  // namespace zt::app

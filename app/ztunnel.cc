@@ -155,9 +155,9 @@ int run(int argc, char** argv) {
   // The control thread's loop: admin, stats, readiness, signals, drain.
   real::Runtime rt;
   Env& env = rt.env();
-  auto ca = tls::Ca::create(tls::CaOptions{cfg->trust_domain}, env.rng.stream("ca"), env.clock.wall_now());
+  auto ca = open_fake_ca(cfg->fake_ca_dir, cfg->trust_domain, env.rng.stream("ca"), env.clock.wall_now());
   if (!ca) {
-    log_line("error", "cannot create the local CA", "error=\"" + ca.error().message() + "\"");
+    log_line("error", "cannot set up the fake CA", "error=\"" + ca.error().message() + "\"");
     return 1;
   }
   LocalCertificates certs(cfg->secret_ttl, std::move(*ca));

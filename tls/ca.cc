@@ -49,6 +49,19 @@ Result<Ca> Ca::create(CaOptions options, Rng rng, WallTime now) {
   return ca;
 }
 
+Result<Ca> Ca::from_root(CaOptions options, Rng rng, KeyPair key, Certificate cert) {
+  if (!valid_trust_domain(options.trust_domain))
+    return Error(Errc::invalid_argument, "bad trust domain '" + options.trust_domain + "'");
+  if (!cert.is_ca()) return Error(Errc::invalid_argument, "the root certificate is not a CA certificate");
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    ERR_clear_error();
+    return Error(Errc::invalid_argument, "the root key does not match the root certificate");
+  }
+  Ca ca(std::move(options), rng);
+  ca.roots_.push_back(Root{std::move(key), std::move(cert)});
+  return ca;
+}
+
 Result<Ca::Root> Ca::make_root(WallTime now) {
   auto key = KeyPair::generate();
   if (!key) return key.error();

@@ -37,6 +37,9 @@ struct Issued {
 class Ca {
  public:
   static Result<Ca> create(CaOptions options, Rng rng, WallTime now);
+  // A CA around an existing root (several local-mode processes sharing one
+  // root). The certificate must be a CA certificate for `key`.
+  static Result<Ca> from_root(CaOptions options, Rng rng, KeyPair key, Certificate cert);
 
   // Signs a CSR for `id`. A URI SAN in the CSR must equal `id`.
   Result<std::vector<Certificate>> sign_csr(std::string_view csr_pem, const Identity& id, Duration lifetime,
@@ -52,6 +55,7 @@ class Ca {
   void drop_old_roots();
   std::vector<Certificate> trust_bundle() const;
   const Certificate& root() const { return roots_.back().cert; }
+  const KeyPair& root_key() const { return roots_.back().key; }
   const CaOptions& options() const { return options_; }
 
  private:

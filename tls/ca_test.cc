@@ -33,6 +33,25 @@ TEST(Ca, RefusesACsrForSomeoneElseOrAnotherTrustDomain) {
                             std::chrono::hours(1), kNow));
 }
 
+TEST(Ca, TwoCasAroundOneSavedRootIssueChainsEachOtherTrusts) {
+  auto first = Ca::create(CaOptions{}, Rng(1), kNow);
+  ASSERT_TRUE(first);
+  auto key = KeyPair::from_pem(first->root_key().to_pem());
+  auto cert = Certificate::from_pem(first->root().to_pem());
+  ASSERT_TRUE(key && cert);
+  auto second = Ca::from_root(CaOptions{}, Rng(2), std::move(*key), std::move(*cert));
+  ASSERT_TRUE(second) << second.error().message();
+  auto issued = second->issue(Identity("cluster.local", "shop", "web"), std::chrono::hours(1), kNow);
+  ASSERT_TRUE(issued);
+  EXPECT_EQ(X509_verify(issued->chain[0].get(), bssl::UniquePtr<EVP_PKEY>(X509_get_pubkey(first->root().get())).get()),
+            1);
+  // A key that is not the certificate's, or a leaf posing as a root, is refused.
+  auto other = KeyPair::generate();
+  EXPECT_FALSE(Ca::from_root(CaOptions{}, Rng(3), std::move(*other), first->root()));
+  auto leaf_key = KeyPair::from_pem(issued->key.to_pem());
+  EXPECT_FALSE(Ca::from_root(CaOptions{}, Rng(3), std::move(*leaf_key), issued->chain[0]));
+}
+
 TEST(Ca, RotationKeepsOldRootTrustedUntilDropped) {
   auto ca = Ca::create(CaOptions{}, Rng(1), kNow);
   const Certificate old_root = ca->root();
