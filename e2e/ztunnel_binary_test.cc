@@ -15,7 +15,12 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/admin/admin_conformance.h"
+#include "core/hbone/pool.h"
+#include "tls/ca.h"
+#include "tls/cert.h"
 #include "io/real/runtime.h"
 
 extern char** environ;
@@ -127,7 +132,10 @@ TEST(ZtunnelBinary, LocalModeServesAdminStatsAndReadinessAndQuits) {
   EXPECT_NE(metrics.body.find("istio_build{component=\"ztunnel\""), std::string::npos);
   auto dump = fetch(admin_port, admin::get("/config_dump"));
   EXPECT_EQ(dump.status, 200);
-  EXPECT_NE(dump.body.find("\"workloads\""), std::string::npos) << dump.body.substr(0, 200);
+  auto json = nlohmann::json::parse(dump.body, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(json.is_discarded()) << dump.body.substr(0, 200);
+  EXPECT_EQ(json["workloads"].size(), 2u);
+  EXPECT_TRUE(json["certificates"].is_array());
   auto quit = fetch(admin_port, admin::post("/quitquitquit"));
   EXPECT_EQ(quit.status, 200);
   Exit e = wait_exit(pid, err);
@@ -320,6 +328,105 @@ TEST(ZtunnelBinary, SigtermDrainsOpenConnectionsUntilTheDeadline) {
   EXPECT_LT(took, 5.0);  // ...and not much longer
   EXPECT_NE(e.stderr_text.find("msg=\"draining\""), std::string::npos) << e.stderr_text;
   servers.clear();
+}
+
+}  // namespace
+}  // namespace zt
+
+namespace zt {
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return {};
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
+  std::fclose(f);
+  return out;
+}
+
+// HBONE straight to the binary's 15008, as another node's ztunnel would:
+// with a workload certificate from the same fake CA (--fake-ca-dir), the
+// inbound side answers 200 for an allowed target, 401 for one the policy
+// denies and 503 for a target it does not know.
+TEST(ZtunnelBinary, InboundHboneAnswers200And401And503) {
+  char dir_template[] = "/tmp/zt-e2e-ca.XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string ca_dir = dir_template;
+  const uint16_t admin_port = free_port(), stats_port = free_port();
+  auto [pid, err] = spawn({"FAKE_CA=true", "XDS_ADDRESS=", "CA_ADDRESS=", "LOCAL_XDS_PATH=" + kTestdata + "/localhost.yaml"},
+                          {"--admin-port", std::to_string(admin_port), "--stats-port", std::to_string(stats_port),
+                           "--fake-ca-dir", ca_dir});
+  // The binary writes the CA's root on start-up.
+  for (int i = 0; i < 100 && slurp(ca_dir + "/ca-cert.pem").empty(); ++i) usleep(50'000);
+  auto root_key = tls::KeyPair::from_pem(slurp(ca_dir + "/ca-key.pem"));
+  auto root_cert = tls::Certificate::from_pem(slurp(ca_dir + "/ca-cert.pem"));
+  if (!root_key || !root_cert) {
+    kill(pid, SIGKILL);
+    FAIL() << "no CA in " << ca_dir << "; ztunnel said:\n" << wait_exit(pid, err).stderr_text;
+  }
+  real::Runtime rt;
+  Env& env = rt.env();
+  auto ca = tls::Ca::from_root(tls::CaOptions{}, env.rng.stream("ca"), std::move(*root_key), std::move(*root_cert));
+  ASSERT_TRUE(ca) << ca.error().message();
+  const tls::Identity me("cluster.local", "default", "default");
+  auto issued = ca->issue(me, std::chrono::hours(1), env.clock.wall_now());
+  ASSERT_TRUE(issued);
+  tls::TlsConfig tc;
+  tc.role = tls::TlsRole::client;
+  tc.credentials = std::make_shared<tls::Credentials>(tls::Credentials{issued->chain, std::move(issued->key)});
+  tc.roots = ca->trust_bundle();
+  auto ctx = tls::TlsContext::create(tc);
+  ASSERT_TRUE(ctx);
+  core::hbone::Pool pool(env, {}, [&](const core::hbone::PoolKey&) -> Result<std::shared_ptr<const tls::TlsContext>> {
+    return *ctx;
+  });
+
+  const IpAddr lo = IpAddr::loopback(IpAddr::Family::v4);
+  auto server = env.net.listen(Endpoint{lo, 0}, {});
+  ASSERT_TRUE(server);
+  int accepted = 0;
+  Scope servers;
+  servers.spawn(echo_once(**server, accepted));
+  auto status_of = [&](std::string authority) {
+    int status = -1;
+    bool done = false;
+    Scope s;
+    s.spawn([](core::hbone::Pool& pool, std::string me, std::string authority, int& status, bool& done) -> Task<void> {
+      core::hbone::PoolKey key;
+      key.source_identity = me;
+      key.destination_identities = {"spiffe://cluster.local/ns/default/sa/default"};
+      key.destination = Endpoint{IpAddr::loopback(IpAddr::Family::v4), 15008};
+      key.source_ip = IpAddr::loopback(IpAddr::Family::v4);
+      h2::Request req;
+      req.method = "CONNECT";
+      req.authority = authority;
+      auto opened = co_await pool.open(key, req);
+      status = opened ? opened->response.status : 0;
+      if (opened && opened->tunnel) opened->tunnel->abort();
+      done = true;
+    }(pool, me.to_string(), std::move(authority), status, done));
+    rt.run_until([&] { return done; }, std::chrono::seconds(5));
+    return status;
+  };
+  // Until the binary listens, the pool's connection fails (status 0).
+  int allowed = 0;
+  for (int i = 0; i < 50 && allowed <= 0; ++i) {
+    if (i) usleep(100'000);
+    allowed = status_of("127.0.0.1:" + std::to_string((*server)->local().port));
+  }
+  EXPECT_EQ(allowed, 200);
+  EXPECT_EQ(status_of("127.0.0.1:9999"), 401);  // the sample policy forbids port 9999
+  EXPECT_EQ(status_of("127.0.0.77:8080"), 503);  // no such workload
+  servers.clear();
+  kill(pid, SIGTERM);
+  Exit e = wait_exit(pid, err);
+  EXPECT_EQ(e.code, 0) << e.stderr_text;
+  std::remove((ca_dir + "/ca-cert.pem").c_str());
+  std::remove((ca_dir + "/ca-key.pem").c_str());
+  rmdir(ca_dir.c_str());
 }
 
 }  // namespace
