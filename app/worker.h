@@ -71,6 +71,9 @@ class Worker {
   bool finished() const { return finished_.load(std::memory_order_acquire); }
   // A copy of this worker's metrics, taken on its own thread. Any thread.
   admin::Registry metrics();
+  // A new snapshot was published: re-check open connections against its
+  // policies (on the worker's own thread). Any thread.
+  void state_changed();
   // Listening endpoints (one line each), for the start-up log.
   std::vector<std::string> listening() const;
 

@@ -9,6 +9,7 @@
 //
 //   FAKE_CA=true XDS_ADDRESS= LOCAL_XDS_PATH=examples/localhost.yaml ./ztunnel
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -76,6 +77,13 @@ Result<std::shared_ptr<const mesh::StateSnapshot>> load_mesh(const Config& cfg, 
   if (!parsed) return parsed.error();
   mesh::load_local_config(store, *parsed);
   return store.publish();
+}
+
+// The mesh file's identity for change detection: modification time and size.
+std::optional<std::pair<int64_t, int64_t>> file_version(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return std::nullopt;
+  return std::pair<int64_t, int64_t>{int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec, st.st_size};
 }
 
 // /config_dump: the mesh state plus the certificates issued so far (each
@@ -264,7 +272,35 @@ int run(int argc, char** argv) {
   // Drain: workers stop accepting, GOAWAY their HBONE connections and let
   // connections finish until CONNECTION_TERMINATION_DEADLINE; the process
   // exits once every worker is done.
+  // LOCAL_XDS_PATH is re-read when it changes (checked each second): a
+  // valid file replaces the state and workers re-check open connections
+  // against the new policies; a broken one is logged, counted and ignored.
+  control_metrics.declare("ztunnel_local_config_reloads_total", admin::MetricType::counter,
+                          "Times the local mesh file changed, by result (applied or rejected).");
+  std::optional<std::pair<int64_t, int64_t>> mesh_version;
+  if (cfg->local_xds_path) mesh_version = file_version(*cfg->local_xds_path);
+  MonoTime next_mesh_check = env.clock.now() + std::chrono::seconds(1);
+  auto check_mesh_file = [&] {
+    if (!cfg->local_xds_path || draining || env.clock.now() < next_mesh_check) return;
+    next_mesh_check = env.clock.now() + std::chrono::seconds(1);
+    auto version = file_version(*cfg->local_xds_path);
+    if (!version || version == mesh_version) return;
+    mesh_version = version;
+    auto reloaded = load_mesh(*cfg, store);
+    if (!reloaded) {
+      control_metrics.counter("ztunnel_local_config_reloads_total", {{"result", "rejected"}}).inc();
+      log_line("error", "local configuration rejected; keeping the previous state",
+               "error=\"" + reloaded.error().detail + "\"");
+      return;
+    }
+    control_metrics.counter("ztunnel_local_config_reloads_total", {{"result", "applied"}}).inc();
+    state.set(*reloaded);
+    log_line("info", "local configuration reloaded",
+             "workloads=" + std::to_string((*reloaded)->workloads().by_uid.size()));
+    for (auto& w : workers) w->state_changed();
+  };
   std::function<void()> poll = [&] {
+    check_mesh_file();
     if (signalled.load() && !draining) begin_drain(signal_number.load() == SIGTERM ? "SIGTERM" : "SIGINT");
     const bool all_done =
         std::all_of(workers.begin(), workers.end(), [](const auto& w) { return w->finished(); });
