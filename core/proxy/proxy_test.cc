@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/proxy/proxy.h"
+#include "core/proxy/proxy_protocol.h"
 #include "core/proxy/socks5.h"
 #include "core/state/local_config.h"
 #include "core/state/store.h"
@@ -299,6 +300,61 @@ TEST(AccessLog, PlaintextAndPassthroughRecordsCarryNoIdentities) {
   EXPECT_EQ(m.log_a[0].src_identity, "");
   EXPECT_EQ(m.log_a[0].hbone_addr, "");
   EXPECT_TRUE(m.log_a[0].ok());
+}
+
+// A workload behind a PROXY protocol application tunnel: reads the header,
+// keeps it, then echoes the payload that follows.
+Task<void> proxy_protocol_echo(StreamPtr s, std::optional<ProxyHeader>& header, std::string& error) {
+  std::vector<uint8_t> got, buf(4096);
+  for (;;) {
+    Result<ProxyHeader> h = parse_proxy_v2(got);
+    if (h) {
+      header = *h;
+      break;
+    }
+    if (h.error().detail != "incomplete") {
+      error = h.error().detail;
+      s->abort();
+      co_return;
+    }
+    auto n = co_await io::read(*s, buf);
+    if (!n || *n == 0) {
+      error = "ended before the header";
+      co_return;
+    }
+    got.insert(got.end(), buf.begin(), buf.begin() + std::ptrdiff_t(*n));
+  }
+  const std::vector<uint8_t> rest(got.begin() + std::ptrdiff_t(header->header_size), got.end());
+  if (!rest.empty() && !co_await io::write_all(*s, rest)) co_return;
+  co_await echo(std::move(s));
+}
+
+TEST(Proxy, AnApplicationTunnelGetsAProxyProtocolHeaderBeforeThePayload) {
+  Mesh m;
+  std::optional<ProxyHeader> header;
+  std::string error;
+  auto l = m.b->env().net.listen(Endpoint{kTunneledIp, 15088}, {});
+  ASSERT_TRUE(l);
+  m.app_scope.spawn([](Listener& l, std::optional<ProxyHeader>& header, std::string& error) -> Task<void> {
+    auto s = co_await io::accept(l);
+    if (s) co_await proxy_protocol_echo(std::move(*s), header, error);
+  }(**l, header, error));
+  const auto data = testing::pattern(70000, 15);
+  testing::ReadAll got = m.talk(Endpoint{kTunneledIp, 8080}, data);
+  EXPECT_TRUE(got.end.ok() && *got.end == 0);
+  EXPECT_TRUE(got.bytes == data);  // the header never reaches the client
+  EXPECT_EQ(error, "");
+  ASSERT_TRUE(header.has_value());
+  m.world.run_for(std::chrono::seconds(1));
+  ASSERT_EQ(m.log_a.size(), 1u);
+  EXPECT_EQ(header->src, m.log_a[0].src);  // the original client, from `forwarded`
+  EXPECT_EQ(header->dst, (Endpoint{kTunneledIp, 8080}));
+  EXPECT_EQ(header->identity, "spiffe://cluster.local/ns/default/sa/client");
+  ASSERT_EQ(m.log_b.size(), 1u);
+  EXPECT_EQ(m.log_b[0].dst, (Endpoint{kTunneledIp, 15088}));  // connected to the tunnel port
+  EXPECT_EQ(m.log_b[0].hbone_addr, "10.0.2.2:8080");
+  EXPECT_EQ(m.log_b[0].bytes_sent, data.size());  // payload only, not the header
+  (*l)->close();
 }
 
 TEST(Proxy, TrafficOutsideTheMeshPassesThrough) {
