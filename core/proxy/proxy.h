@@ -3,10 +3,13 @@
 // HBONE pool or the plain relay; inbound HBONE (15008) checks the target and
 // the L4 policy, connects to the local workload and answers 200/401/503.
 // Single-threaded and OS-free, so the whole path runs in the simulator.
+// Each connection is reported (metrics, access log record); inbound keeps
+// its open connections for recheck_policies() after a policy change.
 //
 //   Outbound out(env, std::move(listener_15001), state, pool, {});
 //   Inbound in(env, std::move(listener_15008), server_tls, state, {});
 //   out.start(); in.start();
+//   ... publish a new snapshot ...; in.recheck_policies();
 #pragma once
 
 #include <functional>
