@@ -233,12 +233,18 @@ int run(int argc, char** argv) {
     log_line("error", "cannot configure TLS", "error=\"" + server_ctx.error().message() + "\"");
     return 1;
   }
+  // One access log line per connection when it ends (upstream's "access" target).
+  const proxy::AccessLogSink access_log = [](const proxy::ConnectionRecord& r) {
+    std::fprintf(stderr, "%s\n", proxy::format_access_log(r).c_str());
+  };
   proxy::OutboundConfig out_cfg;
   out_cfg.mark = std::nullopt;
   out_cfg.metrics = &registry;
+  out_cfg.access_log = access_log;
   proxy::InboundConfig in_cfg;
   in_cfg.mark = std::nullopt;
   in_cfg.metrics = &registry;
+  in_cfg.access_log = access_log;
   std::vector<std::unique_ptr<proxy::Outbound>> outbounds;
   std::vector<std::unique_ptr<proxy::Inbound>> inbounds;
   std::vector<std::unique_ptr<proxy::InboundPlaintext>> plaintexts;
