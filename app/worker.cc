@@ -1,6 +1,7 @@
 #include "app/worker.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <future>
 
 namespace zt::app {
@@ -68,12 +69,19 @@ Result<void> Worker::listen() {
 
   // Local mode has no capture, so nothing to bypass: no SO_MARK.
   proxy::StateSource state = [this] { return shared_.state.get(); };
+  // One access log line per connection when it ends (upstream's "access"
+  // target); a single fprintf per line, so workers' lines never interleave.
+  const proxy::AccessLogSink access_log = [](const proxy::ConnectionRecord& r) {
+    std::fprintf(stderr, "%s\n", proxy::format_access_log(r).c_str());
+  };
   proxy::OutboundConfig out_cfg;
   out_cfg.mark = std::nullopt;
   out_cfg.metrics = &registry_;
+  out_cfg.access_log = access_log;
   proxy::InboundConfig in_cfg;
   in_cfg.mark = std::nullopt;
   in_cfg.metrics = &registry_;
+  in_cfg.access_log = access_log;
 
   ListenOptions opts;
   opts.reuse_port = true;  // every worker listens on the same ports
@@ -155,6 +163,18 @@ admin::Registry Worker::metrics() {
   // The loop ended before it ran the copy: nothing changes the registry now.
   if (finished()) return registry_;
   return admin::Registry{};
+}
+
+void Worker::state_changed() {
+  rt_.env().loop.post([this] {
+    size_t closed = 0;
+    for (auto& i : inbounds_) closed += i->recheck_policies();
+    for (auto& p : plaintexts_) closed += p->recheck_policies();
+    if (closed > 0) {
+      std::fprintf(stderr, "level=info msg=\"policy change closed connections\" worker=%zu connections=%zu\n", index_,
+                   closed);
+    }
+  });
 }
 
 std::vector<std::string> Worker::listening() const { return listening_; }

@@ -226,15 +226,22 @@ TEST(ZtunnelBinary, LocalModeCarriesTrafficOverHboneAndEnforcesPolicy) {
   EXPECT_EQ(echo_accepted, 1);
   EXPECT_FALSE(refused.end.ok());  // reset: the inbound side refused it (401)
   EXPECT_EQ(denied_accepted, 0);   // and never connected to the server
-  // Both ends of the proxy reported the connection.
+  // Both ends of the proxy reported the connection. They run on worker
+  // threads of their own, so the inbound side's report may land a moment
+  // after the client saw its reset: scrape until it is there (at most 5 s).
   admin::ClientResponse metrics;
-  bool got_metrics = false;
-  Scope m;
-  m.spawn([](Env& env, Endpoint to, admin::ClientResponse& out, bool& done) -> Task<void> {
-    co_await admin::http_exchange(env, to, admin::get("/stats/prometheus"), out);
-    done = true;
-  }(rt.env(), Endpoint{lo, stats_port}, metrics, got_metrics));
-  rt.run_until([&] { return got_metrics; }, std::chrono::seconds(5));
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    if (attempt) usleep(100'000);
+    metrics = {};
+    bool got_metrics = false;
+    Scope m;
+    m.spawn([](Env& env, Endpoint to, admin::ClientResponse& out, bool& done) -> Task<void> {
+      co_await admin::http_exchange(env, to, admin::get("/stats/prometheus"), out);
+      done = true;
+    }(rt.env(), Endpoint{lo, stats_port}, metrics, got_metrics));
+    rt.run_until([&] { return got_metrics; }, std::chrono::seconds(5));
+    if (metrics.body.find("response_flags=\"RBAC\"") != std::string::npos) break;
+  }
   EXPECT_NE(metrics.body.find("istio_tcp_connections_opened_total{"), std::string::npos) << metrics.body;
   EXPECT_NE(metrics.body.find("reporter=\"destination\""), std::string::npos);
   EXPECT_NE(metrics.body.find("response_flags=\"RBAC\""), std::string::npos);

@@ -1,6 +1,7 @@
 #include "core/proxy/proxy.h"
 
 #include "core/hbone/headers.h"
+#include "core/proxy/proxy_protocol.h"
 #include "core/proxy/traffic_metrics.h"
 #include "core/state/rbac.h"
 #include "core/state/routing.h"
@@ -9,6 +10,30 @@
 namespace zt::core::proxy {
 
 bool is_proxy_port(uint16_t port) { return port == 15001 || port == 15006 || port == 15008 || port == 15080; }
+
+namespace {
+
+// The access log's error for a copy that did not end with FIN both ways.
+std::string_view copy_error(CopyEnd end, bool a_is_source) {
+  if (end == CopyEnd::finished) return {};
+  return (end == CopyEnd::reset_a) == a_is_source ? "connection reset by the source"
+                                                  : "connection reset by the destination";
+}
+
+std::string_view relay_error(RelayOutcome outcome) {
+  switch (outcome) {
+    case RelayOutcome::reset_downstream: return "connection reset by the source";
+    case RelayOutcome::reset_upstream: return "connection reset by the destination";
+    default: return {};
+  }
+}
+
+std::string rejection(const mesh::Decision& d) {
+  return "connection closed due to policy rejection: " +
+         (d.policy.empty() ? std::string(mesh::to_string(d.reason)) : std::string(mesh::to_string(d.reason)) + " " + d.policy);
+}
+
+}  // namespace
 
 // --- outbound -----------------------------------------------------------------
 
@@ -58,18 +83,20 @@ Task<void> Outbound::forward(StreamPtr downstream, Endpoint dst) {
     case mesh::RouteKind::tcp:
     case mesh::RouteKind::passthrough: {
       ++counters_.passthrough;
-      TrafficReport report(cfg_.metrics, labels_for("source", source, source->identity().to_string(),
-                                                    plan.next_hop_workload.get(), false));
+      TrafficReport report(cfg_.metrics,
+                           labels_for("source", source, source->identity().to_string(), plan.next_hop_workload.get(),
+                                      false),
+                           {&cfg_.access_log, &env_.clock, outbound_record(downstream->peer(), *source, plan)});
       RelayConfig relay;
       relay.connect_timeout = cfg_.connect_timeout;
       relay.upstream.mark = cfg_.mark;
       RelayResult r = co_await relay_connection(env_, std::move(downstream), plan.next_hop, relay);
       if (r.outcome == RelayOutcome::connect_failed) {
         ++counters_.failed;
-        report.failed("UF");
+        report.failed("UF", r.error ? r.error->message() : "connect failed");
       } else {
         report.opened();
-        report.closed(r.bytes.bytes_a_to_b, r.bytes.bytes_b_to_a);
+        report.closed(r.bytes.bytes_a_to_b, r.bytes.bytes_b_to_a, relay_error(r.outcome));
       }
       co_return;
     }
@@ -95,18 +122,20 @@ Task<void> Outbound::via_hbone(StreamPtr downstream, const mesh::Workload& sourc
   if (plan.service) info.host = plan.service->hostname;
   h2::Request req{"CONNECT", plan.authority, hbone::request_headers(info, rng_)};
   TrafficReport report(cfg_.metrics, labels_for("source", &source, key.source_identity,
-                                                plan.next_hop_workload.get(), true));
+                                                plan.next_hop_workload.get(), true),
+                       {&cfg_.access_log, &env_.clock, outbound_record(downstream->peer(), source, plan)});
   Result<h2::Opened> opened = co_await pool_.open(key, std::move(req));
   if (!opened || !opened->tunnel) {
     ++counters_.failed;  // 401, 503 or no connection: the client sees a reset
-    report.failed("UF");
+    report.failed("UF", !opened ? opened.error().message()
+                                : "upstream answered " + std::to_string(opened->response.status));
     downstream->abort();
     co_return;
   }
   report.opened();
   CopyStats stats;
-  (void)co_await copy_bidirectional(env_, *downstream, *opened->tunnel, stats);
-  report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a);
+  const CopyEnd end = co_await copy_bidirectional(env_, *downstream, *opened->tunnel, stats);
+  report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, copy_error(end, true));
   downstream->close();
   opened->tunnel->close();
 }
@@ -156,34 +185,76 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
     conn.src_identity = mesh::Identity{req.peer_identity->trust_domain(), req.peer_identity->ns(),
                                        req.peer_identity->service_account()};
   }
+  const std::string src_principal = req.peer_identity ? req.peer_identity->to_string() : "";
   const mesh::Workload* src = snap->workload_by_address({"", req.connection_peer.ip});
-  TrafficReport report(cfg_.metrics, labels_for("destination", src,
-                                                req.peer_identity ? req.peer_identity->to_string() : "", dst, true));
+  const bool proxy_protocol =
+      dst->application_tunnel && dst->application_tunnel->protocol == mesh::ApplicationTunnel::Protocol::proxy;
+  const Endpoint upstream_addr = inbound_upstream(*dst, req.target);
+  ConnectionRecord record =
+      start_record(Direction::inbound, req.connection_peer, src, src_principal, upstream_addr, dst, true);
+  record.hbone_addr = req.target.to_string();
+  TrafficReport report(cfg_.metrics, labels_for("destination", src, src_principal, dst, true),
+                       {&cfg_.access_log, &env_.clock, std::move(record)});
   const mesh::Decision decision = mesh::authorize(snap->policies_for(*dst), conn);
   if (!decision.allowed) {
     ++counters_.denied;
-    report.failed("RBAC");
+    report.failed("RBAC", rejection(decision));
     answer->reject(401);
     co_return;
   }
+  // Tracked from here on, so a policy change while we connect counts too.
+  StreamPtr upstream, tunnel;
+  ConnectionTracker::Handle tracked = tracker_.track(conn, [&upstream, &tunnel] {
+    if (tunnel) tunnel->abort();
+    if (upstream) upstream->abort();
+  });
   SocketOptions opts;
   opts.mark = cfg_.mark;
-  Result<StreamPtr> upstream = co_await io::connect(env_, req.target, opts, cfg_.connect_timeout);
-  if (!upstream) {
+  Result<StreamPtr> connected = co_await io::connect(env_, upstream_addr, opts, cfg_.connect_timeout);
+  Result<void> header_written;
+  if (connected) {
+    upstream = std::move(*connected);
+    if (proxy_protocol) {
+      const std::vector<uint8_t> header = encode_proxy_v2(original_source(req), req.target, src_principal);
+      header_written = co_await io::write_all(*upstream, header);
+    }
+  }
+  if (tracked.revoked()) {
+    ++counters_.denied;
+    report.failed("RBAC", kPolicyChangeError);
+    answer->reject(401);
+    co_return;
+  }
+  if (!connected || !header_written) {
     ++counters_.upstream_failed;
-    report.failed("UF");
+    report.failed("UF", !connected ? connected.error().message() : header_written.error().message());
     answer->reject(503);
     co_return;
   }
-  StreamPtr tunnel = answer->accept();
-  if (!tunnel) co_return;
+  tunnel = answer->accept();
+  if (!tunnel) {
+    report.failed("", "the tunnel closed before it opened");
+    co_return;
+  }
   ++counters_.allowed;
   report.opened();
   CopyStats stats;
-  (void)co_await copy_bidirectional(env_, *tunnel, **upstream, stats);
-  report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a);
+  const CopyEnd end = co_await copy_bidirectional(env_, *tunnel, *upstream, stats);
+  if (tracked.revoked()) {
+    report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, kPolicyChangeError, "RBAC");
+  } else {
+    report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, copy_error(end, true));
+  }
   tunnel->close();
-  (*upstream)->close();
+  upstream->close();
+}
+
+size_t Inbound::recheck_policies() {
+  auto snap = state_();
+  if (!snap) return 0;
+  const size_t closed = tracker_.recheck(*snap);
+  counters_.policy_closed += closed;
+  return closed;
 }
 
 // --- inbound plaintext -------------------------------------------------------------
@@ -213,26 +284,57 @@ Task<void> InboundPlaintext::serve(StreamPtr downstream) {
   mesh::Connection conn;  // no identity: plaintext
   conn.src = downstream->peer();
   conn.dst = *dst;
-  TrafficReport report(cfg_.metrics, labels_for("destination", snap->workload_by_address({"", conn.src.ip}), "",
-                                                wl, false));
-  if (!mesh::authorize(snap->policies_for(*wl), conn).allowed) {
+  const mesh::Workload* src = snap->workload_by_address({"", conn.src.ip});
+  TrafficReport report(cfg_.metrics, labels_for("destination", src, "", wl, false),
+                       {&cfg_.access_log, &env_.clock, start_record(Direction::inbound, conn.src, src, "", *dst, wl, false)});
+  const mesh::Decision decision = mesh::authorize(snap->policies_for(*wl), conn);
+  if (!decision.allowed) {
     ++counters_.denied;
-    report.failed("RBAC");
+    report.failed("RBAC", rejection(decision));
     downstream->abort();
     co_return;
   }
-  RelayConfig relay;
-  relay.connect_timeout = cfg_.connect_timeout;
-  relay.upstream.mark = cfg_.mark;
-  RelayResult r = co_await relay_connection(env_, std::move(downstream), *dst, relay);
-  if (r.outcome == RelayOutcome::connect_failed) {
-    ++counters_.upstream_failed;
-    report.failed("UF");
-  } else {
-    ++counters_.allowed;
-    report.opened();
-    report.closed(r.bytes.bytes_a_to_b, r.bytes.bytes_b_to_a);
+  // Connects and copies itself (not relay_connection) so that a policy
+  // change can reset both streams.
+  StreamPtr upstream;
+  ConnectionTracker::Handle tracked = tracker_.track(conn, [&downstream, &upstream] {
+    downstream->abort();
+    if (upstream) upstream->abort();
+  });
+  SocketOptions opts;
+  opts.mark = cfg_.mark;
+  Result<StreamPtr> connected = co_await io::connect(env_, *dst, opts, cfg_.connect_timeout);
+  if (tracked.revoked()) {
+    ++counters_.denied;
+    report.failed("RBAC", kPolicyChangeError);
+    co_return;
   }
+  if (!connected) {
+    ++counters_.upstream_failed;
+    report.failed("UF", connected.error().message());
+    downstream->abort();
+    co_return;
+  }
+  upstream = std::move(*connected);
+  ++counters_.allowed;
+  report.opened();
+  CopyStats stats;
+  const CopyEnd end = co_await copy_bidirectional(env_, *downstream, *upstream, stats);
+  if (tracked.revoked()) {
+    report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, kPolicyChangeError, "RBAC");
+  } else {
+    report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, copy_error(end, true));
+  }
+  downstream->close();
+  upstream->close();
+}
+
+size_t InboundPlaintext::recheck_policies() {
+  auto snap = state_();
+  if (!snap) return 0;
+  const size_t closed = tracker_.recheck(*snap);
+  counters_.policy_closed += closed;
+  return closed;
 }
 
 }  // namespace zt::core::proxy

@@ -3,10 +3,13 @@
 // HBONE pool or the plain relay; inbound HBONE (15008) checks the target and
 // the L4 policy, connects to the local workload and answers 200/401/503.
 // Single-threaded and OS-free, so the whole path runs in the simulator.
+// Each connection is reported (metrics, access log record); inbound keeps
+// its open connections for recheck_policies() after a policy change.
 //
 //   Outbound out(env, std::move(listener_15001), state, pool, {});
 //   Inbound in(env, std::move(listener_15008), server_tls, state, {});
 //   out.start(); in.start();
+//   ... publish a new snapshot ...; in.recheck_policies();
 #pragma once
 
 #include <functional>
@@ -15,6 +18,8 @@
 #include "core/admin/metrics.h"
 #include "core/hbone/pool.h"
 #include "core/hbone/server.h"
+#include "core/proxy/access_log.h"
+#include "core/proxy/connection_tracker.h"
 #include "core/relay.h"
 #include "core/state/routing.h"
 #include "core/state/snapshot.h"
@@ -31,6 +36,7 @@ struct OutboundConfig {
   Duration connect_timeout = std::chrono::seconds(10);
   std::optional<uint32_t> mark = 1337;  // our own connections bypass capture
   admin::Registry* metrics = nullptr;    // connection metrics (reporter=source)
+  AccessLogSink access_log;              // one record per connection when it ends; empty = off
 };
 
 struct OutboundCounters {
@@ -80,10 +86,12 @@ struct InboundConfig {
   Duration connect_timeout = std::chrono::seconds(10);
   std::optional<uint32_t> mark = 1337;  // connections to local workloads bypass inbound capture
   admin::Registry* metrics = nullptr;    // connection metrics (reporter=destination)
+  AccessLogSink access_log;              // one record per connection when it ends; empty = off
 };
 
 struct InboundCounters {
   uint64_t requests = 0, allowed = 0, denied = 0, unknown_target = 0, misdirected = 0, upstream_failed = 0;
+  uint64_t policy_closed = 0;  // open connections a policy change denied (recheck_policies)
 };
 
 class Inbound {
@@ -96,6 +104,10 @@ class Inbound {
   // Stops accepting and sends GOAWAY; tunnels in flight go on.
   void drain() { server_->drain(); }
   size_t active() const { return active_; }
+  // Re-authorizes every open tunnel against the current state and resets
+  // the ones now denied (call after publishing a new snapshot). Returns how
+  // many were closed.
+  size_t recheck_policies();
 
  private:
   void on_request(hbone::InboundRequest req, hbone::Answer answer);
@@ -106,6 +118,7 @@ class Inbound {
   InboundConfig cfg_;
   InboundCounters counters_;
   size_t active_ = 0;
+  ConnectionTracker tracker_;  // before scope_: the tasks hold handles into it
   Scope scope_;  // before server_: requests in flight go after the server stops
   std::unique_ptr<hbone::Server> server_;
 };
@@ -120,6 +133,8 @@ class InboundPlaintext {
   const InboundCounters& counters() const { return counters_; }
   void drain() { listener_->close(); }
   size_t active() const { return active_; }
+  // As Inbound::recheck_policies, for plaintext connections (no identity).
+  size_t recheck_policies();
 
  private:
   Task<void> accept_loop();
@@ -131,6 +146,7 @@ class InboundPlaintext {
   InboundConfig cfg_;
   InboundCounters counters_;
   size_t active_ = 0;
+  ConnectionTracker tracker_;  // before scope_: the tasks hold handles into it
   Scope scope_;
 };
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/proxy/proxy.h"
+#include "core/proxy/proxy_protocol.h"
 #include "core/proxy/socks5.h"
 #include "core/state/local_config.h"
 #include "core/state/store.h"
@@ -14,6 +15,8 @@ namespace zt::core::proxy {
 namespace {
 
 const IpAddr kClientIp = IpAddr::v4(10, 0, 1, 1), kServerIp = IpAddr::v4(10, 0, 2, 1), kOutsideIp = IpAddr::v4(10, 0, 3, 1);
+// A workload behind an application tunnel (PROXY protocol on port 15088).
+const IpAddr kTunneledIp = IpAddr::v4(10, 0, 2, 2);
 
 std::string mesh_yaml(const std::string& policies) {
   return R"(workloads:
@@ -31,6 +34,14 @@ std::string mesh_yaml(const std::string& policies) {
   workloadIps: ["10.0.2.1"]
   protocol: HBONE
   node: node-b
+- uid: cluster1//v1/Pod/default/tunneled
+  name: tunneled
+  namespace: default
+  serviceAccount: server
+  workloadIps: ["10.0.2.2"]
+  protocol: HBONE
+  node: node-b
+  applicationTunnel: {protocol: PROXY, port: 15088}
 )" + policies;
 }
 
@@ -56,7 +67,7 @@ Task<void> echo_server(Listener& l, Scope& scope) {
 struct Mesh {
   explicit Mesh(const std::string& policies = "") : world(7), w(WallTime(std::chrono::seconds(1'767'225'600))) {
     a = &world.add_host("node-a", {kClientIp});
-    b = &world.add_host("node-b", {kServerIp});
+    b = &world.add_host("node-b", {kServerIp, kTunneledIp});
     c = &world.add_host("outside", {kOutsideIp});
     w = tls::TlsWorld(a->env().clock.wall_now());
     auto cfg = mesh::parse_local_config(mesh_yaml(policies), "test");
@@ -79,10 +90,12 @@ struct Mesh {
     admin::declare_istio_metrics(metrics_b);
     OutboundConfig out_cfg;
     out_cfg.metrics = &metrics_a;
+    out_cfg.access_log = [this](const ConnectionRecord& r) { log_a.push_back(r); };
     outbound = std::make_unique<Outbound>(a->env(), std::move(*out_l), state, *pool, out_cfg);
-    auto in_l = b->env().net.listen(Endpoint{kServerIp, 15008}, {});
+    auto in_l = b->env().net.listen(Endpoint{IpAddr::unspecified(IpAddr::Family::v4), 15008}, {});
     InboundConfig in_cfg;
     in_cfg.metrics = &metrics_b;
+    in_cfg.access_log = [this](const ConnectionRecord& r) { log_b.push_back(r); };
     inbound = std::make_unique<Inbound>(b->env(), std::move(*in_l), w.context(w.config(tls::TlsRole::server, server_creds)),
                                         state, in_cfg);
     auto socks_l = a->env().net.listen(Endpoint{kClientIp, 15080}, {});
@@ -90,7 +103,9 @@ struct Mesh {
     socks->start();
     b->capture_inbound(15006);
     auto plain_l = b->env().net.listen(Endpoint{IpAddr::unspecified(IpAddr::Family::v4), 15006}, {});
-    plaintext = std::make_unique<InboundPlaintext>(b->env(), std::move(*plain_l), state);
+    InboundConfig plain_cfg;
+    plain_cfg.access_log = [this](const ConnectionRecord& r) { log_b.push_back(r); };
+    plaintext = std::make_unique<InboundPlaintext>(b->env(), std::move(*plain_l), state, plain_cfg);
     outbound->start();
     inbound->start();
     plaintext->start();
@@ -138,6 +153,7 @@ struct Mesh {
   sim::World world;
   sim::Host *a, *b, *c;
   admin::Registry metrics_a, metrics_b;
+  std::vector<ConnectionRecord> log_a, log_b;  // access log records, per node
   tls::TlsWorld w;
   mesh::MeshStore store;
   std::shared_ptr<const mesh::StateSnapshot> snapshot;
@@ -188,6 +204,157 @@ TEST(Proxy, APolicyDenialResetsTheClient) {
   EXPECT_EQ(m.inbound->counters().denied, 1u);
   EXPECT_NE(m.metrics_b.render().find("istio_tcp_connections_failed_total{"), std::string::npos);
   EXPECT_NE(m.metrics_b.render().find("response_flags=\"RBAC\""), std::string::npos);
+}
+
+TEST(AccessLog, BothSidesRecordACompletedConnection) {
+  Mesh m;
+  const auto data = testing::pattern(30000, 11);
+  testing::ReadAll got = m.talk(Endpoint{kServerIp, 8080}, data);
+  ASSERT_TRUE(got.bytes == data);
+  m.world.run_for(std::chrono::seconds(1));
+  ASSERT_EQ(m.log_a.size(), 1u);
+  ASSERT_EQ(m.log_b.size(), 1u);
+  const ConnectionRecord& out = m.log_a[0];
+  EXPECT_EQ(out.direction, Direction::outbound);
+  EXPECT_EQ(out.src.ip, kClientIp);
+  EXPECT_EQ(out.src_workload, "client");
+  EXPECT_EQ(out.src_namespace, "default");
+  EXPECT_EQ(out.src_identity, "spiffe://cluster.local/ns/default/sa/client");
+  EXPECT_EQ(out.dst, (Endpoint{kServerIp, 15008}));
+  EXPECT_EQ(out.hbone_addr, "10.0.2.1:8080");
+  EXPECT_EQ(out.dst_workload, "server");
+  EXPECT_EQ(out.dst_identity, "spiffe://cluster.local/ns/default/sa/server");
+  EXPECT_EQ(out.bytes_sent, data.size());
+  EXPECT_EQ(out.bytes_recv, data.size());
+  EXPECT_TRUE(out.ok()) << out.error;
+  EXPECT_EQ(out.response_flags, "");
+  EXPECT_GT(out.duration, Duration(0));
+  const ConnectionRecord& in = m.log_b[0];
+  EXPECT_EQ(in.direction, Direction::inbound);
+  EXPECT_EQ(in.src_workload, "client");
+  EXPECT_EQ(in.src_identity, "spiffe://cluster.local/ns/default/sa/client");
+  EXPECT_EQ(in.dst, (Endpoint{kServerIp, 8080}));
+  EXPECT_EQ(in.hbone_addr, "10.0.2.1:8080");
+  EXPECT_EQ(in.dst_workload, "server");
+  EXPECT_EQ(in.bytes_sent, data.size());
+  EXPECT_EQ(in.bytes_recv, data.size());
+  EXPECT_TRUE(in.ok()) << in.error;
+  const std::string line = format_access_log(in);
+  EXPECT_EQ(line.rfind("level=info target=access msg=\"connection complete\" src.addr=10.0.1.1:", 0), 0u) << line;
+  EXPECT_NE(line.find(" direction=\"inbound\" bytes_sent=30000 bytes_recv=30000 duration="), std::string::npos)
+      << line;
+}
+
+TEST(AccessLog, ADenialIsRecordedWithTheRbacFlagAndTheClientSideWithUf) {
+  Mesh m(R"(policies:
+- action: Deny
+  name: no-8080
+  namespace: default
+  scope: Namespace
+  rules:
+  - - - destinationPorts: [8080]
+)");
+  (void)m.talk(Endpoint{kServerIp, 8080}, testing::pattern(100, 12));
+  m.world.run_for(std::chrono::seconds(1));
+  ASSERT_EQ(m.log_b.size(), 1u);
+  EXPECT_EQ(m.log_b[0].response_flags, "RBAC");
+  EXPECT_NE(m.log_b[0].error.find("policy rejection"), std::string::npos) << m.log_b[0].error;
+  EXPECT_NE(m.log_b[0].error.find("default/no-8080"), std::string::npos) << m.log_b[0].error;
+  EXPECT_EQ(m.log_b[0].bytes_sent, 0u);
+  EXPECT_NE(format_access_log(m.log_b[0]).find("msg=\"connection failed\""), std::string::npos);
+  ASSERT_EQ(m.log_a.size(), 1u);
+  EXPECT_EQ(m.log_a[0].response_flags, "UF");
+  EXPECT_EQ(m.log_a[0].error, "upstream answered 401");
+}
+
+TEST(AccessLog, AnUpstreamThatRefusesIsRecordedWithUf) {
+  Mesh m;
+  (void)m.talk(Endpoint{kServerIp, 9}, testing::pattern(10, 13));
+  m.world.run_for(std::chrono::seconds(1));
+  ASSERT_EQ(m.log_b.size(), 1u);
+  EXPECT_EQ(m.log_b[0].response_flags, "UF");
+  EXPECT_FALSE(m.log_b[0].ok());
+  EXPECT_EQ(m.log_b[0].dst, (Endpoint{kServerIp, 9}));
+  ASSERT_EQ(m.log_a.size(), 1u);
+  EXPECT_EQ(m.log_a[0].response_flags, "UF");
+}
+
+TEST(AccessLog, PlaintextAndPassthroughRecordsCarryNoIdentities) {
+  Mesh m;
+  const auto data = testing::pattern(1000, 14);
+  ASSERT_TRUE(m.talk_from(*m.c, Endpoint{kServerIp, 8080}, data).bytes == data);
+  ASSERT_TRUE(m.talk(Endpoint{kOutsideIp, 8080}, data).bytes == data);
+  m.world.run_for(std::chrono::seconds(1));
+  ASSERT_EQ(m.log_b.size(), 1u);
+  EXPECT_EQ(m.log_b[0].direction, Direction::inbound);
+  EXPECT_EQ(m.log_b[0].src.ip, kOutsideIp);
+  EXPECT_EQ(m.log_b[0].src_workload, "");
+  EXPECT_EQ(m.log_b[0].src_identity, "");
+  EXPECT_EQ(m.log_b[0].dst_identity, "");
+  EXPECT_EQ(m.log_b[0].dst_workload, "server");
+  EXPECT_EQ(m.log_b[0].hbone_addr, "");
+  EXPECT_EQ(m.log_b[0].bytes_recv, data.size());
+  ASSERT_EQ(m.log_a.size(), 1u);
+  EXPECT_EQ(m.log_a[0].dst, (Endpoint{kOutsideIp, 8080}));
+  EXPECT_EQ(m.log_a[0].src_workload, "client");
+  EXPECT_EQ(m.log_a[0].src_identity, "");
+  EXPECT_EQ(m.log_a[0].hbone_addr, "");
+  EXPECT_TRUE(m.log_a[0].ok());
+}
+
+// A workload behind a PROXY protocol application tunnel: reads the header,
+// keeps it, then echoes the payload that follows.
+Task<void> proxy_protocol_echo(StreamPtr s, std::optional<ProxyHeader>& header, std::string& error) {
+  std::vector<uint8_t> got, buf(4096);
+  for (;;) {
+    Result<ProxyHeader> h = parse_proxy_v2(got);
+    if (h) {
+      header = *h;
+      break;
+    }
+    if (h.error().detail != "incomplete") {
+      error = h.error().detail;
+      s->abort();
+      co_return;
+    }
+    auto n = co_await io::read(*s, buf);
+    if (!n || *n == 0) {
+      error = "ended before the header";
+      co_return;
+    }
+    got.insert(got.end(), buf.begin(), buf.begin() + std::ptrdiff_t(*n));
+  }
+  const std::vector<uint8_t> rest(got.begin() + std::ptrdiff_t(header->header_size), got.end());
+  if (!rest.empty() && !co_await io::write_all(*s, rest)) co_return;
+  co_await echo(std::move(s));
+}
+
+TEST(Proxy, AnApplicationTunnelGetsAProxyProtocolHeaderBeforeThePayload) {
+  Mesh m;
+  std::optional<ProxyHeader> header;
+  std::string error;
+  auto l = m.b->env().net.listen(Endpoint{kTunneledIp, 15088}, {});
+  ASSERT_TRUE(l);
+  m.app_scope.spawn([](Listener& l, std::optional<ProxyHeader>& header, std::string& error) -> Task<void> {
+    auto s = co_await io::accept(l);
+    if (s) co_await proxy_protocol_echo(std::move(*s), header, error);
+  }(**l, header, error));
+  const auto data = testing::pattern(70000, 15);
+  testing::ReadAll got = m.talk(Endpoint{kTunneledIp, 8080}, data);
+  EXPECT_TRUE(got.end.ok() && *got.end == 0);
+  EXPECT_TRUE(got.bytes == data);  // the header never reaches the client
+  EXPECT_EQ(error, "");
+  ASSERT_TRUE(header.has_value());
+  m.world.run_for(std::chrono::seconds(1));
+  ASSERT_EQ(m.log_a.size(), 1u);
+  EXPECT_EQ(header->src, m.log_a[0].src);  // the original client, from `forwarded`
+  EXPECT_EQ(header->dst, (Endpoint{kTunneledIp, 8080}));
+  EXPECT_EQ(header->identity, "spiffe://cluster.local/ns/default/sa/client");
+  ASSERT_EQ(m.log_b.size(), 1u);
+  EXPECT_EQ(m.log_b[0].dst, (Endpoint{kTunneledIp, 15088}));  // connected to the tunnel port
+  EXPECT_EQ(m.log_b[0].hbone_addr, "10.0.2.2:8080");
+  EXPECT_EQ(m.log_b[0].bytes_sent, data.size());  // payload only, not the header
+  (*l)->close();
 }
 
 TEST(Proxy, TrafficOutsideTheMeshPassesThrough) {

@@ -32,25 +32,52 @@ admin::TrafficLabels labels_for(std::string_view reporter, const mesh::Workload*
   return l;
 }
 
-TrafficReport::TrafficReport(admin::Registry* registry, admin::TrafficLabels labels)
-    : registry_(registry), labels_(std::move(labels)) {}
+ConnectionRecord outbound_record(Endpoint src, const mesh::Workload& source, const mesh::RoutePlan& plan) {
+  const bool hbone = !plan.authority.empty();
+  ConnectionRecord r = start_record(Direction::outbound, src, &source, source.identity().to_string(), plan.next_hop,
+                                    plan.next_hop_workload.get(), hbone);
+  r.hbone_addr = plan.authority;
+  if (plan.service) r.dst_service = plan.service->hostname;
+  return r;
+}
+
+TrafficReport::TrafficReport(admin::Registry* registry, admin::TrafficLabels labels, AccessLogContext log)
+    : registry_(registry), labels_(std::move(labels)), log_(std::move(log)) {
+  if (log_.sink && *log_.sink && log_.clock) start_ = log_.clock->now();
+}
 
 void TrafficReport::opened() {
   if (registry_) registry_->counter(admin::kTcpConnectionsOpened, labels_.to_labels()).inc(1);
 }
 
-void TrafficReport::failed(std::string_view response_flags) {
-  if (!registry_) return;
-  labels_.response_flags = std::string(response_flags);
-  registry_->counter(admin::kTcpConnectionsFailed, labels_.to_labels()).inc(1);
+void TrafficReport::failed(std::string_view response_flags, std::string_view error) {
+  if (registry_) {
+    if (!response_flags.empty()) labels_.response_flags = std::string(response_flags);
+    registry_->counter(admin::kTcpConnectionsFailed, labels_.to_labels()).inc(1);
+  }
+  emit(error.empty() ? std::string_view("connection failed") : error, response_flags);
 }
 
-void TrafficReport::closed(uint64_t sent, uint64_t received) {
-  if (!registry_) return;
-  const admin::Labels labels = labels_.to_labels();
-  registry_->counter(admin::kTcpConnectionsClosed, labels).inc(1);
-  registry_->counter(admin::kTcpSentBytes, labels).inc(sent);
-  registry_->counter(admin::kTcpReceivedBytes, labels).inc(received);
+void TrafficReport::closed(uint64_t sent, uint64_t received, std::string_view error, std::string_view response_flags) {
+  log_.record.bytes_sent = sent;
+  log_.record.bytes_recv = received;
+  if (registry_) {
+    if (!response_flags.empty()) labels_.response_flags = std::string(response_flags);
+    const admin::Labels labels = labels_.to_labels();
+    registry_->counter(admin::kTcpConnectionsClosed, labels).inc(1);
+    registry_->counter(admin::kTcpSentBytes, labels).inc(sent);
+    registry_->counter(admin::kTcpReceivedBytes, labels).inc(received);
+  }
+  emit(error, response_flags);
+}
+
+void TrafficReport::emit(std::string_view error, std::string_view response_flags) {
+  if (!log_.sink || !*log_.sink || !log_.clock) return;
+  ConnectionRecord& r = log_.record;
+  r.duration = log_.clock->now() - start_;
+  r.error = std::string(error);
+  r.response_flags = std::string(response_flags);
+  (*log_.sink)(r);
 }
 
 }  // namespace zt::core::proxy

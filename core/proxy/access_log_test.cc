@@ -1,0 +1,81 @@
+// The access log line: field names and order, quoting, what is left out,
+// and the start record's identities (mutual TLS only).
+#include "core/proxy/access_log.h"
+
+#include <gtest/gtest.h>
+
+namespace zt::core::proxy {
+namespace {
+
+ConnectionRecord sample() {
+  ConnectionRecord r;
+  r.direction = Direction::outbound;
+  r.src = Endpoint{IpAddr::v4(10, 0, 1, 1), 40000};
+  r.src_workload = "client";
+  r.src_namespace = "default";
+  r.src_identity = "spiffe://cluster.local/ns/default/sa/client";
+  r.dst = Endpoint{IpAddr::v4(10, 0, 2, 1), 15008};
+  r.hbone_addr = "10.0.2.1:8080";
+  r.dst_service = "server.default.svc.cluster.local";
+  r.dst_workload = "server";
+  r.dst_namespace = "default";
+  r.dst_identity = "spiffe://cluster.local/ns/default/sa/server";
+  r.bytes_sent = 5;
+  r.bytes_recv = 7;
+  r.duration = std::chrono::microseconds(12'900);
+  return r;
+}
+
+TEST(AccessLog, ACompletedConnectionIsOneLineWithUpstreamsFields) {
+  EXPECT_EQ(format_access_log(sample()),
+            "level=info target=access msg=\"connection complete\" src.addr=10.0.1.1:40000 src.workload=\"client\" "
+            "src.namespace=\"default\" src.identity=\"spiffe://cluster.local/ns/default/sa/client\" "
+            "dst.addr=10.0.2.1:15008 dst.hbone_addr=10.0.2.1:8080 dst.service=\"server.default.svc.cluster.local\" "
+            "dst.workload=\"server\" dst.namespace=\"default\" "
+            "dst.identity=\"spiffe://cluster.local/ns/default/sa/server\" direction=\"outbound\" bytes_sent=5 "
+            "bytes_recv=7 duration=\"12ms\"");
+}
+
+TEST(AccessLog, AFailureSaysWhyAndCarriesItsFlag) {
+  ConnectionRecord r;
+  r.direction = Direction::inbound;
+  r.src = Endpoint{IpAddr::v4(10, 0, 3, 1), 5555};
+  r.dst = Endpoint{IpAddr::v4(10, 0, 2, 1), 8080};
+  r.dst_workload = "server";
+  r.error = "connection closed due to policy rejection: \"deny\"\n";
+  r.response_flags = "RBAC";
+  EXPECT_EQ(format_access_log(r),
+            "level=error target=access msg=\"connection failed\" src.addr=10.0.3.1:5555 dst.addr=10.0.2.1:8080 "
+            "dst.workload=\"server\" direction=\"inbound\" bytes_sent=0 bytes_recv=0 duration=\"0ms\" "
+            "response_flags=\"RBAC\" error=\"connection closed due to policy rejection: \\\"deny\\\"\\n\"");
+}
+
+TEST(AccessLog, Ipv6AddressesAreBracketed) {
+  ConnectionRecord r = sample();
+  r.src = Endpoint{*IpAddr::parse("fd00::1"), 1};
+  EXPECT_NE(format_access_log(r).find(" src.addr=[fd00::1]:1 "), std::string::npos);
+}
+
+TEST(AccessLog, StartRecordNamesIdentitiesOnlyForMutualTls) {
+  mesh::Workload client, server;
+  client.name = "client";
+  client.ns = "a";
+  server.name = "server";
+  server.ns = "b";
+  server.service_account = "srv";
+  const Endpoint src{IpAddr::v4(1, 1, 1, 1), 1}, dst{IpAddr::v4(2, 2, 2, 2), 2};
+  ConnectionRecord mtls = start_record(Direction::inbound, src, &client, "spiffe://td/ns/a/sa/c", dst, &server, true);
+  EXPECT_EQ(mtls.src_workload, "client");
+  EXPECT_EQ(mtls.src_namespace, "a");
+  EXPECT_EQ(mtls.src_identity, "spiffe://td/ns/a/sa/c");
+  EXPECT_EQ(mtls.dst_workload, "server");
+  EXPECT_EQ(mtls.dst_identity, "spiffe://cluster.local/ns/b/sa/srv");
+  ConnectionRecord plain = start_record(Direction::inbound, src, nullptr, "spiffe://td/ns/a/sa/c", dst, &server, false);
+  EXPECT_TRUE(plain.src_workload.empty());
+  EXPECT_TRUE(plain.src_identity.empty());
+  EXPECT_TRUE(plain.dst_identity.empty());
+  EXPECT_EQ(plain.dst_namespace, "b");
+}
+
+}  // namespace
+}  // namespace zt::core::proxy

@@ -1,0 +1,63 @@
+#include "core/proxy/connection_tracker.h"
+
+#include <vector>
+
+#include "io/assert.h"
+
+namespace zt::core::proxy {
+
+ConnectionTracker::Handle::Handle(Handle&& other) noexcept : tracker_(other.tracker_), id_(other.id_) {
+  other.tracker_ = nullptr;
+}
+
+ConnectionTracker::Handle& ConnectionTracker::Handle::operator=(Handle&& other) noexcept {
+  if (this != &other) {
+    if (tracker_) tracker_->open_.erase(id_);
+    tracker_ = other.tracker_;
+    id_ = other.id_;
+    other.tracker_ = nullptr;
+  }
+  return *this;
+}
+
+ConnectionTracker::Handle::~Handle() {
+  if (tracker_) tracker_->open_.erase(id_);
+}
+
+bool ConnectionTracker::Handle::revoked() const {
+  if (!tracker_) return false;
+  auto it = tracker_->open_.find(id_);
+  return it != tracker_->open_.end() && it->second.revoked;
+}
+
+ConnectionTracker::~ConnectionTracker() { ZT_ASSERT(open_.empty()); }
+
+ConnectionTracker::Handle ConnectionTracker::track(mesh::Connection conn, std::function<void()> abort) {
+  const uint64_t id = next_id_++;
+  open_.emplace(id, Entry{std::move(conn), std::move(abort), false});
+  return Handle(this, id);
+}
+
+size_t ConnectionTracker::recheck(const mesh::StateSnapshot& snap) {
+  // Decide first, abort after: an abort must never run while we iterate.
+  std::vector<uint64_t> denied;
+  for (const auto& [id, entry] : open_) {
+    if (!entry.revoked && !still_allowed(snap, entry.conn)) denied.push_back(id);
+  }
+  for (uint64_t id : denied) {
+    auto it = open_.find(id);
+    if (it == open_.end()) continue;
+    it->second.revoked = true;
+    ++revoked_total_;
+    if (it->second.abort) it->second.abort();
+  }
+  return denied.size();
+}
+
+bool still_allowed(const mesh::StateSnapshot& snap, const mesh::Connection& conn) {
+  const mesh::Workload* dst = snap.workload_by_address({conn.dst_network, conn.dst.ip});
+  if (!dst) return false;  // upstream: a destination that is gone is no longer allowed
+  return mesh::authorize(snap.policies_for(*dst), conn).allowed;
+}
+
+}  // namespace zt::core::proxy
