@@ -9,6 +9,13 @@ std::optional<EndpointKey> endpoint_of(const mesh::RoutePlan& plan) {
   return EndpointKey{plan.next_hop_workload->uid, plan.endpoint_port};
 }
 
+admin::Counter& declare_ejections_metric(admin::Registry& registry) {
+  static constexpr std::string_view kName = "ztunnel_endpoint_ejections_total";
+  registry.declare(kName, admin::MetricType::counter,
+                   "Endpoints ejected from load balancing after a connection to them failed before any byte was sent");
+  return registry.counter(kName, {});
+}
+
 OutlierDetector::OutlierDetector(const Clock& clock, OutlierConfig config) : clock_(clock), config_(config) {}
 
 Duration OutlierDetector::ejection_for(uint32_t ejections) const {

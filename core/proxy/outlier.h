@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 
+#include "core/admin/metrics.h"
 #include "core/state/lb.h"
 #include "core/state/routing.h"
 #include "io/time.h"
@@ -39,6 +40,10 @@ struct EndpointKey {
 
 // The endpoint a plan goes to; none for plans without a workload (passthrough).
 std::optional<EndpointKey> endpoint_of(const mesh::RoutePlan& plan);
+
+// ztunnel_endpoint_ejections_total (ours; upstream has no such metric),
+// declared in `registry`; the series to count ejections on.
+admin::Counter& declare_ejections_metric(admin::Registry& registry);
 
 struct OutlierConfig {
   Duration base_ejection = std::chrono::seconds(5);

@@ -15,7 +15,9 @@ bool is_proxy_port(uint16_t port) { return port == 15001 || port == 15006 || por
 Outbound::Outbound(Env& env, std::unique_ptr<Listener> listener, StateSource state, hbone::Pool& pool,
                    OutboundConfig cfg)
     : env_(env), listener_(std::move(listener)), state_(std::move(state)), pool_(pool), cfg_(cfg),
-      rng_(env.rng.stream("outbound")) {}
+      rng_(env.rng.stream("outbound")), outliers_(env.clock, cfg.outlier) {
+  if (cfg_.metrics) ejections_metric_ = &declare_ejections_metric(*cfg_.metrics);
+}
 
 Outbound::~Outbound() { scope_.clear(); }
 
@@ -48,67 +50,34 @@ Task<void> Outbound::forward(StreamPtr downstream, Endpoint dst) {
     downstream->abort();
     co_return;
   }
-  const mesh::RoutePlan plan = mesh::route_outbound(*snap, *source, dst, rng_);
+  mesh::RoutePlan plan = mesh::route_outbound(*snap, *source, dst, rng_, route_options());
   switch (plan.kind) {
     case mesh::RouteKind::hbone:
-    case mesh::RouteKind::waypoint:
-      ++counters_.hbone;
-      co_await via_hbone(std::move(downstream), *source, plan);
-      co_return;
+    case mesh::RouteKind::waypoint: ++counters_.hbone; break;
     case mesh::RouteKind::tcp:
-    case mesh::RouteKind::passthrough: {
-      ++counters_.passthrough;
-      TrafficReport report(cfg_.metrics, labels_for("source", source, source->identity().to_string(),
-                                                    plan.next_hop_workload.get(), false));
-      RelayConfig relay;
-      relay.connect_timeout = cfg_.connect_timeout;
-      relay.upstream.mark = cfg_.mark;
-      RelayResult r = co_await relay_connection(env_, std::move(downstream), plan.next_hop, relay);
-      if (r.outcome == RelayOutcome::connect_failed) {
-        ++counters_.failed;
-        report.failed("UF");
-      } else {
-        report.opened();
-        report.closed(r.bytes.bytes_a_to_b, r.bytes.bytes_b_to_a);
-      }
-      co_return;
-    }
+    case mesh::RouteKind::passthrough: ++counters_.passthrough; break;
     case mesh::RouteKind::double_hbone:  // not wired yet
     case mesh::RouteKind::refused:
       ++counters_.refused;
       downstream->abort();
       co_return;
   }
-}
-
-Task<void> Outbound::via_hbone(StreamPtr downstream, const mesh::Workload& source, const mesh::RoutePlan& plan) {
-  hbone::PoolKey key;
-  key.source_identity = source.identity().to_string();
-  key.destination_identities = plan.upstream_identities;
-  std::sort(key.destination_identities.begin(), key.destination_identities.end());
-  key.destination = plan.next_hop;
-  key.source_ip = downstream->peer().ip;
-  hbone::SourceInfo info;
-  info.address = downstream->peer();
-  info.ns = source.ns;
-  info.workload_name = source.name;
-  if (plan.service) info.host = plan.service->hostname;
-  h2::Request req{"CONNECT", plan.authority, hbone::request_headers(info, rng_)};
-  TrafficReport report(cfg_.metrics, labels_for("source", &source, key.source_identity,
-                                                plan.next_hop_workload.get(), true));
-  Result<h2::Opened> opened = co_await pool_.open(key, std::move(req));
-  if (!opened || !opened->tunnel) {
-    ++counters_.failed;  // 401, 503 or no connection: the client sees a reset
+  OutboundUpstream up = co_await connect_upstream(*source, downstream->peer(), dst, std::move(plan));
+  const bool mtls = up.plan.kind == mesh::RouteKind::hbone || up.plan.kind == mesh::RouteKind::waypoint;
+  TrafficReport report(cfg_.metrics, labels_for("source", source, source->identity().to_string(),
+                                                up.plan.next_hop_workload.get(), mtls));
+  if (!up.stream) {
+    ++counters_.failed;  // refused, 401, 503 or no connection: the client sees a reset
     report.failed("UF");
     downstream->abort();
     co_return;
   }
   report.opened();
   CopyStats stats;
-  (void)co_await copy_bidirectional(env_, *downstream, *opened->tunnel, stats);
+  (void)co_await copy_bidirectional(env_, *downstream, *up.stream, stats);
   report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a);
   downstream->close();
-  opened->tunnel->close();
+  up.stream->close();
 }
 
 // --- inbound --------------------------------------------------------------------

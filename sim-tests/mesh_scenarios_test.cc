@@ -1,0 +1,166 @@
+// Data-path scenarios on a simulated three-node mesh (sim-tests/mesh_fixture.h):
+// the real Outbound, Inbound, HBONE pool and TLS on io/sim hosts, with hosts
+// crashing and restarting under traffic. Each scenario runs over 20 seeds
+// (link latency, traffic and fault times drawn per seed); a failure names its
+// seed, and ZT_SIM_SEED=N replays just that one:
+//
+//   ZT_SIM_SEED=7 build/dev/sim-tests/mesh_scenarios_test --gtest_filter='*Crash*'
+#include <gtest/gtest.h>
+
+#include "sim-tests/mesh_fixture.h"
+
+namespace zt::sim_tests {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr uint64_t kSeeds = 20;
+const IpAddr kA = IpAddr::v4(10, 0, 1, 1), kB = IpAddr::v4(10, 0, 2, 1), kC = IpAddr::v4(10, 0, 3, 1);
+const IpAddr kVip = IpAddr::v4(10, 96, 0, 1);
+
+std::string replay(uint64_t seed) {
+  return "seed=" + std::to_string(seed) + " (replay: ZT_SIM_SEED=" + std::to_string(seed) + ")";
+}
+
+// Links of 0.2 to 5 ms with jitter, drawn per seed.
+sim::WorldOptions world_options(uint64_t seed) {
+  Rng r = Rng(seed).stream("links");
+  sim::WorldOptions o;
+  o.link.latency = std::chrono::microseconds(r.between(200, 5000));
+  o.link.jitter = std::chrono::microseconds(r.between(0, 1000));
+  return o;
+}
+
+std::string describe(const ClientConn& c, MonoTime origin) {
+  auto ms = [&](MonoTime t) { return std::to_string(std::chrono::duration_cast<milliseconds>(t - origin).count()); };
+  return "connection started " + ms(c.started) + " ms, ended " + ms(c.ended) + " ms, served by " +
+         std::to_string(c.served_by) + ", " + (c.end.ok() ? "EOF" : c.end.error().message()) + ", got " +
+         std::to_string(c.received.size()) + " of " + std::to_string(c.sent + 1) + " bytes";
+}
+
+// The deterministic core of the retry: C's node proxy is up but its app
+// refuses, so C's Inbound answers 503. The first connection load balancing
+// sends to C is retried on B, C is ejected, and the client never notices. A
+// connection to C's pod address itself has nowhere else to go: it is reset.
+TEST(MeshScenarios, AnEndpointThatRefusesIsEjectedAndTheConnectionRetried) {
+  MeshFixture m(1);
+  MeshNode& a = m.add_node("node-a", kA, "client");
+  MeshNode& b = m.add_node("node-b", kB, "server");
+  MeshNode& c = m.add_node("node-c", kC, "server");
+  m.add_service("echo", kVip, {&b, &c});
+  m.start();
+  m.stop_app(c);
+  for (int i = 0; i < 20; ++i) {
+    ClientConn& x = m.open(a, Endpoint{kVip, 80}, 1000);
+    ASSERT_TRUE(m.world.run_until([&] { return x.done; }, seconds(30)));
+    EXPECT_TRUE(x.intact) << describe(x, m.world.now());
+    EXPECT_EQ(x.served_by, int(b.index));
+  }
+  const auto& counters = a.outbound->counters();
+  EXPECT_EQ(counters.ejected, 1u);
+  EXPECT_EQ(counters.retried, 1u);  // then C was skipped: ejected for 5 s
+  EXPECT_EQ(counters.failed, 0u);
+  EXPECT_TRUE(a.outbound->outliers().ejected(c.app_endpoint()));
+  EXPECT_EQ(c.inbound->counters().upstream_failed, 1u);
+  EXPECT_NE(a.metrics.render().find("ztunnel_endpoint_ejections_total 1\n"), std::string::npos)
+      << a.metrics.render();
+
+  ClientConn& direct = m.open(a, Endpoint{kC, 8080}, 1000);
+  ASSERT_TRUE(m.world.run_until([&] { return direct.done; }, seconds(30)));
+  EXPECT_FALSE(direct.intact);
+  EXPECT_TRUE(testing::is_error(direct.end, Errc::connection_reset)) << describe(direct, m.world.now());
+  EXPECT_EQ(counters.retried, 1u);
+  EXPECT_EQ(counters.failed, 1u);
+
+  // The ejection runs out; C is tried again, fails again, and is ejected for
+  // twice as long; the client still gets its answer from B.
+  m.world.run_for(seconds(6));
+  for (int i = 0; i < 20; ++i) {
+    ClientConn& x = m.open(a, Endpoint{kVip, 80}, 1000);
+    ASSERT_TRUE(m.world.run_until([&] { return x.done; }, seconds(30)));
+    EXPECT_TRUE(x.intact) << describe(x, m.world.now());
+  }
+  EXPECT_EQ(counters.ejected, 2u);
+  EXPECT_EQ(counters.retried, 2u);
+  auto until = a.outbound->outliers().ejected_until(c.app_endpoint());
+  ASSERT_TRUE(until);
+  EXPECT_GT(*until - m.world.now(), seconds(5));
+}
+
+// (a) A client on A keeps opening connections to a service backed by B and C;
+// C's host crashes mid-traffic. Only connections in flight to C at the crash
+// may fail; every later one succeeds (routed to B, after at most one retry),
+// C is ejected, and once it is, connections go straight to B.
+TEST(MeshScenarios, ServiceTrafficSurvivesTheCrashOfAnEndpointsHost) {
+  for (uint64_t seed : scenario_seeds(kSeeds)) {
+    SCOPED_TRACE(replay(seed));
+    MeshFixture m(seed, world_options(seed));
+    MeshNode& a = m.add_node("node-a", kA, "client");
+    MeshNode& b = m.add_node("node-b", kB, "server");
+    MeshNode& c = m.add_node("node-c", kC, "server");
+    m.add_service("echo", kVip, {&b, &c});
+    m.start();
+    const MonoTime origin = m.world.now();
+    Rng r = Rng(seed).stream("scenario");
+    const Duration crash_at = milliseconds(r.between(2000, 8000));
+    std::optional<MonoTime> crashed;
+    std::vector<bool> opened_while_ejected;  // per connection: was C ejected when it started?
+    // About 90 s of traffic: detecting a silently dead host takes the HBONE
+    // keepalive (up to 30 s) plus a connect timeout (10 s).
+    for (int i = 0; i < 300; ++i) {
+      m.world.run_for(milliseconds(r.between(50, 550)));
+      if (!crashed && m.world.now() - origin >= crash_at) {
+        m.crash(c);
+        crashed = m.world.now();
+      }
+      opened_while_ejected.push_back(a.outbound->outliers().ejected(c.app_endpoint()));
+      m.open(a, Endpoint{kVip, 80}, r.between(1, 30'000));
+    }
+    ASSERT_TRUE(crashed);
+    ASSERT_TRUE(m.world.run_until([&] { return m.all_done(); }, std::chrono::minutes(5)))
+        << "a connection never ended";
+    const auto& counters = a.outbound->counters();
+    EXPECT_GE(counters.ejected, 1u);
+    EXPECT_EQ(counters.failed, [&] {
+      uint64_t n = 0;
+      for (const ClientConn& x : m.clients) n += !x.intact;
+      return n;
+    }());
+    size_t failures = 0, skipped_c = 0;
+    for (size_t i = 0; i < m.clients.size(); ++i) {
+      const ClientConn& x = m.clients[i];
+      if (x.intact) {
+        if (x.started >= *crashed) {
+          EXPECT_EQ(x.served_by, int(b.index)) << describe(x, origin);
+        }
+        // While C is ejected, load balancing skips it: no detour through a
+        // connect timeout, the connection is as quick as any other.
+        if (opened_while_ejected[i]) {
+          ++skipped_c;
+          EXPECT_LT(x.ended - x.started, seconds(1)) << describe(x, origin);
+        }
+        continue;
+      }
+      ++failures;
+      // Only a connection that was under way when C went may fail, and only
+      // with a reset (never a clean end with missing bytes).
+      EXPECT_LT(x.started, *crashed) << describe(x, origin);
+      EXPECT_GT(x.ended, *crashed) << describe(x, origin);
+      EXPECT_FALSE(x.end.ok()) << describe(x, origin);
+    }
+    EXPECT_GT(skipped_c, 0u);
+    EXPECT_GE(counters.retried, 1u);
+    // The ejection is counted in the node proxy's metrics too.
+    EXPECT_NE(a.metrics.render().find("ztunnel_endpoint_ejections_total "), std::string::npos);
+    if (HasFailure() || std::getenv("ZT_SIM_VERBOSE")) {
+      std::printf("%s: %zu connections, %zu failed, %zu skipped C, retried=%lu ejected=%lu\n",
+                  replay(seed).c_str(), m.clients.size(), failures, skipped_c,
+                  static_cast<unsigned long>(counters.retried), static_cast<unsigned long>(counters.ejected));
+      if (HasFailure()) return;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace zt::sim_tests
