@@ -162,5 +162,84 @@ TEST(MeshScenarios, ServiceTrafficSurvivesTheCrashOfAnEndpointsHost) {
   }
 }
 
+// (c) The destination node restarts under traffic: B's host (its ztunnel and
+// pod) crashes and comes back after 2 to 20 s. Connections, to B's pod
+// address and to a service B alone backs, keep being opened throughout.
+// Every connection ends: complete, or reset (never a hang, never a clean end
+// with bytes missing); those started before the crash and not under way
+// at it complete, and so do all those started once the restarted node can
+// be reached: the pool drops the HBONE connection to the old incarnation
+// (reset by the restart, or silent and given up after an unanswered PING)
+// and opens a new one. "Can be reached" is the restart plus one pool
+// connect timeout: a connection opened just after the restart may join a
+// pool connect begun during the outage, whose SYNs are in exponential
+// backoff, and fail with it when it times out.
+TEST(MeshScenarios, ConnectionsThroughANodeRestartEndAndLaterOnesSucceed) {
+  for (uint64_t seed : scenario_seeds(kSeeds)) {
+    SCOPED_TRACE(replay(seed));
+    MeshFixture m(seed, world_options(seed));
+    MeshNode& a = m.add_node("node-a", kA, "client");
+    MeshNode& b = m.add_node("node-b", kB, "server");
+    m.add_service("echo", kVip, {&b});
+    m.start();
+    const MonoTime origin = m.world.now();
+    Rng r = Rng(seed).stream("scenario");
+    const Duration crash_at = milliseconds(r.between(1000, 5000));
+    const Duration outage = milliseconds(r.between(2000, 20000));
+    std::optional<MonoTime> crashed, restarted;
+    std::vector<bool> under_way_at_crash;
+    for (int i = 0; i < 300; ++i) {
+      m.world.run_for(milliseconds(r.between(20, 300)));
+      if (!crashed && m.world.now() - origin >= crash_at) {
+        for (const ClientConn& x : m.clients) under_way_at_crash.push_back(!x.done);
+        m.crash(b);
+        crashed = m.world.now();
+      }
+      if (crashed && !restarted && m.world.now() - *crashed >= outage) {
+        m.restart(b);
+        restarted = m.world.now();
+      }
+      m.open(a, i % 2 ? Endpoint{kVip, 80} : Endpoint{kB, 8080}, r.between(1, 30'000));
+    }
+    ASSERT_TRUE(crashed && restarted);
+    ASSERT_TRUE(m.world.run_until([&] { return m.all_done(); }, std::chrono::minutes(5)))
+        << "a connection never ended";
+    size_t failed = 0, before = 0, after = 0;
+    for (size_t i = 0; i < m.clients.size(); ++i) {
+      const ClientConn& x = m.clients[i];
+      if (!x.intact) {
+        ++failed;
+        EXPECT_TRUE(testing::is_error(x.end, Errc::connection_reset)) << describe(x, origin);
+      }
+      if (x.started < *crashed && !under_way_at_crash[i]) {
+        ++before;
+        EXPECT_TRUE(x.intact) << describe(x, origin);
+      }
+      if (x.started >= *restarted + core::hbone::PoolConfig{}.connect_timeout) {
+        ++after;
+        EXPECT_TRUE(x.intact) << describe(x, origin);
+      }
+      if (x.intact) {
+        EXPECT_EQ(x.served_by, int(b.index));
+      }
+    }
+    EXPECT_GT(before, 0u);
+    EXPECT_GT(after, 0u);
+    // The restarted node took connections: B's app was back.
+    EXPECT_GT(b.app_accepted, before);
+    EXPECT_EQ(a.outbound->counters().failed, failed);
+    if (HasFailure() || std::getenv("ZT_SIM_VERBOSE")) {
+      const auto& pool = a.pool->counters();
+      std::printf("%s: outage %lld ms, %zu connections, %zu failed, %zu after the restart; pool: %lu opened, %lu failed to open, "
+                  "%lu tunnels failed, %lu retried\n",
+                  replay(seed).c_str(), static_cast<long long>(to_ms(outage)), m.clients.size(), failed, after,
+                  static_cast<unsigned long>(pool.connections_opened),
+                  static_cast<unsigned long>(pool.connection_failures),
+                  static_cast<unsigned long>(pool.tunnels_failed), static_cast<unsigned long>(pool.retries));
+      if (HasFailure()) return;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace zt::sim_tests
