@@ -241,5 +241,125 @@ TEST(MeshScenarios, ConnectionsThroughANodeRestartEndAndLaterOnesSucceed) {
   }
 }
 
+// (b) Locality failover: a FAILOVER service (region, zone) with one endpoint
+// in the client's zone (B) and one in another (C). Traffic goes to B; B goes
+// away (removed from the mesh state, or its host crashes) and traffic goes
+// to C; B comes back (restored, or restarted) and traffic prefers B again.
+// No connection fails but those under way to B when its host crashed.
+enum class Departure { removed_from_state, host_crash };
+
+void locality_failover(uint64_t seed, Departure how) {
+  MeshFixture m(seed, world_options(seed));
+  MeshNode& a = m.add_node("node-a", kA, "client", "z1");
+  MeshNode& b = m.add_node("node-b", kB, "server", "z1");
+  MeshNode& c = m.add_node("node-c", kC, "server", "z2");
+  m.add_service("echo", kVip, {&b, &c},
+                mesh::LoadBalancer{{mesh::LbScope::region, mesh::LbScope::zone}, mesh::LbMode::failover,
+                                   mesh::HealthPolicy::only_healthy});
+  m.start();
+  const MonoTime origin = m.world.now();
+  Rng r = Rng(seed).stream("scenario");
+  const Duration leave_at = milliseconds(r.between(2000, 5000));
+  // A crashed host is noticed only after the HBONE keepalive gives up (up to
+  // 40 s) and a fresh connect times out (10 s): it stays away longer.
+  const Duration away = how == Departure::removed_from_state ? milliseconds(r.between(5000, 30000))
+                                                             : milliseconds(r.between(60000, 90000));
+  std::optional<MonoTime> left, returned, back;  // back: B reachable and not ejected
+  std::vector<bool> under_way_at_departure;
+  const auto b_ejected = [&] { return a.outbound->outliers().ejected(b.app_endpoint()); };
+  for (int i = 0; i < 2000; ++i) {
+    m.world.run_for(milliseconds(r.between(50, 300)));
+    const Duration t = m.world.now() - origin;
+    if (!left && t >= leave_at) {
+      for (const ClientConn& x : m.clients) under_way_at_departure.push_back(!x.done);
+      if (how == Departure::removed_from_state) {
+        m.remove_pod(b);
+        m.publish();
+      } else {
+        m.crash(b);
+      }
+      left = m.world.now();
+    }
+    if (left && !returned && m.world.now() - *left >= away) {
+      if (how == Departure::removed_from_state) {
+        m.restore_pod(b);
+        m.publish();
+      } else {
+        m.restart(b);
+      }
+      returned = m.world.now();
+    }
+    // A restarted B is back once pool connects begun during the outage have
+    // run out (one connect timeout) and its ejection has ended.
+    if (returned && !back && !b_ejected() &&
+        (how == Departure::removed_from_state ||
+         m.world.now() >= *returned + core::hbone::PoolConfig{}.connect_timeout)) {
+      back = m.world.now();
+    }
+    if (back && m.world.now() - *back >= seconds(5)) break;
+    m.open(a, Endpoint{kVip, 80}, r.between(1, 30'000));
+  }
+  ASSERT_TRUE(left && returned && back);
+  ASSERT_TRUE(m.world.run_until([&] { return m.all_done(); }, std::chrono::minutes(5))) << "a connection never ended";
+  size_t to_b_before = 0, to_c_away = 0, to_b_after = 0;
+  for (size_t i = 0; i < m.clients.size(); ++i) {
+    const ClientConn& x = m.clients[i];
+    const bool may_fail = how == Departure::host_crash && i < under_way_at_departure.size() &&
+                          under_way_at_departure[i];
+    if (!may_fail) {
+      EXPECT_TRUE(x.intact) << describe(x, origin);
+    } else if (!x.intact) {
+      EXPECT_FALSE(x.end.ok()) << describe(x, origin);
+    }
+    if (!x.intact) continue;
+    if (x.started < *left) {
+      EXPECT_EQ(x.served_by, int(b.index)) << "local first: " << describe(x, origin);
+      ++to_b_before;
+    } else if (x.started < *returned) {
+      // A crashed B is only detected over time: a connection sent its way
+      // may wait on the dead HBONE connection until B is back.
+      const bool waited_for_b = how == Departure::host_crash && x.ended > *returned;
+      if (!waited_for_b) {
+        EXPECT_EQ(x.served_by, int(c.index)) << "failed over: " << describe(x, origin);
+      }
+      to_c_away += x.served_by == int(c.index);
+    } else if (x.started >= *back) {
+      EXPECT_EQ(x.served_by, int(b.index)) << "local again: " << describe(x, origin);
+      ++to_b_after;
+    }
+  }
+  EXPECT_GT(to_b_before, 0u);
+  EXPECT_GT(to_c_away, 0u);
+  EXPECT_GT(to_b_after, 0u);
+  if (how == Departure::host_crash) {
+    EXPECT_GE(a.outbound->counters().ejected, 1u);
+  }
+  if (::testing::Test::HasFailure() || std::getenv("ZT_SIM_VERBOSE")) {
+    const auto& counters = a.outbound->counters();
+    std::printf("%s: away %lld ms, back after %lld ms, %zu connections (%zu/%zu/%zu to B/C/B), retried=%lu "
+                "ejected=%lu failed=%lu\n",
+                replay(seed).c_str(), static_cast<long long>(to_ms(away)),
+                static_cast<long long>(to_ms(*back - *returned)), m.clients.size(), to_b_before, to_c_away,
+                to_b_after, static_cast<unsigned long>(counters.retried),
+                static_cast<unsigned long>(counters.ejected), static_cast<unsigned long>(counters.failed));
+  }
+}
+
+TEST(MeshScenarios, LocalityFailoverWhenTheLocalEndpointLeavesTheState) {
+  for (uint64_t seed : scenario_seeds(kSeeds)) {
+    SCOPED_TRACE(replay(seed));
+    locality_failover(seed, Departure::removed_from_state);
+    if (HasFailure()) return;
+  }
+}
+
+TEST(MeshScenarios, LocalityFailoverWhenTheLocalEndpointsHostCrashes) {
+  for (uint64_t seed : scenario_seeds(kSeeds)) {
+    SCOPED_TRACE(replay(seed));
+    locality_failover(seed, Departure::host_crash);
+    if (HasFailure()) return;
+  }
+}
+
 }  // namespace
 }  // namespace zt::sim_tests
