@@ -20,14 +20,6 @@ std::string_view copy_error(CopyEnd end, bool a_is_source) {
                                                   : "connection reset by the destination";
 }
 
-std::string_view relay_error(RelayOutcome outcome) {
-  switch (outcome) {
-    case RelayOutcome::reset_downstream: return "connection reset by the source";
-    case RelayOutcome::reset_upstream: return "connection reset by the destination";
-    default: return {};
-  }
-}
-
 std::string rejection(const mesh::Decision& d) {
   return "connection closed due to policy rejection: " +
          (d.policy.empty() ? std::string(mesh::to_string(d.reason)) : std::string(mesh::to_string(d.reason)) + " " + d.policy);
@@ -40,7 +32,9 @@ std::string rejection(const mesh::Decision& d) {
 Outbound::Outbound(Env& env, std::unique_ptr<Listener> listener, StateSource state, hbone::Pool& pool,
                    OutboundConfig cfg)
     : env_(env), listener_(std::move(listener)), state_(std::move(state)), pool_(pool), cfg_(cfg),
-      rng_(env.rng.stream("outbound")) {}
+      rng_(env.rng.stream("outbound")), outliers_(env.clock, cfg.outlier) {
+  if (cfg_.metrics) ejections_metric_ = &declare_ejections_metric(*cfg_.metrics);
+}
 
 Outbound::~Outbound() { scope_.clear(); }
 
@@ -73,71 +67,36 @@ Task<void> Outbound::forward(StreamPtr downstream, Endpoint dst) {
     downstream->abort();
     co_return;
   }
-  const mesh::RoutePlan plan = mesh::route_outbound(*snap, *source, dst, rng_);
+  mesh::RoutePlan plan = mesh::route_outbound(*snap, *source, dst, rng_, route_options());
   switch (plan.kind) {
     case mesh::RouteKind::hbone:
-    case mesh::RouteKind::waypoint:
-      ++counters_.hbone;
-      co_await via_hbone(std::move(downstream), *source, plan);
-      co_return;
+    case mesh::RouteKind::waypoint: ++counters_.hbone; break;
     case mesh::RouteKind::tcp:
-    case mesh::RouteKind::passthrough: {
-      ++counters_.passthrough;
-      TrafficReport report(cfg_.metrics,
-                           labels_for("source", source, source->identity().to_string(), plan.next_hop_workload.get(),
-                                      false),
-                           {&cfg_.access_log, &env_.clock, outbound_record(downstream->peer(), *source, plan)});
-      RelayConfig relay;
-      relay.connect_timeout = cfg_.connect_timeout;
-      relay.upstream.mark = cfg_.mark;
-      RelayResult r = co_await relay_connection(env_, std::move(downstream), plan.next_hop, relay);
-      if (r.outcome == RelayOutcome::connect_failed) {
-        ++counters_.failed;
-        report.failed("UF", r.error ? r.error->message() : "connect failed");
-      } else {
-        report.opened();
-        report.closed(r.bytes.bytes_a_to_b, r.bytes.bytes_b_to_a, relay_error(r.outcome));
-      }
-      co_return;
-    }
+    case mesh::RouteKind::passthrough: ++counters_.passthrough; break;
     case mesh::RouteKind::double_hbone:  // not wired yet
     case mesh::RouteKind::refused:
       ++counters_.refused;
       downstream->abort();
       co_return;
   }
-}
-
-Task<void> Outbound::via_hbone(StreamPtr downstream, const mesh::Workload& source, const mesh::RoutePlan& plan) {
-  hbone::PoolKey key;
-  key.source_identity = source.identity().to_string();
-  key.destination_identities = plan.upstream_identities;
-  std::sort(key.destination_identities.begin(), key.destination_identities.end());
-  key.destination = plan.next_hop;
-  key.source_ip = downstream->peer().ip;
-  hbone::SourceInfo info;
-  info.address = downstream->peer();
-  info.ns = source.ns;
-  info.workload_name = source.name;
-  if (plan.service) info.host = plan.service->hostname;
-  h2::Request req{"CONNECT", plan.authority, hbone::request_headers(info, rng_)};
-  TrafficReport report(cfg_.metrics, labels_for("source", &source, key.source_identity,
-                                                plan.next_hop_workload.get(), true),
-                       {&cfg_.access_log, &env_.clock, outbound_record(downstream->peer(), source, plan)});
-  Result<h2::Opened> opened = co_await pool_.open(key, std::move(req));
-  if (!opened || !opened->tunnel) {
-    ++counters_.failed;  // 401, 503 or no connection: the client sees a reset
-    report.failed("UF", !opened ? opened.error().message()
-                                : "upstream answered " + std::to_string(opened->response.status));
+  OutboundUpstream up = co_await connect_upstream(*source, downstream->peer(), dst, std::move(plan));
+  const bool mtls = up.plan.kind == mesh::RouteKind::hbone || up.plan.kind == mesh::RouteKind::waypoint;
+  TrafficReport report(cfg_.metrics,
+                       labels_for("source", source, source->identity().to_string(), up.plan.next_hop_workload.get(),
+                                  mtls),
+                       {&cfg_.access_log, &env_.clock, outbound_record(downstream->peer(), *source, up.plan)});
+  if (!up.stream) {
+    ++counters_.failed;  // refused, 401, 503 or no connection: the client sees a reset
+    report.failed("UF", up.error);
     downstream->abort();
     co_return;
   }
   report.opened();
   CopyStats stats;
-  const CopyEnd end = co_await copy_bidirectional(env_, *downstream, *opened->tunnel, stats);
+  const CopyEnd end = co_await copy_bidirectional(env_, *downstream, *up.stream, stats);
   report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, copy_error(end, true));
   downstream->close();
-  opened->tunnel->close();
+  up.stream->close();
 }
 
 // --- inbound --------------------------------------------------------------------

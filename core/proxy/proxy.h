@@ -20,6 +20,7 @@
 #include "core/hbone/server.h"
 #include "core/proxy/access_log.h"
 #include "core/proxy/connection_tracker.h"
+#include "core/proxy/outlier.h"
 #include "core/relay.h"
 #include "core/state/routing.h"
 #include "core/state/snapshot.h"
@@ -37,10 +38,21 @@ struct OutboundConfig {
   std::optional<uint32_t> mark = 1337;  // our own connections bypass capture
   admin::Registry* metrics = nullptr;    // connection metrics (reporter=source)
   AccessLogSink access_log;              // one record per connection when it ends; empty = off
+  OutlierConfig outlier;                 // ejection of endpoints that fail (outbound_upstream.cc)
 };
 
 struct OutboundCounters {
   uint64_t accepted = 0, hbone = 0, passthrough = 0, refused = 0, failed = 0;
+  // Service traffic sent to another endpoint after the first failed before
+  // any byte was sent; endpoints ejected from load balancing for that.
+  uint64_t retried = 0, ejected = 0;
+};
+
+// The upstream side of an outbound connection, once opened (or not).
+struct OutboundUpstream {
+  StreamPtr stream;       // the HBONE tunnel or TCP connection; null when it failed
+  mesh::RoutePlan plan;   // the plan finally used (another endpoint after a retry)
+  std::string error;      // why there is no stream
 };
 
 class Outbound {
@@ -52,13 +64,24 @@ class Outbound {
   // Stops accepting; connections in flight go on.
   void drain() { listener_->close(); }
   size_t active() const { return active_; }
+  const OutlierDetector& outliers() const { return outliers_; }
   // Routes and carries one connection to `dst` (captured, or named by SOCKS5).
   Task<void> forward(StreamPtr downstream, Endpoint dst);
 
  private:
+  enum class OpenFailure : uint8_t;
+  struct Opened;
   Task<void> accept_loop();
   Task<void> serve(StreamPtr downstream);
-  Task<void> via_hbone(StreamPtr downstream, const mesh::Workload& source, const mesh::RoutePlan& plan);
+  // In outbound_upstream.cc: open the plan's upstream; when that fails
+  // before any byte was sent, eject the endpoint and, for service traffic,
+  // try one other endpoint.
+  mesh::RouteOptions route_options() const;
+  Task<OutboundUpstream> connect_upstream(const mesh::Workload& source, Endpoint client, Endpoint dst,
+                                          mesh::RoutePlan plan);
+  Task<Opened> open_upstream(const mesh::Workload& source, Endpoint client, const mesh::RoutePlan& plan);
+  Task<Opened> open_hbone(const mesh::Workload& source, Endpoint client, const mesh::RoutePlan& plan);
+  void record_outcome(const mesh::RoutePlan& plan, OpenFailure failure);
 
   Env& env_;
   std::unique_ptr<Listener> listener_;
@@ -67,6 +90,8 @@ class Outbound {
   OutboundConfig cfg_;
   Rng rng_;
   OutboundCounters counters_;
+  OutlierDetector outliers_;
+  admin::Counter* ejections_metric_ = nullptr;
   size_t active_ = 0;
   Scope scope_;
 };

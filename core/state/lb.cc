@@ -95,7 +95,8 @@ bool usable(const Workload& src, const ServiceEndpoint& ep, const PortRule& rule
 }  // namespace
 
 Result<EndpointChoice> choose_endpoint(const StateSnapshot& state, const Workload& src, const Service& service,
-                                       uint16_t service_port, ResolutionMode mode, Rng& rng) {
+                                       uint16_t service_port, ResolutionMode mode, Rng& rng,
+                                       const AvoidEndpoint& avoid) {
   if (mode == ResolutionMode::standard && !service.ports.contains(service_port))
     return Error(Errc::invalid_argument,
                  "service " + service.hostname + " has no port " + std::to_string(service_port));
@@ -107,7 +108,22 @@ Result<EndpointChoice> choose_endpoint(const StateSnapshot& state, const Workloa
   for (const auto& [uid, ep] : endpoints)
     if (ep.workload && usable(src, ep, rule, mode))
       candidates.push_back({ep.workload.get(), &ep});
-  auto picked = choose_candidate(candidates, src, service.load_balancer, rng);
+  std::optional<size_t> picked;
+  if (avoid) {
+    // Choose among the endpoints not avoided first; health and locality
+    // still apply, so a FAILOVER service fails over past avoided ones.
+    std::vector<EndpointChoice> preferred;
+    std::vector<size_t> index;  // into candidates
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      uint16_t port = target_port(service, candidates[i], service_port).value_or(service_port);
+      if (avoid(*candidates[i].workload, port)) continue;
+      preferred.push_back(candidates[i]);
+      index.push_back(i);
+    }
+    if (preferred.size() < candidates.size())
+      if (auto p = choose_candidate(preferred, src, service.load_balancer, rng)) picked = index[*p];
+  }
+  if (!picked) picked = choose_candidate(candidates, src, service.load_balancer, rng);
   if (!picked) return Error(Errc::host_unreachable, "service " + service.hostname + " has no usable endpoints");
   return candidates[*picked];
 }

@@ -7,12 +7,18 @@
 // the best rank (STRICT: only a full match); then pick at random weighted by
 // workload capacity, drawing from the Rng passed in.
 //
+// Beyond upstream: an optional `avoid` predicate (passive outlier detection:
+// endpoints that just failed) is applied first; the choice is made among the
+// endpoints it does not avoid, and only if none of those qualifies among all
+// of them, so avoiding never makes a service unreachable.
+//
 //   Rng lb = env.rng.stream("lb");
 //   auto pick = choose_endpoint(*snap, source, service, 80, ResolutionMode::standard, lb);
 //   if (pick) connect(pick->workload->ips, target_port(service, *pick->endpoint, 80));
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 
@@ -28,6 +34,10 @@ namespace zt::mesh {
 // not list when the waypoint accepts application tunnels.
 enum class ResolutionMode : uint8_t { standard, waypoint };
 
+// True for an endpoint to steer away from: the workload and the port that
+// would be dialled on it (the target port).
+using AvoidEndpoint = std::function<bool(const Workload&, uint16_t port)>;
+
 struct EndpointChoice {
   const Workload* workload = nullptr;
   const ServiceEndpoint* endpoint = nullptr;
@@ -42,7 +52,8 @@ std::optional<size_t> choose_candidate(std::span<const EndpointChoice> candidate
                                        const std::optional<LoadBalancer>& lb, Rng& rng);
 
 Result<EndpointChoice> choose_endpoint(const StateSnapshot& state, const Workload& src, const Service& service,
-                                       uint16_t service_port, ResolutionMode mode, Rng& rng);
+                                       uint16_t service_port, ResolutionMode mode, Rng& rng,
+                                       const AvoidEndpoint& avoid = {});
 
 // The port to dial on the chosen endpoint: the endpoint's own mapping, else
 // the service's, else (application tunnel) the service port itself.

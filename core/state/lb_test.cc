@@ -130,6 +130,50 @@ TEST_F(LbFixture, WaypointModeAcceptsApplicationTunnels) {
   EXPECT_TRUE(choose_endpoint(*snap, src, svc, 15008, ResolutionMode::waypoint, rng).ok());
 }
 
+TEST_F(LbFixture, AvoidedEndpointsAreSkippedWhileOthersQualify) {
+  for (const char* uid : {"a", "b", "c"}) add_endpoint(make_workload(uid, "ns", {ip("10.0.0.1")}));
+  auto snap = store.publish();
+  Service svc = service();
+  Workload src = make_workload("src", "ns", {ip("10.0.9.9")});
+  Rng rng(5);
+  std::vector<std::pair<std::string, uint16_t>> asked;
+  AvoidEndpoint avoid_a = [&](const Workload& w, uint16_t port) {
+    asked.emplace_back(w.uid, port);
+    return w.uid == "a";
+  };
+  std::set<std::string> seen;
+  for (int i = 0; i < 200; ++i)
+    seen.insert(choose_endpoint(*snap, src, svc, 80, ResolutionMode::standard, rng, avoid_a)->workload->uid);
+  EXPECT_EQ(seen, (std::set<std::string>{"b", "c"}));
+  ASSERT_FALSE(asked.empty());
+  EXPECT_EQ(asked.front().second, 8080);  // the predicate sees the target port, not the service port
+  // Everything avoided: the choice is made among all of them anyway.
+  seen.clear();
+  AvoidEndpoint avoid_all = [](const Workload&, uint16_t) { return true; };
+  for (int i = 0; i < 200; ++i)
+    seen.insert(choose_endpoint(*snap, src, svc, 80, ResolutionMode::standard, rng, avoid_all)->workload->uid);
+  EXPECT_EQ(seen, (std::set<std::string>{"a", "b", "c"}));
+}
+
+TEST_F(LbFixture, AvoidingTheLocalEndpointsFailsOverUnlessStrict) {
+  add_endpoint(located("local", "r1", "z1"));
+  add_endpoint(located("remote", "r1", "z2"));
+  std::vector<LbScope> prefs = {LbScope::region, LbScope::zone};
+  Service failover = service(LoadBalancer{prefs, LbMode::failover, HealthPolicy::only_healthy});
+  Service strict = service(LoadBalancer{prefs, LbMode::strict, HealthPolicy::only_healthy});
+  auto snap = store.publish();
+  Workload src = located("src", "r1", "z1");
+  Rng rng(8);
+  AvoidEndpoint avoid_local = [](const Workload& w, uint16_t) { return w.uid == "local"; };
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(choose_endpoint(*snap, src, failover, 80, ResolutionMode::standard, rng, avoid_local)->workload->uid,
+              "remote");
+    // STRICT never leaves the zone: the avoided local endpoint is still the only choice.
+    EXPECT_EQ(choose_endpoint(*snap, src, strict, 80, ResolutionMode::standard, rng, avoid_local)->workload->uid,
+              "local");
+  }
+}
+
 TEST_F(LbFixture, SameSeedSameChoices) {
   for (int i = 0; i < 20; ++i) add_endpoint(make_workload("w" + std::to_string(i), "ns", {ip("10.0.0.1")}));
   auto snap = store.publish();

@@ -66,8 +66,9 @@ Result<Upstream> pick_ip(Upstream up, const Endpoint& original) {
 }
 
 Result<std::optional<Upstream>> from_service(const StateSnapshot& state, const Workload& src, const Service& svc,
-                                             uint16_t port, ResolutionMode mode, Rng& rng) {
-  auto choice = choose_endpoint(state, src, svc, port, mode, rng);
+                                             uint16_t port, ResolutionMode mode, Rng& rng,
+                                             const AvoidEndpoint& avoid) {
+  auto choice = choose_endpoint(state, src, svc, port, mode, rng, avoid);
   if (!choice) return choice.error();
   auto target = target_port(svc, *choice, port);
   if (!target) return no_route("service " + svc.hostname + " port " + std::to_string(port) + " has no target");
@@ -78,10 +79,10 @@ Result<std::optional<Upstream>> from_service(const StateSnapshot& state, const W
 // PASSTHROUGH services (both go to the original destination).
 Result<std::optional<Upstream>> find_upstream(const StateSnapshot& state, const std::string& network,
                                               const Workload& src, const Endpoint& dst, ResolutionMode mode,
-                                              Rng& rng) {
+                                              Rng& rng, const AvoidEndpoint& avoid) {
   if (const Service* svc = state.service_by_vip({network, dst.ip})) {
     if (svc->load_balancer && svc->load_balancer->mode == LbMode::passthrough) return std::optional<Upstream>();
-    return from_service(state, src, *svc, dst.port, mode, rng);
+    return from_service(state, src, *svc, dst.port, mode, rng, avoid);
   }
   if (const Workload* w = state.workload_by_address({network, dst.ip}))
     return std::optional<Upstream>(Upstream{w, std::nullopt, dst.port, nullptr});
@@ -90,18 +91,19 @@ Result<std::optional<Upstream>> find_upstream(const StateSnapshot& state, const 
 
 // A waypoint or network gateway, by address or by host name.
 Result<Upstream> resolve_gateway(const StateSnapshot& state, const GatewayAddress& gw, const Workload& src,
-                                 const Endpoint& original, ResolutionMode mode, Rng& rng, std::string_view what) {
+                                 const Endpoint& original, ResolutionMode mode, Rng& rng, const AvoidEndpoint& avoid,
+                                 std::string_view what) {
   std::optional<Upstream> up;
   Endpoint family_hint = original;
   if (const auto* addr = std::get_if<NetworkAddress>(&gw.destination)) {
     family_hint = {addr->ip, gw.hbone_mtls_port};  // by IP: that IP's family wins
-    auto found = find_upstream(state, addr->network, src, family_hint, mode, rng);
+    auto found = find_upstream(state, addr->network, src, family_hint, mode, rng, avoid);
     if (!found) return found.error();
     up = *found;
   } else {
     const auto& host = std::get<NamespacedHostname>(gw.destination);
     if (const Service* svc = state.service_by_host(host)) {
-      auto found = from_service(state, src, *svc, gw.hbone_mtls_port, mode, rng);
+      auto found = from_service(state, src, *svc, gw.hbone_mtls_port, mode, rng, avoid);
       if (!found) return found.error();
       up = *found;
     } else {
@@ -135,18 +137,19 @@ RoutePlan hbone_to(const StateSnapshot& state, RouteKind kind, const Upstream& n
   plan.authority = std::move(authority);
   plan.upstream_identities = identities(next, true);
   plan.next_hop_workload = state.workload_shared(next.workload->uid);
+  plan.endpoint_port = next.port;
   return plan;
 }
 
 // Cross-network: outer HBONE to the far network's gateway, inner HBONE to
 // service-hostname:port, which the gateway routes.
 RoutePlan through_gateway(const StateSnapshot& state, const Workload& src, const Upstream& far,
-                          const Service& service, const Endpoint& original, Rng& rng) {
+                          const Service& service, const Endpoint& original, Rng& rng, const AvoidEndpoint& avoid) {
   if (!far.workload->network_gateway)
     return refused("workload " + far.workload->uid + " is on network '" + far.workload->network +
                    "' without a network gateway");
   auto gw = resolve_gateway(state, *far.workload->network_gateway, src, original, ResolutionMode::standard, rng,
-                            "network gateway");
+                            avoid, "network gateway");
   if (!gw) return refused(gw.error().detail);
   if (!gw->ip) return refused("network gateway " + gw->workload->uid + " has no address");
   RoutePlan plan =
@@ -157,12 +160,12 @@ RoutePlan through_gateway(const StateSnapshot& state, const Workload& src, const
 }
 
 RoutePlan to_waypoint(const StateSnapshot& state, const Workload& src, const GatewayAddress& waypoint,
-                      const Service* service, const Endpoint& original, Rng& rng) {
-  auto wp = resolve_gateway(state, waypoint, src, original, ResolutionMode::waypoint, rng, "waypoint");
+                      const Service* service, const Endpoint& original, Rng& rng, const AvoidEndpoint& avoid) {
+  auto wp = resolve_gateway(state, waypoint, src, original, ResolutionMode::waypoint, rng, avoid, "waypoint");
   if (!wp) return refused(wp.error().detail);
   if (wp->workload->network != src.network) {
     if (!service) return refused("waypoint " + wp->workload->uid + " is on another network");
-    return through_gateway(state, src, *wp, *service, original, rng);
+    return through_gateway(state, src, *wp, *service, original, rng, avoid);
   }
   if (!wp->ip) return refused("waypoint " + wp->workload->uid + " has no address");
   RoutePlan plan = hbone_to(state, RouteKind::waypoint, *wp, original.to_string());
@@ -183,6 +186,7 @@ RoutePlan direct(const StateSnapshot& state, const Upstream& up, const RouteOpti
     plan.upstream_identities = identities(up, true);
     plan.next_hop_workload = state.workload_shared(up.workload->uid);
   }
+  plan.endpoint_port = up.port;  // the target port, also for HBONE (next_hop is the HBONE port)
   if (up.service) plan.service = up.service->key();
   return plan;
 }
@@ -195,9 +199,11 @@ RoutePlan route_outbound(const StateSnapshot& state, const Workload& source, con
   // Addressed to a service? (An IP that is also a workload's counts as the workload.)
   const Service* service = nullptr;
   if (!state.workload_by_address({network, original_dst.ip})) service = state.service_by_vip({network, original_dst.ip});
-  if (service && service->waypoint) return to_waypoint(state, source, *service->waypoint, service, original_dst, rng);
+  const AvoidEndpoint& avoid = options.avoid;
+  if (service && service->waypoint)
+    return to_waypoint(state, source, *service->waypoint, service, original_dst, rng, avoid);
 
-  auto found = find_upstream(state, network, source, original_dst, ResolutionMode::standard, rng);
+  auto found = find_upstream(state, network, source, original_dst, ResolutionMode::standard, rng, avoid);
   if (!found) return refused(found.error().detail);
   if (!*found) {
     bool passthrough = service && service->load_balancer && service->load_balancer->mode == LbMode::passthrough;
@@ -211,13 +217,13 @@ RoutePlan route_outbound(const StateSnapshot& state, const Workload& source, con
   Upstream up = **found;
   if (up.workload->network != source.network) {
     if (!service) return refused("workload " + up.workload->uid + " on another network is not service-addressed");
-    return through_gateway(state, source, up, *service, original_dst, rng);
+    return through_gateway(state, source, up, *service, original_dst, rng, avoid);
   }
   auto picked = pick_ip(up, original_dst);
   if (!picked) return refused(picked.error().detail);
   // Workload-addressed traffic honours the workload's waypoint.
   if (!service && up.workload->waypoint)
-    return to_waypoint(state, source, *up.workload->waypoint, nullptr, original_dst, rng);
+    return to_waypoint(state, source, *up.workload->waypoint, nullptr, original_dst, rng, avoid);
   return direct(state, *picked, options);
 }
 

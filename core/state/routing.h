@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/state/lb.h"
 #include "core/state/model.h"
 #include "core/state/snapshot.h"
 #include "io/address.h"
@@ -42,12 +43,21 @@ struct RoutePlan {
   // Double HBONE only: ids for the inner tunnel's peer.
   std::vector<std::string> final_identities;
   std::shared_ptr<const Workload> next_hop_workload;  // null for passthrough
+  // The port load balancing saw on next_hop_workload: the target port on the
+  // workload (also for HBONE, whose next_hop is the HBONE port), or a
+  // waypoint's or gateway's HBONE port. With the workload's uid it names the
+  // endpoint for outlier detection (RouteOptions::avoid). 0 for passthrough.
+  uint16_t endpoint_port = 0;
   std::optional<NamespacedHostname> service;          // the service the client addressed
   std::string reason;                                 // why refused (and a note otherwise)
 };
 
 struct RouteOptions {
   uint16_t hbone_port = hbone_port_default;
+  // Endpoints to steer away from wherever a service's endpoints are load
+  // balanced (service, waypoint, gateway); see choose_endpoint. The function
+  // stays pure: the caller owns whatever state the predicate reads.
+  AvoidEndpoint avoid;
 };
 
 RoutePlan route_outbound(const StateSnapshot& state, const Workload& source, const Endpoint& original_dst,

@@ -90,6 +90,42 @@ TEST_F(Routing, ServiceToHboneWorkload) {
   EXPECT_EQ(plan.next_hop_workload->uid, "dst-hbone");
 }
 
+TEST_F(Routing, AvoidSteersServiceTrafficToAnotherEndpoint) {
+  backing("dst-hbone-2", ip("10.0.0.12"), InboundProtocol::hbone, "svc.ns.svc");
+  snap_ = store_.publish();
+  RouteOptions options;
+  options.avoid = [](const Workload& w, uint16_t port) { return w.uid == "dst-hbone" && port == 8080; };
+  for (int i = 0; i < 20; ++i) {
+    RoutePlan plan = route_outbound(*snap_, source_, ep("10.96.0.1:80"), rng_, options);
+    ASSERT_EQ(plan.kind, RouteKind::hbone) << plan.reason;
+    EXPECT_EQ(plan.next_hop_workload->uid, "dst-hbone-2");
+    EXPECT_EQ(plan.endpoint_port, 8080);
+    EXPECT_EQ(plan.authority, "10.0.0.12:8080");
+  }
+  // Workload-addressed traffic has no choice to make: avoid does not apply.
+  options.avoid = [](const Workload&, uint16_t) { return true; };
+  RoutePlan direct = route_outbound(*snap_, source_, ep("10.0.0.2:9999"), rng_, options);
+  ASSERT_EQ(direct.kind, RouteKind::hbone) << direct.reason;
+  EXPECT_EQ(direct.next_hop_workload->uid, "dst-hbone");
+  EXPECT_EQ(direct.endpoint_port, 9999);
+}
+
+TEST_F(Routing, AvoidAppliesToWaypointChoice) {
+  Workload wp2 = make_workload("wp2", "ns", {ip("10.0.0.11")});
+  wp2.service_account = "waypoint";
+  wp2.services[{"ns", "waypoint.ns.svc"}] = {{15008, 15008}};
+  store_.upsert_workload(wp2);
+  snap_ = store_.publish();
+  RouteOptions options;
+  options.avoid = [](const Workload& w, uint16_t port) { return w.uid == "wp" && port == 15008; };
+  for (int i = 0; i < 20; ++i) {
+    RoutePlan plan = route_outbound(*snap_, source_, ep("10.96.0.2:80"), rng_, options);
+    ASSERT_EQ(plan.kind, RouteKind::waypoint) << plan.reason;
+    EXPECT_EQ(plan.next_hop_workload->uid, "wp2");
+    EXPECT_EQ(plan.endpoint_port, 15008);
+  }
+}
+
 TEST_F(Routing, WorkloadAddressedKeepsThePort) {
   RoutePlan plan = route("10.0.0.2:9999");
   ASSERT_EQ(plan.kind, RouteKind::hbone) << plan.reason;

@@ -1,0 +1,140 @@
+// Outbound's upstream side: opening the HBONE tunnel or TCP connection a
+// route plan names, and what happens when that fails before any byte of the
+// client's was sent (beyond upstream ztunnel): the endpoint is ejected from
+// load balancing for a while (OutlierDetector), and if the client addressed
+// a service, the connection is routed once more, avoiding ejected
+// endpoints, and tried on the other endpoint. The client sees a reset only
+// if that fails too. A connection to a workload's own address is not sent
+// elsewhere (there is no other endpoint), but its failure still counts.
+#include <algorithm>
+
+#include "core/hbone/headers.h"
+#include "core/proxy/proxy.h"
+#include "io/async.h"
+
+namespace zt::core::proxy {
+
+enum class Outbound::OpenFailure : uint8_t {
+  none,
+  endpoint,  // connect refused or timed out, TLS or pool failure, CONNECT answered 503: eject, retry elsewhere
+  rejected,  // the destination answered but said no (401 policy, 400): not the endpoint's fault
+};
+
+struct Outbound::Opened {
+  StreamPtr stream;
+  OpenFailure failure = OpenFailure::none;
+  std::string error;  // why it failed, for the access log
+};
+
+mesh::RouteOptions Outbound::route_options() const {
+  mesh::RouteOptions options;
+  options.avoid = outliers_.avoid();
+  return options;
+}
+
+namespace {
+
+bool connectable(const mesh::RoutePlan& plan) {
+  switch (plan.kind) {
+    case mesh::RouteKind::hbone:
+    case mesh::RouteKind::waypoint:
+    case mesh::RouteKind::tcp:
+    case mesh::RouteKind::passthrough: return true;
+    case mesh::RouteKind::double_hbone:
+    case mesh::RouteKind::refused: return false;
+  }
+  return false;
+}
+
+}  // namespace
+
+Task<OutboundUpstream> Outbound::connect_upstream(const mesh::Workload& source, Endpoint client, Endpoint dst,
+                                                  mesh::RoutePlan plan) {
+  OutboundUpstream up;
+  Opened first = co_await open_upstream(source, client, plan);
+  record_outcome(plan, first.failure);
+  const std::optional<EndpointKey> failed = endpoint_of(plan);
+  if (first.failure != OpenFailure::endpoint || !plan.service || !failed) {
+    up.stream = std::move(first.stream);
+    up.plan = std::move(plan);
+    up.error = std::move(first.error);
+    co_return up;
+  }
+  // Service traffic: route again (the failed endpoint is ejected now) with
+  // the newest state, and try once more if that found another endpoint.
+  auto snap = state_();
+  mesh::RoutePlan again = snap ? mesh::route_outbound(*snap, source, dst, rng_, route_options()) : mesh::RoutePlan{};
+  const std::optional<EndpointKey> other = endpoint_of(again);
+  if (!connectable(again) || (other && *other == *failed)) {
+    up.plan = std::move(plan);  // nowhere else to go
+    up.error = std::move(first.error);
+    co_return up;
+  }
+  ++counters_.retried;
+  Opened second = co_await open_upstream(source, client, again);
+  record_outcome(again, second.failure);
+  up.stream = std::move(second.stream);
+  up.plan = std::move(again);
+  up.error = second.error.empty() ? std::string() : second.error + " (after a retry: " + first.error + ")";
+  co_return up;
+}
+
+void Outbound::record_outcome(const mesh::RoutePlan& plan, OpenFailure failure) {
+  const std::optional<EndpointKey> key = endpoint_of(plan);
+  if (!key) return;  // passthrough: not an endpoint we balance over
+  if (failure == OpenFailure::none) {
+    outliers_.record_success(*key);
+  } else if (failure == OpenFailure::endpoint && outliers_.record_failure(*key)) {
+    ++counters_.ejected;
+    if (ejections_metric_) ejections_metric_->inc();
+  }
+}
+
+Task<Outbound::Opened> Outbound::open_upstream(const mesh::Workload& source, Endpoint client,
+                                               const mesh::RoutePlan& plan) {
+  if (plan.kind == mesh::RouteKind::hbone || plan.kind == mesh::RouteKind::waypoint)
+    co_return co_await open_hbone(source, client, plan);
+  Opened out;
+  SocketOptions opts;
+  opts.mark = cfg_.mark;
+  Result<StreamPtr> s = co_await io::connect(env_, plan.next_hop, opts, cfg_.connect_timeout);
+  if (s) {
+    out.stream = std::move(*s);
+  } else {
+    out.failure = OpenFailure::endpoint;
+    out.error = s.error().message();
+  }
+  co_return out;
+}
+
+Task<Outbound::Opened> Outbound::open_hbone(const mesh::Workload& source, Endpoint client,
+                                            const mesh::RoutePlan& plan) {
+  hbone::PoolKey key;
+  key.source_identity = source.identity().to_string();
+  key.destination_identities = plan.upstream_identities;
+  std::sort(key.destination_identities.begin(), key.destination_identities.end());
+  key.destination = plan.next_hop;
+  key.source_ip = client.ip;
+  hbone::SourceInfo info;
+  info.address = client;
+  info.ns = source.ns;
+  info.workload_name = source.name;
+  if (plan.service) info.host = plan.service->hostname;
+  h2::Request req{"CONNECT", plan.authority, hbone::request_headers(info, rng_)};
+  Opened out;
+  Result<h2::Opened> opened = co_await pool_.open(key, std::move(req));
+  if (!opened) {
+    out.failure = OpenFailure::endpoint;  // no connection, TLS failure, or the stream never reached the peer
+    out.error = opened.error().message();
+  } else if (!opened->tunnel) {
+    // 503: the peer has no such workload, or the workload refused the
+    // connection. Other answers (401 policy, 400) are about the request.
+    out.failure = opened->response.status == 503 ? OpenFailure::endpoint : OpenFailure::rejected;
+    out.error = "upstream answered " + std::to_string(opened->response.status);
+  } else {
+    out.stream = std::move(opened->tunnel);
+  }
+  co_return out;
+}
+
+}  // namespace zt::core::proxy

@@ -1,0 +1,258 @@
+// A small simulated mesh for data-path scenarios. Each node is an io/sim
+// host whose one address is both the node's and its pod's (as in
+// core/proxy/proxy_test); it runs the real HBONE pool, Outbound (15001, with
+// capture) and Inbound (15008), and an app on 8080 that answers with its
+// node's index byte and then echoes. Crashing a node's host destroys all of
+// that; restarting it builds it again. The mesh state is a MeshStore the
+// test edits and publishes.
+//
+//   MeshFixture m(seed);
+//   MeshNode& a = m.add_node("node-a", IpAddr::v4(10, 0, 1, 1), "client", "z1");
+//   MeshNode& b = m.add_node("node-b", IpAddr::v4(10, 0, 2, 1), "server", "z1");
+//   m.add_service("echo", vip, {&b}); m.start();
+//   ClientConn& c = m.open(a, Endpoint{vip, 80}, 1000);
+//   m.world.run_until([&] { return c.done; }, std::chrono::minutes(1));
+//   EXPECT_EQ(c.served_by, b.index);
+#pragma once
+
+#include <cstdlib>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/proxy/proxy.h"
+#include "core/state/store.h"
+#include "io/async.h"
+#include "io/sim/world.h"
+#include "testing/harness.h"
+#include "tls/tls_test_util.h"
+
+namespace zt::sim_tests {
+
+using core::proxy::Inbound;
+using core::proxy::Outbound;
+
+struct MeshNode {
+  size_t index = 0;
+  sim::Host* host = nullptr;
+  IpAddr ip;
+  mesh::Workload workload;  // its pod
+  admin::Registry metrics;  // the node proxy's (kept across restarts, to read after a crash)
+  std::unique_ptr<core::hbone::Pool> pool;
+  std::unique_ptr<Outbound> outbound;
+  std::unique_ptr<Inbound> inbound;
+  std::unique_ptr<Listener> app;
+  std::unique_ptr<Scope> app_scope;
+  uint64_t app_accepted = 0;  // connections the pod's app took, over all incarnations
+
+  bool running() const { return outbound != nullptr; }
+  core::proxy::EndpointKey app_endpoint() const { return {workload.uid, 8080}; }
+};
+
+// One client connection from a pod: connect, send, half-close, read all.
+struct ClientConn {
+  MonoTime started{}, ended{};
+  bool done = false;
+  size_t sent = 0;
+  std::vector<uint8_t> received;
+  Result<size_t> end = size_t{0};  // 0: clean EOF, else the error that ended it
+  int served_by = -1;              // the node whose app answered
+  bool intact = false;             // clean EOF and the echo complete
+};
+
+class MeshFixture {
+ public:
+  static constexpr uint16_t kAppPort = 8080;
+
+  explicit MeshFixture(uint64_t seed, sim::WorldOptions options = {})
+      : world(seed, options), tls(WallTime(std::chrono::seconds(1'767'225'600))) {
+    if (const char* t = std::getenv("ZT_SIM_TRACE"); t && *t == '1') world.trace().set_log(stderr);
+  }
+  ~MeshFixture() {
+    client_scope.clear();
+    for (auto& n : nodes) stop(*n);
+  }
+  MeshFixture(const MeshFixture&) = delete;
+
+  // A node with one pod; `service_account` "server" for pods that serve
+  // (the client TLS context expects that identity).
+  MeshNode& add_node(const std::string& name, IpAddr ip, const std::string& service_account,
+                     const std::string& zone = "z1") {
+    auto node = std::make_unique<MeshNode>();
+    node->index = nodes.size();
+    node->host = &world.add_host(name, {ip});
+    node->ip = ip;
+    mesh::Workload& w = node->workload;
+    w.uid = "cluster1//v1/Pod/default/" + name + "-pod";
+    w.name = name + "-pod";
+    w.ns = "default";
+    w.service_account = service_account;
+    w.ips = {ip};
+    w.protocol = mesh::InboundProtocol::hbone;
+    w.node = name;
+    w.locality = {"r1", zone, ""};
+    store.upsert_workload(w);
+    MeshNode& n = *node;
+    nodes.push_back(std::move(node));
+    n.host->capture_outbound(15001);
+    n.host->on_crash([this, &n] { stop(n); });
+    n.host->on_restart([this, &n] { run(n); });
+    return n;
+  }
+
+  // A service `name` on `vip`:80 -> 8080 backed by the pods of `backends`.
+  mesh::Service& add_service(const std::string& name, IpAddr vip, const std::vector<MeshNode*>& backends,
+                             std::optional<mesh::LoadBalancer> lb = std::nullopt) {
+    mesh::Service s;
+    s.name = name;
+    s.ns = "default";
+    s.hostname = name + ".default.svc.cluster.local";
+    s.vips = {{"", vip}};
+    s.ports = {{80, kAppPort}};
+    s.load_balancer = std::move(lb);
+    store.upsert_service(s);
+    for (MeshNode* b : backends) add_backend(*b, s.key());
+    services.push_back(s);
+    return services.back();
+  }
+  void add_backend(MeshNode& n, const mesh::NamespacedHostname& service) {
+    n.workload.services[service] = {{80, 0}};
+    store.upsert_workload(n.workload);
+  }
+  // The pod leaves the mesh state (as when the control plane sees it go).
+  void remove_pod(MeshNode& n) { store.remove_workload(n.workload.uid); }
+  void restore_pod(MeshNode& n) { store.upsert_workload(n.workload); }
+  void publish() { snapshot = store.publish(); }
+
+  // Publishes the state and starts every node.
+  void start() {
+    publish();
+    client_ctx = tls.context(tls.config(tls::TlsRole::client, tls.client_creds));
+    server_ctx = tls.context(tls.config(tls::TlsRole::server, tls.server_creds));
+    for (auto& n : nodes) run(*n);
+  }
+
+  void crash(MeshNode& n) { world.crash(n.host->id()); }
+  // The pod's app stops listening (its node proxy stays): connects to it are refused.
+  void stop_app(MeshNode& n) {
+    if (n.app_scope) n.app_scope->clear();
+    n.app.reset();
+  }
+  void restart(MeshNode& n) { world.restart(n.host->id()); }
+
+  // A pod on `from` connects to `dst` and sends `bytes` bytes.
+  ClientConn& open(MeshNode& from, Endpoint dst, size_t bytes) {
+    clients.emplace_back();
+    ClientConn& c = clients.back();
+    c.started = world.now();
+    c.sent = bytes;
+    client_scope.spawn(talk(from.host->env(), dst, testing::pattern(bytes, uint8_t(clients.size())), c));
+    return c;
+  }
+  bool all_done() const {
+    for (const ClientConn& c : clients)
+      if (!c.done) return false;
+    return true;
+  }
+
+  sim::World world;
+  tls::TlsWorld tls;
+  mesh::MeshStore store;
+  std::shared_ptr<const mesh::StateSnapshot> snapshot;
+  std::shared_ptr<const tls::TlsContext> client_ctx, server_ctx;
+  std::vector<std::unique_ptr<MeshNode>> nodes;
+  std::deque<mesh::Service> services;
+  std::deque<ClientConn> clients;  // stable addresses
+  Scope client_scope;
+
+ private:
+  // The node's processes: what a crash destroys and a restart builds again.
+  void run(MeshNode& n) {
+    Env& env = n.host->env();
+    core::proxy::StateSource state = [this] { return snapshot; };
+    core::hbone::PoolConfig pool_cfg;
+    pool_cfg.socket.mark = 1337;  // the pool's own connections bypass capture
+    n.pool = std::make_unique<core::hbone::Pool>(
+        env, pool_cfg, [this](const core::hbone::PoolKey&) -> Result<std::shared_ptr<const tls::TlsContext>> {
+          return client_ctx;
+        });
+    core::proxy::OutboundConfig out_cfg;
+    out_cfg.metrics = &n.metrics;
+    auto out_l = env.net.listen(Endpoint{IpAddr::unspecified(IpAddr::Family::v4), 15001}, {});
+    ZT_ASSERT(out_l.ok());
+    n.outbound = std::make_unique<Outbound>(env, std::move(*out_l), state, *n.pool, out_cfg);
+    auto in_l = env.net.listen(Endpoint{n.ip, 15008}, {});
+    ZT_ASSERT(in_l.ok());
+    n.inbound = std::make_unique<Inbound>(env, std::move(*in_l), server_ctx, state);
+    n.outbound->start();
+    n.inbound->start();
+    auto app_l = env.net.listen(Endpoint{n.ip, kAppPort}, {});
+    ZT_ASSERT(app_l.ok());
+    n.app = std::move(*app_l);
+    n.app_scope = std::make_unique<Scope>();
+    n.app_scope->spawn(app_server(*n.app, *n.app_scope, n));
+  }
+
+  static void stop(MeshNode& n) {
+    if (n.app_scope) n.app_scope->clear();
+    n.app.reset();
+    n.outbound.reset();
+    n.inbound.reset();
+    n.pool.reset();
+  }
+
+  static Task<void> app_server(Listener& l, Scope& scope, MeshNode& n) {
+    for (;;) {
+      auto s = co_await io::accept(l);
+      if (!s) co_return;
+      ++n.app_accepted;
+      scope.spawn(echo_with_id(std::move(*s), uint8_t(n.index)));
+    }
+  }
+
+  static Task<void> echo_with_id(StreamPtr s, uint8_t id) {
+    std::vector<uint8_t> buf(65536);
+    buf[0] = id;
+    if (!co_await io::write_all(*s, ConstBytes(buf).first(1))) co_return;
+    for (;;) {
+      auto n = co_await io::read(*s, buf);
+      if (!n || *n == 0) break;
+      if (!co_await io::write_all(*s, ConstBytes(buf).first(*n))) co_return;
+    }
+    (void)s->shutdown_write();
+  }
+
+  static Task<void> talk(Env& env, Endpoint dst, std::vector<uint8_t> data, ClientConn& c) {
+    auto s = co_await io::connect(env, dst, {}, std::chrono::seconds(10));
+    if (!s) {
+      c.end = s.error();
+    } else {
+      co_await join([](Stream& s, const std::vector<uint8_t>& d) -> Task<void> {
+                      if (!d.empty()) (void)co_await io::write_all(s, d);
+                      (void)s.shutdown_write();
+                    }(**s, data),
+                    [](Stream& s, ClientConn& c) -> Task<void> {
+                      testing::ReadAll got = co_await testing::read_all(s);
+                      c.received = std::move(got.bytes);
+                      c.end = std::move(got.end);
+                    }(**s, c));
+      (*s)->close();
+    }
+    if (!c.received.empty()) c.served_by = c.received[0];
+    c.intact = c.end.ok() && *c.end == 0 && c.received.size() == data.size() + 1 &&
+               std::equal(data.begin(), data.end(), c.received.begin() + 1);
+    c.ended = env.clock.now();
+    c.done = true;
+  }
+};
+
+// Seeds for a scenario: 1..count, or the one in ZT_SIM_SEED (replay).
+inline std::vector<uint64_t> scenario_seeds(uint64_t count) {
+  if (const char* env = std::getenv("ZT_SIM_SEED"); env && *env) return {std::strtoull(env, nullptr, 10)};
+  std::vector<uint64_t> seeds;
+  for (uint64_t s = 1; s <= count; ++s) seeds.push_back(s);
+  return seeds;
+}
+
+}  // namespace zt::sim_tests
