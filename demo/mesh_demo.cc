@@ -392,10 +392,10 @@ int run(const Options& opt) {
     if (l.find("reporter=\"destination\"") == std::string::npos) continue;
     say("   " + short_metric(l));
     opened_seen |= l.rfind("istio_tcp_connections_opened_total", 0) == 0 && l.find("sa/sleep") != std::string::npos;
-    rbac_seen |= l.find("response_flags=\"RBAC\"") != std::string::npos && l.find("sa/untrusted") != std::string::npos;
+    rbac_seen |= l.find("response_flags=\"DENY\"") != std::string::npos && l.find("sa/untrusted") != std::string::npos;
   }
   check(opened_seen, "node-b counted sleep's connection");
-  check(rbac_seen, "node-b counted untrusted's connection as denied by policy (RBAC)");
+  check(rbac_seen, "node-b counted untrusted's connection as denied by policy (DENY)");
 
   if (opt.keep_running) {
     say("");

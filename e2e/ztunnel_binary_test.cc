@@ -240,11 +240,11 @@ TEST(ZtunnelBinary, LocalModeCarriesTrafficOverHboneAndEnforcesPolicy) {
       done = true;
     }(rt.env(), Endpoint{lo, stats_port}, metrics, got_metrics));
     rt.run_until([&] { return got_metrics; }, std::chrono::seconds(5));
-    if (metrics.body.find("response_flags=\"RBAC\"") != std::string::npos) break;
+    if (metrics.body.find("response_flags=\"DENY\"") != std::string::npos) break;
   }
   EXPECT_NE(metrics.body.find("istio_tcp_connections_opened_total{"), std::string::npos) << metrics.body;
   EXPECT_NE(metrics.body.find("reporter=\"destination\""), std::string::npos);
-  EXPECT_NE(metrics.body.find("response_flags=\"RBAC\""), std::string::npos);
+  EXPECT_NE(metrics.body.find("response_flags=\"DENY\""), std::string::npos);
   servers.clear();
   clients.clear();
   kill(pid, SIGTERM);

@@ -313,7 +313,7 @@ uint64_t policy_update_scenario(uint64_t seed) {
   for (const ConnectionRecord& r : m.log_b) {
     if (r.error != kPolicyChangeError) continue;
     ++logged;
-    EXPECT_EQ(r.response_flags, "RBAC");
+    EXPECT_EQ(r.response_flags, "DENY");
     const Source s = r.src.ip == kOutsideIp ? Source::outside : r.src.ip == kAliceIp ? Source::alice : Source::bob;
     EXPECT_TRUE(denied(s)) << format_access_log(r);
   }

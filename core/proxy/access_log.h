@@ -45,7 +45,7 @@ struct ConnectionRecord {
   uint64_t bytes_recv = 0;
   Duration duration{};
   std::string error;             // empty: the connection completed
-  std::string response_flags;    // "", "UF" (upstream connect failed), "RBAC" (policy)
+  std::string response_flags;    // "", "CONNECT" (upstream connect failed), "DENY" (policy), as upstream
 
   bool ok() const { return error.empty(); }
 };

@@ -43,11 +43,11 @@ TEST(AccessLog, AFailureSaysWhyAndCarriesItsFlag) {
   r.dst = Endpoint{IpAddr::v4(10, 0, 2, 1), 8080};
   r.dst_workload = "server";
   r.error = "connection closed due to policy rejection: \"deny\"\n";
-  r.response_flags = "RBAC";
+  r.response_flags = "DENY";
   EXPECT_EQ(format_access_log(r),
             "level=error target=access msg=\"connection failed\" src.addr=10.0.3.1:5555 dst.addr=10.0.2.1:8080 "
             "dst.workload=\"server\" direction=\"inbound\" bytes_sent=0 bytes_recv=0 duration=\"0ms\" "
-            "response_flags=\"RBAC\" error=\"connection closed due to policy rejection: \\\"deny\\\"\\n\"");
+            "response_flags=\"DENY\" error=\"connection closed due to policy rejection: \\\"deny\\\"\\n\"");
 }
 
 TEST(AccessLog, Ipv6AddressesAreBracketed) {

@@ -6,7 +6,7 @@
 //   StreamPtr tunnel, upstream;            // declared before the handle
 //   auto handle = tracker.track(conn, [&] { if (tunnel) tunnel->abort(); if (upstream) upstream->abort(); });
 //   ... copy ...
-//   if (handle.revoked()) report.closed(sent, recv, kPolicyChangeError, "RBAC");
+//   if (handle.revoked()) report.closed(sent, recv, kPolicyChangeError, kFlagDenied);
 //
 //   // after publishing a new snapshot:
 //   size_t closed = tracker.recheck(*snapshot);

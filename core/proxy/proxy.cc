@@ -87,7 +87,7 @@ Task<void> Outbound::forward(StreamPtr downstream, Endpoint dst) {
                        {&cfg_.access_log, &env_.clock, outbound_record(downstream->peer(), *source, up.plan)});
   if (!up.stream) {
     ++counters_.failed;  // refused, 401, 503 or no connection: the client sees a reset
-    report.failed("UF", up.error);
+    report.failed(kFlagConnectFailure, up.error);
     downstream->abort();
     co_return;
   }
@@ -157,7 +157,7 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
   const mesh::Decision decision = mesh::authorize(snap->policies_for(*dst), conn);
   if (!decision.allowed) {
     ++counters_.denied;
-    report.failed("RBAC", rejection(decision));
+    report.failed(kFlagDenied, rejection(decision));
     answer->reject(401);
     co_return;
   }
@@ -180,13 +180,13 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
   }
   if (tracked.revoked()) {
     ++counters_.denied;
-    report.failed("RBAC", kPolicyChangeError);
+    report.failed(kFlagDenied, kPolicyChangeError);
     answer->reject(401);
     co_return;
   }
   if (!connected || !header_written) {
     ++counters_.upstream_failed;
-    report.failed("UF", !connected ? connected.error().message() : header_written.error().message());
+    report.failed(kFlagConnectFailure, !connected ? connected.error().message() : header_written.error().message());
     answer->reject(503);
     co_return;
   }
@@ -200,7 +200,7 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
   CopyStats stats;
   const CopyEnd end = co_await copy_bidirectional(env_, *tunnel, *upstream, stats);
   if (tracked.revoked()) {
-    report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, kPolicyChangeError, "RBAC");
+    report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, kPolicyChangeError, kFlagDenied);
   } else {
     report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, copy_error(end, true));
   }
@@ -249,7 +249,7 @@ Task<void> InboundPlaintext::serve(StreamPtr downstream) {
   const mesh::Decision decision = mesh::authorize(snap->policies_for(*wl), conn);
   if (!decision.allowed) {
     ++counters_.denied;
-    report.failed("RBAC", rejection(decision));
+    report.failed(kFlagDenied, rejection(decision));
     downstream->abort();
     co_return;
   }
@@ -265,12 +265,12 @@ Task<void> InboundPlaintext::serve(StreamPtr downstream) {
   Result<StreamPtr> connected = co_await io::connect(env_, *dst, opts, cfg_.connect_timeout);
   if (tracked.revoked()) {
     ++counters_.denied;
-    report.failed("RBAC", kPolicyChangeError);
+    report.failed(kFlagDenied, kPolicyChangeError);
     co_return;
   }
   if (!connected) {
     ++counters_.upstream_failed;
-    report.failed("UF", connected.error().message());
+    report.failed(kFlagConnectFailure, connected.error().message());
     downstream->abort();
     co_return;
   }
@@ -280,7 +280,7 @@ Task<void> InboundPlaintext::serve(StreamPtr downstream) {
   CopyStats stats;
   const CopyEnd end = co_await copy_bidirectional(env_, *downstream, *upstream, stats);
   if (tracked.revoked()) {
-    report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, kPolicyChangeError, "RBAC");
+    report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, kPolicyChangeError, kFlagDenied);
   } else {
     report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, copy_error(end, true));
   }

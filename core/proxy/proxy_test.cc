@@ -28,7 +28,8 @@ std::string mesh_yaml(const std::string& policies) {
   protocol: HBONE
   node: node-a
 - uid: cluster1//v1/Pod/default/server
-  name: server
+  name: server-0
+  workloadName: server
   namespace: default
   serviceAccount: server
   workloadIps: ["10.0.2.1"]
@@ -203,7 +204,7 @@ TEST(Proxy, APolicyDenialResetsTheClient) {
   EXPECT_TRUE(got.bytes.empty());
   EXPECT_EQ(m.inbound->counters().denied, 1u);
   EXPECT_NE(m.metrics_b.render().find("istio_tcp_connections_failed_total{"), std::string::npos);
-  EXPECT_NE(m.metrics_b.render().find("response_flags=\"RBAC\""), std::string::npos);
+  EXPECT_NE(m.metrics_b.render().find("response_flags=\"DENY\""), std::string::npos);
 }
 
 TEST(AccessLog, BothSidesRecordACompletedConnection) {
@@ -222,7 +223,7 @@ TEST(AccessLog, BothSidesRecordACompletedConnection) {
   EXPECT_EQ(out.src_identity, "spiffe://cluster.local/ns/default/sa/client");
   EXPECT_EQ(out.dst, (Endpoint{kServerIp, 15008}));
   EXPECT_EQ(out.hbone_addr, "10.0.2.1:8080");
-  EXPECT_EQ(out.dst_workload, "server");
+  EXPECT_EQ(out.dst_workload, "server-0");  // the pod, as upstream logs it
   EXPECT_EQ(out.dst_identity, "spiffe://cluster.local/ns/default/sa/server");
   EXPECT_EQ(out.bytes_sent, data.size());
   EXPECT_EQ(out.bytes_recv, data.size());
@@ -235,7 +236,7 @@ TEST(AccessLog, BothSidesRecordACompletedConnection) {
   EXPECT_EQ(in.src_identity, "spiffe://cluster.local/ns/default/sa/client");
   EXPECT_EQ(in.dst, (Endpoint{kServerIp, 8080}));
   EXPECT_EQ(in.hbone_addr, "10.0.2.1:8080");
-  EXPECT_EQ(in.dst_workload, "server");
+  EXPECT_EQ(in.dst_workload, "server-0");
   EXPECT_EQ(in.bytes_sent, data.size());
   EXPECT_EQ(in.bytes_recv, data.size());
   EXPECT_TRUE(in.ok()) << in.error;
@@ -257,13 +258,13 @@ TEST(AccessLog, ADenialIsRecordedWithTheRbacFlagAndTheClientSideWithUf) {
   (void)m.talk(Endpoint{kServerIp, 8080}, testing::pattern(100, 12));
   m.world.run_for(std::chrono::seconds(1));
   ASSERT_EQ(m.log_b.size(), 1u);
-  EXPECT_EQ(m.log_b[0].response_flags, "RBAC");
+  EXPECT_EQ(m.log_b[0].response_flags, "DENY");
   EXPECT_NE(m.log_b[0].error.find("policy rejection"), std::string::npos) << m.log_b[0].error;
   EXPECT_NE(m.log_b[0].error.find("default/no-8080"), std::string::npos) << m.log_b[0].error;
   EXPECT_EQ(m.log_b[0].bytes_sent, 0u);
   EXPECT_NE(format_access_log(m.log_b[0]).find("msg=\"connection failed\""), std::string::npos);
   ASSERT_EQ(m.log_a.size(), 1u);
-  EXPECT_EQ(m.log_a[0].response_flags, "UF");
+  EXPECT_EQ(m.log_a[0].response_flags, "CONNECT");
   EXPECT_EQ(m.log_a[0].error, "upstream answered 401");
 }
 
@@ -272,11 +273,11 @@ TEST(AccessLog, AnUpstreamThatRefusesIsRecordedWithUf) {
   (void)m.talk(Endpoint{kServerIp, 9}, testing::pattern(10, 13));
   m.world.run_for(std::chrono::seconds(1));
   ASSERT_EQ(m.log_b.size(), 1u);
-  EXPECT_EQ(m.log_b[0].response_flags, "UF");
+  EXPECT_EQ(m.log_b[0].response_flags, "CONNECT");
   EXPECT_FALSE(m.log_b[0].ok());
   EXPECT_EQ(m.log_b[0].dst, (Endpoint{kServerIp, 9}));
   ASSERT_EQ(m.log_a.size(), 1u);
-  EXPECT_EQ(m.log_a[0].response_flags, "UF");
+  EXPECT_EQ(m.log_a[0].response_flags, "CONNECT");
 }
 
 TEST(AccessLog, PlaintextAndPassthroughRecordsCarryNoIdentities) {
@@ -291,7 +292,7 @@ TEST(AccessLog, PlaintextAndPassthroughRecordsCarryNoIdentities) {
   EXPECT_EQ(m.log_b[0].src_workload, "");
   EXPECT_EQ(m.log_b[0].src_identity, "");
   EXPECT_EQ(m.log_b[0].dst_identity, "");
-  EXPECT_EQ(m.log_b[0].dst_workload, "server");
+  EXPECT_EQ(m.log_b[0].dst_workload, "server-0");
   EXPECT_EQ(m.log_b[0].hbone_addr, "");
   EXPECT_EQ(m.log_b[0].bytes_recv, data.size());
   ASSERT_EQ(m.log_a.size(), 1u);

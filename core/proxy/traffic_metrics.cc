@@ -6,7 +6,8 @@ namespace {
 void describe(admin::TrafficLabels& l, const mesh::Workload& w, bool source) {
   const std::string name = w.canonical_name.empty() ? w.name : w.canonical_name;
   const std::string version = w.canonical_revision.empty() ? "latest" : w.canonical_revision;
-  (source ? l.source_workload : l.destination_workload) = w.name;
+  // Upstream's workload label is the workload (deployment) name, not the pod's.
+  if (!w.workload_name.empty()) (source ? l.source_workload : l.destination_workload) = w.workload_name;
   (source ? l.source_workload_namespace : l.destination_workload_namespace) = w.ns;
   (source ? l.source_canonical_service : l.destination_canonical_service) = name;
   (source ? l.source_canonical_revision : l.destination_canonical_revision) = version;

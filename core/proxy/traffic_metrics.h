@@ -18,6 +18,11 @@
 
 namespace zt::core::proxy {
 
+// response_flags values, as upstream ztunnel writes them (not Envoy's
+// RBAC/UF): denied by policy, and no upstream connection.
+inline constexpr std::string_view kFlagDenied = "DENY";
+inline constexpr std::string_view kFlagConnectFailure = "CONNECT";
+
 admin::TrafficLabels labels_for(std::string_view reporter, const mesh::Workload* source,
                                 const std::string& source_principal, const mesh::Workload* destination, bool mutual_tls);
 
