@@ -4,7 +4,9 @@
 // through SOCKS5 and shows what happened: the reply, the identities each
 // side verified (from their access logs), a connection the policy refused,
 // and a few metric lines. Then it drains both ztunnels (SIGTERM) and checks
-// they exit 0. Exit status 0 means every step did what it says.
+// they exit 0. Along the way it edits the policy while a connection is
+// open and shows node-b closing it. Exit status 0 means every step did what
+// it says.
 //
 //   ztunnel-demo                      # the whole story, then shut down
 //   ztunnel-demo --keep-running       # leave the mesh up to explore; Ctrl-C ends it
@@ -168,6 +170,7 @@ class EchoServer {
   void stop() {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
+    for (auto& t : connections_) t.join();
     close(fd_);
   }
   int served() const { return served_; }
@@ -179,8 +182,14 @@ class EchoServer {
       if (poll(&p, 1, 100) <= 0) continue;
       int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (c < 0) continue;
-      set_timeout(c, 5);
       ++served_;
+      connections_.emplace_back([c] { answer(c); });
+    }
+  }
+
+  static void answer(int c) {
+    set_timeout(c, 10);
+    {
       bool reset = false;
       std::string in = recv_all(c, reset);
       std::string peer_identity;
@@ -208,6 +217,7 @@ class EchoServer {
   std::atomic<bool> stop_ = false;
   std::atomic<int> served_ = 0;
   std::thread thread_;
+  std::vector<std::thread> connections_;  // the accept thread's only
 };
 
 // --- ztunnel processes ---
@@ -296,21 +306,32 @@ struct Exchange {
 
 // Connects from `src_ip` to that workload's SOCKS5 port on its node's
 // ztunnel, asks for host:port by name, sends one line and reads the answer.
-Exchange socks_exchange(const char* src_ip, const std::string& host, uint16_t port, const std::string& line) {
-  Exchange ex;
+// A connection through that workload's SOCKS5 port on its node's ztunnel,
+// from the workload's address, to host:port by name; -1 if SOCKS5 failed.
+int socks_open(const char* src_ip, const std::string& host, uint16_t port) {
   int fd = connect_from(src_ip, src_ip, kSocksPort);
-  if (fd < 0) return ex;
+  if (fd < 0) return -1;
   uint8_t greeting_reply[2];
   std::string req("\x05\x01\x00", 3);
   req += std::string("\x05\x01\x00\x03", 4) + char(host.size()) + host + char(port >> 8) + char(port & 0xff);
   uint8_t reply[10];
   if (send_all(fd, req) && recv_exact(fd, greeting_reply, 2) && recv_exact(fd, reply, sizeof(reply)) &&
       reply[1] == 0) {
-    ex.socks_ok = true;
-    send_all(fd, line + "\n");
-    shutdown(fd, SHUT_WR);
-    ex.reply = recv_all(fd, ex.reset);
+    return fd;
   }
+  close(fd);
+  return -1;
+}
+
+// Sends one line through SOCKS5 and reads the answer to EOF.
+Exchange socks_exchange(const char* src_ip, const std::string& host, uint16_t port, const std::string& line) {
+  Exchange ex;
+  int fd = socks_open(src_ip, host, port);
+  if (fd < 0) return ex;
+  ex.socks_ok = true;
+  send_all(fd, line + "\n");
+  shutdown(fd, SHUT_WR);
+  ex.reply = recv_all(fd, ex.reset);
   close(fd);
   return ex;
 }
@@ -337,8 +358,7 @@ std::string trim(std::string s) {
 
 int run(const Options& opt) {
   Node a{"node-a", 15100, 15120, 15121}, b{"node-b", 15200, 15220, 15221};
-  say("== ztunnel local mesh demo ==");
-  say("mesh: " + opt.config + "   logs and CA: " + opt.workdir);
+  say("logs, CA and mesh copy: " + opt.workdir);
   EchoServer echo;
   if (!echo.start()) {
     say(std::string("cannot listen on ") + kEchoIp + ":" + std::to_string(kEchoPort) + ": " + std::strerror(errno));
@@ -363,6 +383,8 @@ int run(const Options& opt) {
   say("   reply: " + trim(ok.reply));
   check(ok.socks_ok && !ok.reset && ok.reply.find("hello from sleep") != std::string::npos,
         "the echo came back over the mesh");
+  check(ok.reply.find("from spiffe://cluster.local/ns/demo/sa/sleep") != std::string::npos,
+        "echo learned the caller's verified identity from node-b (PROXY protocol v2, TLV 0xD0)");
 
   say("");
   say(std::string("2. untrusted (") + kUntrustedIp + ") -> the same service: the policy admits only sleep");
@@ -413,7 +435,36 @@ int run(const Options& opt) {
   }
 
   say("");
-  say("5. drain and stop (SIGTERM)");
+  say("5. a policy change while sleep holds a connection open: the policy now admits only 'nobody'");
+  int held = socks_open(kSleepIp, kService, kServicePort);
+  send_all(held, "still there?");  // no newline, no FIN: the connection stays open
+  usleep(300'000);
+  std::ifstream in(opt.config);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string mesh = text.str();
+  const std::string allowed = "serviceAccount: sleep}]";
+  const size_t at = mesh.find(allowed);
+  if (at != std::string::npos) mesh.replace(at, allowed.size(), "serviceAccount: nobody}]");
+  {
+    std::ofstream out(opt.config + ".new");
+    out << mesh;
+  }
+  std::rename((opt.config + ".new").c_str(), opt.config.c_str());  // both ztunnels re-read it within a second
+  bool held_reset = false;
+  pollfd p{held, POLLIN, 0};
+  if (held >= 0 && poll(&p, 1, 5000) == 1) {
+    char c;
+    held_reset = recv(held, &c, 1, 0) < 0;
+  }
+  if (held >= 0) close(held);
+  check(at != std::string::npos && held_reset, "node-b re-checked the open connection and reset it");
+  for (const auto& l : read_lines(b.log_path)) {
+    if (l.find("policy change") != std::string::npos) say("   node-b: " + l);
+  }
+
+  say("");
+  say("6. drain and stop (SIGTERM)");
   const int code_a = stop_node(a), code_b = stop_node(b);
   echo.stop();
   check(code_a == 0 && code_b == 0,
@@ -460,5 +511,15 @@ int main(int argc, char** argv) {
     opt.workdir = tmpl;
   }
   mkdir((opt.workdir + "/ca").c_str(), 0700);
+  // The ztunnels read a copy, which step 5 edits.
+  {
+    std::ifstream src(opt.config);
+    if (!src) return std::fprintf(stderr, "cannot read %s\n", opt.config.c_str()), 1;
+    std::ofstream dst(opt.workdir + "/mesh.yaml");
+    dst << src.rdbuf();
+  }
+  say("== ztunnel local mesh demo ==");
+  say("mesh: " + opt.config + " (the ztunnels read a copy)");
+  opt.config = opt.workdir + "/mesh.yaml";
   return run(opt);
 }

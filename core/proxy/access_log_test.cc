@@ -1,6 +1,7 @@
 // The access log line: field names and order, quoting, what is left out,
 // and the start record's identities (mutual TLS only).
 #include "core/proxy/access_log.h"
+#include "core/proxy/traffic_metrics.h"
 
 #include <gtest/gtest.h>
 
@@ -75,6 +76,42 @@ TEST(AccessLog, StartRecordNamesIdentitiesOnlyForMutualTls) {
   EXPECT_TRUE(plain.src_identity.empty());
   EXPECT_TRUE(plain.dst_identity.empty());
   EXPECT_EQ(plain.dst_namespace, "b");
+}
+
+struct StillClock : Clock {
+  MonoTime now() const override { return MonoTime{}; }
+  WallTime wall_now() const override { return WallTime{}; }
+};
+
+// Upstream's byte directions: the istio_tcp_received_bytes_total series is
+// the request (client to server), sent the response, for both reporters;
+// the access log speaks from the reporting side.
+TEST(TrafficReport, CountsBytesInUpstreamsDirections) {
+  StillClock clock;
+  for (Direction d : {Direction::outbound, Direction::inbound}) {
+    admin::Registry reg;
+    std::vector<ConnectionRecord> records;
+    AccessLogSink sink = [&](const ConnectionRecord& r) { records.push_back(r); };
+    ConnectionRecord start;
+    start.direction = d;
+    admin::TrafficLabels labels;
+    labels.reporter = d == Direction::outbound ? "source" : "destination";
+    TrafficReport report(&reg, labels, {&sink, &clock, start});
+    report.opened();
+    report.closed(/*sent=*/100, /*received=*/7);  // 100 request bytes, 7 back
+    const std::string text = reg.render();
+    auto value_of = [&](std::string_view family) {
+      const size_t at = text.find(std::string(family) + "{");
+      if (at == std::string::npos) return std::string("missing");
+      const size_t end = text.find('\n', at);
+      return text.substr(text.rfind(' ', end) + 1, end - text.rfind(' ', end) - 1);
+    };
+    EXPECT_EQ(value_of("istio_tcp_received_bytes_total"), "100") << text;
+    EXPECT_EQ(value_of("istio_tcp_sent_bytes_total"), "7") << text;
+    ASSERT_EQ(records.size(), 1u);
+    EXPECT_EQ(records[0].bytes_sent, d == Direction::outbound ? 100u : 7u);
+    EXPECT_EQ(records[0].bytes_recv, d == Direction::outbound ? 7u : 100u);
+  }
 }
 
 }  // namespace

@@ -60,14 +60,19 @@ void TrafficReport::failed(std::string_view response_flags, std::string_view err
 }
 
 void TrafficReport::closed(uint64_t sent, uint64_t received, std::string_view error, std::string_view response_flags) {
-  log_.record.bytes_sent = sent;
-  log_.record.bytes_recv = received;
+  // As upstream counts them: istio_tcp_received_bytes_total is the request
+  // direction (client to server) and istio_tcp_sent_bytes_total the
+  // response, for either reporter; the access log speaks from the reporting
+  // side, so the destination's bytes_sent is the response.
+  const bool inbound = log_.record.direction == Direction::inbound;
+  log_.record.bytes_sent = inbound ? received : sent;
+  log_.record.bytes_recv = inbound ? sent : received;
   if (registry_) {
     if (!response_flags.empty()) labels_.response_flags = std::string(response_flags);
     const admin::Labels labels = labels_.to_labels();
     registry_->counter(admin::kTcpConnectionsClosed, labels).inc(1);
-    registry_->counter(admin::kTcpSentBytes, labels).inc(sent);
-    registry_->counter(admin::kTcpReceivedBytes, labels).inc(received);
+    registry_->counter(admin::kTcpReceivedBytes, labels).inc(sent);
+    registry_->counter(admin::kTcpSentBytes, labels).inc(received);
   }
   emit(error, response_flags);
 }
