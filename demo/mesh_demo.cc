@@ -382,7 +382,8 @@ int run(const Options& opt) {
   Exchange ok = socks_exchange(kSleepIp, kService, kServicePort, "hello from sleep");
   say("   reply: " + trim(ok.reply));
   check(ok.socks_ok && !ok.reset && ok.reply.find("hello from sleep") != std::string::npos,
-        "the echo came back over the mesh");
+        std::string("the echo came back over the mesh (socks ") + (ok.socks_ok ? "ok" : "failed") + ", " +
+            (ok.reset ? "reset" : "clean end") + ")");
   check(ok.reply.find("from spiffe://cluster.local/ns/demo/sa/sleep") != std::string::npos,
         "echo learned the caller's verified identity from node-b (PROXY protocol v2, TLV 0xD0)");
 
@@ -390,8 +391,10 @@ int run(const Options& opt) {
   say(std::string("2. untrusted (") + kUntrustedIp + ") -> the same service: the policy admits only sleep");
   Exchange denied = socks_exchange(kUntrustedIp, kService, kServicePort, "hello from untrusted");
   say(denied.reset ? "   the connection was reset" : "   reply: " + trim(denied.reply));
-  check(denied.socks_ok && denied.reset && denied.reply.empty(), "refused, nothing reached the echo server");
-  check(echo.served() == 1, "the echo server saw exactly one connection");
+  check(denied.socks_ok && denied.reset && denied.reply.empty(),
+        std::string("refused, nothing reached the echo server (socks ") + (denied.socks_ok ? "ok" : "failed") +
+            ", " + (denied.reset ? "reset" : "no reset") + ", " + std::to_string(denied.reply.size()) + " bytes back)");
+  check(echo.served() == 1, "the echo server saw exactly one connection (" + std::to_string(echo.served()) + ")");
 
   usleep(300'000);  // connection records land as connections close
   say("");
@@ -406,16 +409,23 @@ int run(const Options& opt) {
 
   say("");
   say("4. node-b's metrics (reporter=destination; labels shortened):");
-  std::string metrics = http_get(b.stats_port, "/metrics");
+  // Each side reports as its connection ends, on its own worker thread:
+  // scrape until both reports are in (at most 3 s).
   bool rbac_seen = false, opened_seen = false;
-  std::istringstream lines(metrics);
-  for (std::string l; std::getline(lines, l);) {
-    if (l.rfind("istio_tcp_connections_", 0) != 0 && l.rfind("istio_tcp_received_bytes_total", 0) != 0) continue;
-    if (l.find("reporter=\"destination\"") == std::string::npos) continue;
-    say("   " + short_metric(l));
-    opened_seen |= l.rfind("istio_tcp_connections_opened_total", 0) == 0 && l.find("sa/sleep") != std::string::npos;
-    rbac_seen |= l.find("response_flags=\"DENY\"") != std::string::npos && l.find("sa/untrusted") != std::string::npos;
+  std::vector<std::string> shown;
+  for (int attempt = 0; attempt < 30 && !(rbac_seen && opened_seen); ++attempt) {
+    if (attempt) usleep(100'000);
+    shown.clear();
+    std::istringstream lines(http_get(b.stats_port, "/metrics"));
+    for (std::string l; std::getline(lines, l);) {
+      if (l.rfind("istio_tcp_connections_", 0) != 0 && l.rfind("istio_tcp_received_bytes_total", 0) != 0) continue;
+      if (l.find("reporter=\"destination\"") == std::string::npos) continue;
+      shown.push_back("   " + short_metric(l));
+      opened_seen |= l.rfind("istio_tcp_connections_opened_total", 0) == 0 && l.find("sa/sleep") != std::string::npos;
+      rbac_seen |= l.find("response_flags=\"DENY\"") != std::string::npos && l.find("sa/untrusted") != std::string::npos;
+    }
   }
+  for (const auto& l : shown) say(l);
   check(opened_seen, "node-b counted sleep's connection");
   check(rbac_seen, "node-b counted untrusted's connection as denied by policy (DENY)");
 
@@ -453,12 +463,14 @@ int run(const Options& opt) {
   std::rename((opt.config + ".new").c_str(), opt.config.c_str());  // both ztunnels re-read it within a second
   bool held_reset = false;
   pollfd p{held, POLLIN, 0};
-  if (held >= 0 && poll(&p, 1, 5000) == 1) {
+  if (held >= 0 && poll(&p, 1, 10'000) == 1) {
     char c;
     held_reset = recv(held, &c, 1, 0) < 0;
   }
   if (held >= 0) close(held);
-  check(at != std::string::npos && held_reset, "node-b re-checked the open connection and reset it");
+  check(at != std::string::npos && held_reset,
+        std::string("node-b re-checked the open connection and reset it (") +
+            (held < 0 ? "no connection" : held_reset ? "reset" : "not reset within 10 s") + ")");
   for (const auto& l : read_lines(b.log_path)) {
     if (l.find("policy change") != std::string::npos) say("   node-b: " + l);
   }

