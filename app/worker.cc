@@ -1,5 +1,7 @@
 #include "app/worker.h"
 
+#include "app/log.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <future>
@@ -70,9 +72,10 @@ Result<void> Worker::listen() {
   // Local mode has no capture, so nothing to bypass: no SO_MARK.
   proxy::StateSource state = [this] { return shared_.state.get(); };
   // One access log line per connection when it ends (upstream's "access"
-  // target); a single fprintf per line, so workers' lines never interleave.
+  // target, filtered like upstream's: info for complete, error for failed).
   const proxy::AccessLogSink access_log = [](const proxy::ConnectionRecord& r) {
-    std::fprintf(stderr, "%s\n", proxy::format_access_log(r).c_str());
+    const log::Level level = r.ok() ? log::Level::info : log::Level::error;
+    if (log::enabled(level, "access")) log::raw(level, "access", proxy::format_access_log(r));
   };
   proxy::OutboundConfig out_cfg;
   out_cfg.mark = std::nullopt;
@@ -171,8 +174,8 @@ void Worker::state_changed() {
     for (auto& i : inbounds_) closed += i->recheck_policies();
     for (auto& p : plaintexts_) closed += p->recheck_policies();
     if (closed > 0) {
-      std::fprintf(stderr, "level=info msg=\"policy change closed connections\" worker=%zu connections=%zu\n", index_,
-                   closed);
+      log::line(log::Level::info, "policy change closed connections",
+                "worker=" + std::to_string(index_) + " connections=" + std::to_string(closed));
     }
   });
 }

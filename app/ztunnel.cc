@@ -25,6 +25,7 @@
 
 #include "app/config.h"
 #include "app/local_ca.h"
+#include "app/log.h"
 #include "app/worker.h"
 #include "core/admin/admin.h"
 #include "core/state/config_dump.h"
@@ -44,9 +45,9 @@ namespace proxy = zt::core::proxy;
 constexpr const char* kVersion = "0.1.0";
 constexpr int kExitBadConfig = 2;
 
-void log_line(const std::string& level, const std::string& msg, const std::string& fields = "") {
-  std::fprintf(stderr, "level=%s msg=\"%s\"%s%s\n", level.c_str(), msg.c_str(), fields.empty() ? "" : " ",
-               fields.c_str());
+void log_line(std::string_view level, std::string_view msg, std::string_view fields = "") {
+  const log::Level l = level == "error" ? log::Level::error : level == "warn" ? log::Level::warn : log::Level::info;
+  log::line(l, msg, fields);
 }
 
 EnvMap read_environment() {
@@ -135,7 +136,15 @@ int run(int argc, char** argv) {
     return 0;
   }
   const uint32_t cores = std::max(1u, std::thread::hardware_concurrency());
-  auto cfg = parse_config(read_environment(), args, cores);
+  const EnvMap environment = read_environment();
+  // Upstream's initial log filter; /logging?level= changes it later.
+  if (auto it = environment.find("RUST_LOG"); it != environment.end() && !it->second.empty()) {
+    if (auto r = log::set_spec(it->second); !r) {
+      log_line("error", "invalid configuration", "error=\"RUST_LOG=\\\"" + it->second + "\\\": " + r.error().detail + "\"");
+      return kExitBadConfig;
+    }
+  }
+  auto cfg = parse_config(environment, args, cores);
   if (!cfg) {
     log_line("error", "invalid configuration", "error=\"" + cfg.error().detail + "\"");
     return kExitBadConfig;
@@ -219,13 +228,12 @@ int run(int argc, char** argv) {
                                      std::to_string(to_ms(cfg->connection_termination_deadline)));
     for (auto& w : workers) w->drain(cfg->connection_termination_deadline);
   };
-  std::string level = "info";
   admin::AdminHandlers handlers;
   handlers.config_dump = [&] { return config_dump(*state.get(), certs); };
-  handlers.log_level = [&] { return level; };
-  handlers.set_log_level = [&](std::string_view l) -> Result<void> {
-    level = std::string(l);
-    log_line("info", "log level changed", "level=" + level);
+  handlers.log_level = [] { return log::spec(); };
+  handlers.set_log_level = [](std::string_view spec) -> Result<void> {
+    if (auto r = log::set_spec(spec); !r) return r;
+    log_line("info", "log level changed", "level=\"" + log::spec() + "\"");
     return ok();
   };
   handlers.shutdown = [&] { begin_drain("quitquitquit"); };

@@ -329,9 +329,11 @@ Exchange socks_exchange(const char* src_ip, const std::string& host, uint16_t po
   int fd = socks_open(src_ip, host, port);
   if (fd < 0) return ex;
   ex.socks_ok = true;
-  send_all(fd, line + "\n");
-  shutdown(fd, SHUT_WR);
+  // A reset can arrive while we still write: the write takes the error and
+  // the read after it sees a plain end. Either shows the reset.
+  const bool written = send_all(fd, line + "\n") && shutdown(fd, SHUT_WR) == 0;
   ex.reply = recv_all(fd, ex.reset);
+  ex.reset = ex.reset || !written;
   close(fd);
   return ex;
 }

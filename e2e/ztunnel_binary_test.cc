@@ -136,6 +136,11 @@ TEST(ZtunnelBinary, LocalModeServesAdminStatsAndReadinessAndQuits) {
   ASSERT_FALSE(json.is_discarded()) << dump.body.substr(0, 200);
   EXPECT_EQ(json["workloads"].size(), 2u);
   EXPECT_TRUE(json["certificates"].is_array());
+  auto set_level = fetch(admin_port, admin::post("/logging?level=warn,access=off"));
+  EXPECT_EQ(set_level.status, 200) << set_level.body;
+  auto level = fetch(admin_port, admin::get("/logging"));
+  EXPECT_NE(level.body.find("warn,access=off"), std::string::npos) << level.body;
+  EXPECT_EQ(fetch(admin_port, admin::post("/logging?level=loud")).status, 400);
   auto quit = fetch(admin_port, admin::post("/quitquitquit"));
   EXPECT_EQ(quit.status, 200);
   Exit e = wait_exit(pid, err);
@@ -160,9 +165,13 @@ Task<void> socks_exchange(Env& env, Endpoint dst, std::vector<uint8_t> data, tes
     got += *n;
   }
   replied = head[1] == 0 && head[3] == 0;
-  if (!data.empty()) (void)co_await io::write_all(**s, data);
-  (void)(*s)->shutdown_write();
+  // A reset can reach us while we still write: the write then takes the
+  // error and the read after it sees a plain end. Either shows the reset.
+  bool write_failed = false;
+  if (!data.empty()) write_failed = !(co_await io::write_all(**s, data)).ok();
+  write_failed = write_failed || !(*s)->shutdown_write().ok();
   out = co_await testing::read_all(**s);
+  if (write_failed && out.end.ok()) out.end = Error(Errc::connection_reset, "reset while writing");
 }
 
 Task<void> echo_once(Listener& l, int& accepted) {
@@ -250,6 +259,10 @@ TEST(ZtunnelBinary, LocalModeCarriesTrafficOverHboneAndEnforcesPolicy) {
   kill(pid, SIGTERM);
   Exit e = wait_exit(pid, err);
   EXPECT_EQ(e.code, 0) << e.stderr_text;
+  // One access log line each, from both directions of the proxy.
+  EXPECT_NE(e.stderr_text.find("level=info target=access msg=\"connection complete\""), std::string::npos);
+  EXPECT_NE(e.stderr_text.find("direction=\"inbound\""), std::string::npos);
+  EXPECT_NE(e.stderr_text.find("response_flags=\"DENY\""), std::string::npos) << e.stderr_text;
 }
 
 // SIGTERM drains: no new connections, the open one keeps working until
