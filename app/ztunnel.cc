@@ -37,6 +37,15 @@
 
 extern char** environ;
 
+#ifdef ZT_JEMALLOC
+// Read by jemalloc at start-up: a background thread returns freed pages to
+// the OS within about a second, so RSS falls back after a burst of
+// connections instead of staying at its peak.
+extern "C" {
+const char* malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+}
+#endif
+
 namespace zt::app {
 namespace {
 
