@@ -7,8 +7,12 @@ namespace zt::tls {
 namespace {
 
 constexpr size_t kRecordPlaintextMax = 16384;
-// One transport read holds a full record (16 KiB plus header and tag).
-constexpr size_t kTransportReadBytes = kRecordPlaintextMax + 512;
+// One user write becomes up to this many bytes of records, and one
+// transport read takes up to four full records (16 KiB plus header and tag
+// each): per byte, fewer sends, receives and posted completions. HTTP/2
+// hands over its frames 64 KiB at a time.
+constexpr size_t kWritePlaintextMax = 4 * kRecordPlaintextMax;
+constexpr size_t kTransportReadBytes = 4 * (kRecordPlaintextMax + 512);
 constexpr int kPinnedSignatureBytes = 72;
 
 template <class Cb>
@@ -237,8 +241,19 @@ void TlsStream::fail_handshake(Error e) {
 
 void TlsStream::drive_read() {
   if (!rd_cb_) return;
-  const int r = SSL_read(ssl_.get(), rd_buf_.data(), int(std::min<size_t>(rd_buf_.size(), INT_MAX)));
-  if (r > 0) return deliver(take(rd_cb_), Result<size_t>(size_t(r)));
+  // SSL_read returns one record at most: keep reading while records are
+  // already here and the caller's buffer has room, then complete once.
+  size_t got = 0;
+  int r = 0;
+  while (got < rd_buf_.size()) {
+    r = SSL_read(ssl_.get(), rd_buf_.data() + got, int(std::min<size_t>(rd_buf_.size() - got, INT_MAX)));
+    if (r <= 0) break;
+    got += size_t(r);
+  }
+  if (got > 0) {
+    ERR_clear_error();  // a stop after data (want-read, close_notify, an error) is seen again on the next read
+    return deliver(take(rd_cb_), Result<size_t>(got));
+  }
   const int err = SSL_get_error(ssl_.get(), r);
   if (err == SSL_ERROR_ZERO_RETURN) return deliver(take(rd_cb_), Result<size_t>(size_t{0}));  // close_notify
   if (err == SSL_ERROR_WANT_READ) {
@@ -255,7 +270,8 @@ void TlsStream::drive_read() {
 void TlsStream::drive_write() {
   if (!wr_cb_ || wr_taken_ > 0) return;
   if (transport_error_) return deliver(take(wr_cb_), Result<size_t>(*transport_error_));
-  const int n = int(std::min(wr_buf_.size(), kRecordPlaintextMax));
+  // SSL_write cuts this into records of at most 16 KiB itself.
+  const int n = int(std::min(wr_buf_.size(), kWritePlaintextMax));
   const int r = SSL_write(ssl_.get(), wr_buf_.data(), n);
   if (r > 0) {
     wr_taken_ = size_t(r);  // completes once its ciphertext is handed to the transport
