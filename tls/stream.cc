@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
 
 namespace zt::tls {
 namespace {
@@ -28,6 +29,45 @@ Cb take(Cb& slot) {
 // its app data.
 struct TlsCallbacks {
   static TlsStream* self(SSL* ssl) { return static_cast<TlsStream*>(SSL_get_app_data(ssl)); }
+
+  // Our own BIOs instead of memory BIOs: SSL reads ciphertext straight from
+  // the transport read buffer and appends what it writes straight to the
+  // next transport write, one copy less each way.
+  static int bio_read(BIO* bio, char* out, int len) {
+    TlsStream* s = static_cast<TlsStream*>(BIO_get_data(bio));
+    BIO_clear_retry_flags(bio);
+    const size_t n = std::min(s->rx_len_ - s->rx_off_, size_t(len));
+    if (n == 0) {
+      BIO_set_retry_read(bio);
+      return -1;
+    }
+    std::memcpy(out, s->rx_.data() + s->rx_off_, n);
+    s->rx_off_ += n;
+    return int(n);
+  }
+  static int bio_write(BIO* bio, const char* in, int len) {
+    TlsStream* s = static_cast<TlsStream*>(BIO_get_data(bio));
+    BIO_clear_retry_flags(bio);
+    s->tx_next_.insert(s->tx_next_.end(), in, in + len);
+    return len;
+  }
+  static long bio_ctrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+  static const BIO_METHOD* bio_method() {
+    static const BIO_METHOD* method = [] {
+      BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "zt-tls-transport");
+      ZT_ASSERT(m && BIO_meth_set_read(m, bio_read) && BIO_meth_set_write(m, bio_write) &&
+                BIO_meth_set_ctrl(m, bio_ctrl));
+      return m;
+    }();
+    return method;
+  }
+  static BIO* new_bio(TlsStream* s) {
+    BIO* bio = BIO_new(bio_method());
+    ZT_ASSERT(bio);
+    BIO_set_data(bio, s);
+    BIO_set_init(bio, 1);
+    return bio;
+  }
 
   static ssl_verify_result_t verify(SSL* ssl, uint8_t* out_alert) {
     return self(ssl)->verify_peer(out_alert) ? ssl_verify_ok : ssl_verify_invalid;
@@ -66,9 +106,9 @@ TlsStream::TlsStream(Env& env, std::shared_ptr<const TlsContext> ctx, StreamPtr 
   const TlsConfig& cfg = ctx_->config();
   ssl_.reset(SSL_new(ctx_->ssl_ctx()));
   ZT_ASSERT(ssl_);
-  rbio_ = BIO_new(BIO_s_mem());
-  wbio_ = BIO_new(BIO_s_mem());
-  SSL_set_bio(ssl_.get(), rbio_, wbio_);
+  BIO* rbio = TlsCallbacks::new_bio(this);
+  BIO* wbio = TlsCallbacks::new_bio(this);
+  SSL_set_bio(ssl_.get(), rbio, wbio);
   SSL_set_app_data(ssl_.get(), this);
   const bool server = cfg.role == TlsRole::server;
   server ? SSL_set_accept_state(ssl_.get()) : SSL_set_connect_state(ssl_.get());
@@ -161,7 +201,7 @@ void TlsStream::close() {
   if (hs_cb_) deliver(take(hs_cb_), Result<void>(Errc::cancelled));
   // Bytes already queued (a close_notify after shutdown_write) still go out
   // if this object lives long enough; then the transport closes.
-  if (!transport_writing_ && tx_sent_ == tx_.size() && BIO_pending(wbio_) == 0) transport_->close();
+  if (!transport_writing_ && tx_sent_ == tx_.size() && tx_next_.empty()) transport_->close();
   else progress();
 }
 
@@ -289,21 +329,16 @@ void TlsStream::flush() {
   if (transport_error_) {
     tx_.clear();
     tx_sent_ = 0;
-    BIO_reset(wbio_);
+    tx_next_.clear();
     if (wr_cb_) deliver(take(wr_cb_), Result<size_t>(*transport_error_));
     wr_taken_ = 0;
     return;
   }
   if (tx_sent_ == tx_.size()) {
+    // The last write is with the transport: what SSL wrote since goes next.
     tx_.clear();
     tx_sent_ = 0;
-    const uint8_t* data = nullptr;
-    size_t len = 0;
-    BIO_mem_contents(wbio_, &data, &len);
-    if (len > 0) {
-      tx_.assign(data, data + len);
-      BIO_reset(wbio_);
-    }
+    std::swap(tx_, tx_next_);
   }
   if (tx_.empty()) {
     // Everything so far is with the transport.
@@ -328,7 +363,9 @@ void TlsStream::flush() {
 }
 
 void TlsStream::maybe_read_transport() {
-  if (!want_read_ || transport_reading_ || transport_eof_ || transport_error_) return;
+  // SSL wants more only once it took everything read so far (bio_read), so
+  // the buffer is free again.
+  if (!want_read_ || transport_reading_ || transport_eof_ || transport_error_ || rx_off_ < rx_len_) return;
   transport_reading_ = true;
   transport_->read(rx_, [this](Result<size_t> n) {
     transport_reading_ = false;
@@ -337,7 +374,8 @@ void TlsStream::maybe_read_transport() {
     } else if (*n == 0) {
       transport_eof_ = true;
     } else {
-      BIO_write(rbio_, rx_.data(), int(*n));
+      rx_off_ = 0;
+      rx_len_ = *n;
     }
     progress();
   });

@@ -76,16 +76,16 @@ class TlsStream final : public Stream {
   std::shared_ptr<const TlsContext> ctx_;
   StreamPtr transport_;
   bssl::UniquePtr<SSL> ssl_;
-  BIO* rbio_ = nullptr;  // ciphertext in (owned by ssl_)
-  BIO* wbio_ = nullptr;  // ciphertext out (owned by ssl_)
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::vector<Identity> expected_;
   std::shared_ptr<const Credentials> creds_;  // the certificate this connection presents
 
   // The transport side.
-  std::vector<uint8_t> rx_;     // one transport read at a time
-  std::vector<uint8_t> tx_;     // ciphertext being written
+  std::vector<uint8_t> rx_;       // one transport read at a time
+  size_t rx_off_ = 0, rx_len_ = 0;  // rx_[rx_off_, rx_len_) is not yet taken by SSL
+  std::vector<uint8_t> tx_;       // ciphertext being written
   size_t tx_sent_ = 0;
+  std::vector<uint8_t> tx_next_;  // ciphertext SSL wrote since; goes once tx_ is sent
   bool transport_reading_ = false, transport_writing_ = false;
   bool transport_eof_ = false;
   std::optional<Error> transport_error_;
