@@ -4,11 +4,33 @@
 
 namespace zt::core {
 
-void CopyBuffer::note_copied(uint64_t copied_total) {
-  size_t want = copied_total >= copy_grow_max_after_bytes   ? copy_buffer_bytes_max
-                : copied_total >= copy_grow_mid_after_bytes ? copy_buffer_bytes_mid
-                                                            : copy_buffer_bytes_min;
-  if (want > buf_.size()) buf_.resize(want);
+void CopyBuffer::note_read(size_t n, uint64_t copied_total) {
+  const size_t size = buf_.size();
+  if (size < copy_buffer_bytes_min) {  // a fault point shrank it for one read
+    small_reads_ = 0;
+    resize(copy_buffer_bytes_min);
+    return;
+  }
+  if (n >= size) {
+    small_reads_ = 0;
+    if (copied_total >= copy_grow_after_bytes && size < copy_buffer_bytes_max) {
+      resize(std::min(copy_buffer_bytes_max, std::max(copy_buffer_bytes_min, size * 2)));
+    }
+    return;
+  }
+  if (n * 8 >= size) {
+    small_reads_ = 0;
+    return;
+  }
+  if (++small_reads_ >= copy_shrink_after_small_reads && size > copy_buffer_bytes_min) {
+    small_reads_ = 0;
+    resize(std::max(copy_buffer_bytes_min, size / 2));
+  }
+}
+
+void CopyBuffer::resize(size_t bytes) {
+  // Swapped for a fresh vector, so shrinking really frees the memory.
+  std::vector<uint8_t>(bytes).swap(buf_);
 }
 
 const char* copy_end_name(CopyEnd end) {
@@ -48,7 +70,7 @@ Task<DirEnd> copy_one_way(Env& env, Stream& src, Stream& dst, uint64_t& copied) 
       co_return DirEnd::dst_failed;
     }
     copied += *n;
-    buf.note_copied(copied);
+    buf.note_read(*n, copied);
   }
 }
 

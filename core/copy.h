@@ -19,26 +19,35 @@
 
 namespace zt::core {
 
-// Buffers start small so idle connections cost little, and grow as a
-// connection proves busy (the schedule upstream ztunnel uses).
+// Buffers start small so idle connections cost little, grow on evidence
+// of bulk traffic, and shrink again when a connection goes quiet (upstream's
+// buffers only ever grow: zt#1630):
+// - 1 KiB at first; once 128 KiB have passed, every read that fills the
+//   buffer doubles it, up to 256 KiB, so a bulk flow reaches full size
+//   within a few reads instead of after 10 MiB;
+// - a run of 8 reads that each fill less than an eighth of it halves it,
+//   down to 1 KiB, and the memory goes back to the allocator.
 inline constexpr size_t copy_buffer_bytes_min = 1024;
-inline constexpr size_t copy_buffer_bytes_mid = 16 * 1024;
 inline constexpr size_t copy_buffer_bytes_max = 256 * 1024;
-inline constexpr uint64_t copy_grow_mid_after_bytes = 128 * 1024;
-inline constexpr uint64_t copy_grow_max_after_bytes = 10 * 1024 * 1024;
+inline constexpr uint64_t copy_grow_after_bytes = 128 * 1024;
+inline constexpr int copy_shrink_after_small_reads = 8;
 
 class CopyBuffer {
  public:
   CopyBuffer() : buf_(copy_buffer_bytes_min) {}
   MutableBytes space() { return {buf_.data(), buf_.size()}; }
   size_t capacity() const { return buf_.size(); }
-  // Grows the buffer once `copied_total` passes a threshold.
-  void note_copied(uint64_t copied_total);
+  // After a read of `n` bytes, with `copied_total` bytes through so far:
+  // grows or shrinks the buffer as described above.
+  void note_read(size_t n, uint64_t copied_total);
   // A fault point may shrink reads to exercise short-copy paths.
   void limit(size_t bytes) { buf_.resize(std::max<size_t>(1, std::min(bytes, buf_.size()))); }
 
  private:
+  void resize(size_t bytes);
+
   std::vector<uint8_t> buf_;
+  int small_reads_ = 0;
 };
 
 struct CopyStats {
