@@ -68,23 +68,8 @@ std::vector<uint64_t> seeds(uint64_t count) {
   return out;
 }
 
-Task<void> echo(StreamPtr s) {
-  std::vector<uint8_t> buf(16384);
-  for (;;) {
-    auto n = co_await io::read(*s, buf);
-    if (!n || *n == 0) break;
-    if (!co_await io::write_all(*s, ConstBytes(buf).first(*n))) co_return;
-  }
-  (void)s->shutdown_write();
-}
-
-Task<void> echo_server(Listener& l, Scope& scope) {
-  for (;;) {
-    auto s = co_await io::accept(l);
-    if (!s) co_return;
-    scope.spawn(echo(std::move(*s)));
-  }
-}
+using testing::echo;
+using testing::echo_server;
 
 enum class Source : uint8_t { alice, bob, outside };
 constexpr Source kSources[] = {Source::alice, Source::bob, Source::outside};

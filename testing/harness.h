@@ -86,4 +86,24 @@ inline Task<ReadAll> read_all(Stream& s, size_t chunk = 16384) {
 
 inline bool is_error(const Result<size_t>& r, Errc code) { return !r.ok() && r.code() == code; }
 
+// Sends back what it reads until EOF, then FIN.
+inline Task<void> echo(StreamPtr s, size_t chunk = 65536) {
+  std::vector<uint8_t> buf(chunk);
+  for (;;) {
+    auto n = co_await io::read(*s, buf);
+    if (!n || *n == 0) break;
+    if (!co_await io::write_all(*s, ConstBytes(buf).first(*n))) co_return;
+  }
+  (void)s->shutdown_write();
+}
+
+// Echoes every connection `l` accepts, each a task in `scope`.
+inline Task<void> echo_server(Listener& l, Scope& scope) {
+  for (;;) {
+    auto s = co_await io::accept(l);
+    if (!s) co_return;
+    scope.spawn(echo(std::move(*s)));
+  }
+}
+
 }  // namespace zt::testing

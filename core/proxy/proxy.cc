@@ -20,6 +20,17 @@ std::string_view copy_error(CopyEnd end, bool a_is_source) {
                                                   : "connection reset by the destination";
 }
 
+// Ends an inbound connection's report: a policy change that closed it, or
+// how the copy ended.
+void report_closed(TrafficReport& report, const ConnectionTracker::Handle& tracked, const CopyStats& stats,
+                   CopyEnd end) {
+  if (tracked.revoked()) {
+    report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, kPolicyChangeError, kFlagDenied);
+  } else {
+    report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, copy_error(end, true));
+  }
+}
+
 std::string rejection(const mesh::Decision& d) {
   return "connection closed due to policy rejection: " +
          (d.policy.empty() ? std::string(mesh::to_string(d.reason)) : std::string(mesh::to_string(d.reason)) + " " + d.policy);
@@ -199,11 +210,7 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
   report.opened();
   CopyStats stats;
   const CopyEnd end = co_await copy_bidirectional(env_, *tunnel, *upstream, stats);
-  if (tracked.revoked()) {
-    report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, kPolicyChangeError, kFlagDenied);
-  } else {
-    report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, copy_error(end, true));
-  }
+  report_closed(report, tracked, stats, end);
   tunnel->close();
   upstream->close();
 }
@@ -279,11 +286,7 @@ Task<void> InboundPlaintext::serve(StreamPtr downstream) {
   report.opened();
   CopyStats stats;
   const CopyEnd end = co_await copy_bidirectional(env_, *downstream, *upstream, stats);
-  if (tracked.revoked()) {
-    report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, kPolicyChangeError, kFlagDenied);
-  } else {
-    report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, copy_error(end, true));
-  }
+  report_closed(report, tracked, stats, end);
   downstream->close();
   upstream->close();
 }

@@ -46,23 +46,8 @@ std::string mesh_yaml(const std::string& policies) {
 )" + policies;
 }
 
-Task<void> echo(StreamPtr s) {
-  std::vector<uint8_t> buf(65536);
-  for (;;) {
-    auto n = co_await io::read(*s, buf);
-    if (!n || *n == 0) break;
-    if (!co_await io::write_all(*s, ConstBytes(buf).first(*n))) co_return;
-  }
-  (void)s->shutdown_write();
-}
-
-Task<void> echo_server(Listener& l, Scope& scope) {
-  for (;;) {
-    auto s = co_await io::accept(l);
-    if (!s) co_return;
-    scope.spawn(echo(std::move(*s)));
-  }
-}
+using testing::echo;
+using testing::echo_server;
 
 // Two nodes, each running its half of the proxy, and one host outside the mesh.
 struct Mesh {
