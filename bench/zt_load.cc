@@ -7,14 +7,21 @@
 //   zt-load cps --to ... [--socks ...] --seconds 5 [--concurrency 16]
 //   zt-load latency --to ... [--socks ...] --count 2000      # 1 KiB ping-pong
 //   zt-load hold --to ... [--socks ...] --conns 1000         # open, echo 1 byte each, wait for stdin EOF
+//   zt-load burst --to ... [--socks ...] --conns 10000 --concurrency 16 --seconds 30
+//                                                            # open + 1-byte echo + close, N in all
 //
 // With --socks SRC:PORT each connection goes through that SOCKS5 listener
 // from source address SRC (the workload ztunnel will recognise), asking for
-// --to by address. Every result is one line of `key=value` pairs on stdout.
+// --to by address; --socks-spread N rotates the source over N consecutive
+// addresses from SRC (each its own SOCKS5 listener, e.g. N workloads of one
+// node), so that a client ztunnel keys each connection to its own pool entry.
+// --seconds takes fractions (0.3). Every result is one line of `key=value`
+// pairs on stdout.
 //
 // Protocol with the server: the client's first byte picks the mode. 'S':
 // sink, the server reads to EOF and answers the 8-byte count it read; 'E':
-// echo everything back until EOF.
+// echo everything back until EOF. A PROXY protocol v2 header in front (a
+// ztunnel serving a workload with applicationTunnel PROXY) is skipped.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -54,8 +61,13 @@ struct Addr {
 struct Options {
   std::string mode;
   std::optional<Addr> listen, to, socks;
-  int streams = 1, seconds = 5, count = 2000, conns = 1000, concurrency = 1;
+  int streams = 1, count = 2000, conns = 1000, concurrency = 1, socks_spread = 1;
+  double seconds = 5;
 };
+
+Clock::duration seconds_of(const Options& opt) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.seconds));
+}
 
 [[noreturn]] void die(const std::string& why) {
   std::fprintf(stderr, "zt-load: %s\n", why.c_str());
@@ -86,17 +98,21 @@ bool recv_exact(int fd, void* out, size_t n) {
 
 // A connection to opt.to, directly or through SOCKS5; -1 on failure.
 int open_conn(const Options& opt) {
+  static std::atomic<uint32_t> opened = 0;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   timeval tv{10, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   if (opt.socks) {
-    sockaddr_in src = opt.socks->sa;
+    sockaddr_in socks = opt.socks->sa;
+    const uint32_t offset = opened++ % uint32_t(std::max(1, opt.socks_spread));
+    socks.sin_addr.s_addr = htonl(ntohl(socks.sin_addr.s_addr) + offset);
+    sockaddr_in src = socks;
     src.sin_port = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, reinterpret_cast<const sockaddr*>(&src), sizeof(src)) != 0) return close(fd), -1;
-    if (connect(fd, reinterpret_cast<const sockaddr*>(&opt.socks->sa), sizeof(opt.socks->sa)) != 0) return close(fd), -1;
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&socks), sizeof(socks)) != 0) return close(fd), -1;
     uint8_t req[3 + 10] = {5, 1, 0, 5, 1, 0, 1};
     std::memcpy(req + 7, &opt.to->sa.sin_addr, 4);
     std::memcpy(req + 11, &opt.to->sa.sin_port, 2);
@@ -110,12 +126,23 @@ int open_conn(const Options& opt) {
 
 // --- server ---
 
+// Reads the mode byte, first skipping a PROXY protocol v2 header if one
+// comes (its 12-byte signature starts with '\r', never a mode byte).
+bool read_mode(int fd, char& mode) {
+  if (!recv_exact(fd, &mode, 1)) return false;
+  if (mode != '\r') return true;
+  uint8_t rest[15];  // the signature's other 11 bytes, version, family, length
+  if (!recv_exact(fd, rest, sizeof(rest))) return false;
+  std::vector<char> skip(size_t(rest[13]) << 8 | rest[14]);
+  return recv_exact(fd, skip.data(), skip.size()) && recv_exact(fd, &mode, 1);
+}
+
 void serve_one(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   std::vector<char> buf(256 * 1024);
   char mode = 0;
-  if (!recv_exact(fd, &mode, 1)) return (void)close(fd);
+  if (!read_mode(fd, mode)) return (void)close(fd);
   uint64_t total = 0;
   for (;;) {
     ssize_t n = recv(fd, buf.data(), buf.size(), 0);
@@ -149,7 +176,7 @@ int serve(const Options& opt) {
 int throughput(const Options& opt) {
   std::atomic<uint64_t> total = 0;
   std::atomic<int> failed = 0;
-  const auto start = Clock::now(), until = start + std::chrono::seconds(opt.seconds);
+  const auto start = Clock::now(), until = start + seconds_of(opt);
   std::vector<std::thread> threads;
   for (int i = 0; i < opt.streams; ++i) {
     threads.emplace_back([&] {
@@ -173,14 +200,16 @@ int throughput(const Options& opt) {
   return failed ? 1 : 0;
 }
 
-int cps(const Options& opt) {
-  std::atomic<uint64_t> done = 0;
+// New connection + 1-byte echo + close, on opt.concurrency threads, until
+// --seconds pass or (with a limit) `limit` connections were started.
+int connect_loop(const Options& opt, const char* mode, std::optional<uint64_t> limit) {
+  std::atomic<uint64_t> done = 0, started = 0;
   std::atomic<int> failed = 0;
-  const auto start = Clock::now(), until = start + std::chrono::seconds(opt.seconds);
+  const auto start = Clock::now(), until = start + seconds_of(opt);
   std::vector<std::thread> threads;
   for (int i = 0; i < opt.concurrency; ++i) {
     threads.emplace_back([&] {
-      while (Clock::now() < until) {
+      while (Clock::now() < until && (!limit || started++ < *limit)) {
         int fd = open_conn(opt);
         const char msg[2] = {'E', 'x'};
         char back = 0;
@@ -192,8 +221,8 @@ int cps(const Options& opt) {
   }
   for (auto& t : threads) t.join();
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  std::printf("mode=cps concurrency=%d seconds=%.2f connections=%llu per_s=%.0f failed=%d\n", opt.concurrency, secs,
-              static_cast<unsigned long long>(done.load()), double(done.load()) / secs, failed.load());
+  std::printf("mode=%s concurrency=%d seconds=%.2f connections=%llu per_s=%.0f failed=%d\n", mode, opt.concurrency,
+              secs, static_cast<unsigned long long>(done.load()), double(done.load()) / secs, failed.load());
   return failed ? 1 : 0;
 }
 
@@ -241,7 +270,7 @@ int hold(const Options& opt) {
 
 int main(int argc, char** argv) {
   Options opt;
-  if (argc < 2) die("usage: zt-load serve|throughput|cps|latency|hold [options] (see the source's header)");
+  if (argc < 2) die("usage: zt-load serve|throughput|cps|latency|hold|burst [options] (see the source's header)");
   opt.mode = argv[1];
   for (int i = 2; i < argc; ++i) {
     std::string flag = argv[i];
@@ -256,7 +285,8 @@ int main(int argc, char** argv) {
     else if (flag == "--to") opt.to = addr();
     else if (flag == "--socks") opt.socks = addr();
     else if (flag == "--streams") opt.streams = std::atoi(value.c_str());
-    else if (flag == "--seconds") opt.seconds = std::atoi(value.c_str());
+    else if (flag == "--seconds") opt.seconds = std::atof(value.c_str());
+    else if (flag == "--socks-spread") opt.socks_spread = std::atoi(value.c_str());
     else if (flag == "--count") opt.count = std::atoi(value.c_str());
     else if (flag == "--conns") opt.conns = std::atoi(value.c_str());
     else if (flag == "--concurrency") opt.concurrency = std::atoi(value.c_str());
@@ -268,7 +298,8 @@ int main(int argc, char** argv) {
   }
   if (!opt.to) die(opt.mode + " needs --to");
   if (opt.mode == "throughput") return throughput(opt);
-  if (opt.mode == "cps") return cps(opt);
+  if (opt.mode == "cps") return connect_loop(opt, "cps", std::nullopt);
+  if (opt.mode == "burst") return connect_loop(opt, "burst", uint64_t(opt.conns));
   if (opt.mode == "latency") return latency(opt);
   if (opt.mode == "hold") return hold(opt);
   die("unknown mode " + opt.mode);
