@@ -96,7 +96,26 @@ bool recv_exact(int fd, void* out, size_t n) {
   return true;
 }
 
-// A connection to opt.to, directly or through SOCKS5; -1 on failure.
+// The first failure's reason, for the result line (a run with failures is
+// thrown away, but why it failed matters: ports running out looks the same
+// as a proxy refusing).
+std::mutex first_error_mutex;
+std::string first_error;
+void note_error(const char* step) {
+  const std::string why = std::string(step) + ": " + (errno ? std::strerror(errno) : "closed");
+  std::lock_guard lock(first_error_mutex);
+  if (first_error.empty()) first_error = why;
+}
+std::string error_field() {
+  std::lock_guard lock(first_error_mutex);
+  if (first_error.empty()) return "";
+  std::string quoted = first_error;
+  std::replace(quoted.begin(), quoted.end(), ' ', '_');
+  return " first_error=" + quoted;
+}
+
+// A connection to opt.to, directly or through SOCKS5; -1 on failure (the
+// reason noted).
 int open_conn(const Options& opt) {
   static std::atomic<uint32_t> opened = 0;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -110,17 +129,26 @@ int open_conn(const Options& opt) {
     socks.sin_addr.s_addr = htonl(ntohl(socks.sin_addr.s_addr) + offset);
     sockaddr_in src = socks;
     src.sin_port = 0;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, reinterpret_cast<const sockaddr*>(&src), sizeof(src)) != 0) return close(fd), -1;
-    if (connect(fd, reinterpret_cast<const sockaddr*>(&socks), sizeof(socks)) != 0) return close(fd), -1;
+    // The port is picked at connect, per destination: a bind to port 0
+    // alone reserves a port for every destination and runs out after ~28k
+    // connections (TIME_WAIT included).
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    if (bind(fd, reinterpret_cast<const sockaddr*>(&src), sizeof(src)) != 0) return note_error("bind"), close(fd), -1;
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&socks), sizeof(socks)) != 0) {
+      return note_error("connect to SOCKS5"), close(fd), -1;
+    }
     uint8_t req[3 + 10] = {5, 1, 0, 5, 1, 0, 1};
     std::memcpy(req + 7, &opt.to->sa.sin_addr, 4);
     std::memcpy(req + 11, &opt.to->sa.sin_port, 2);
     uint8_t reply[2 + 10];
-    if (!send_all(fd, req, sizeof(req)) || !recv_exact(fd, reply, sizeof(reply)) || reply[3] != 0) return close(fd), -1;
+    errno = 0;
+    if (!send_all(fd, req, sizeof(req)) || !recv_exact(fd, reply, sizeof(reply))) return note_error("SOCKS5"), close(fd), -1;
+    if (reply[3] != 0) return errno = 0, note_error("SOCKS5 refused"), close(fd), -1;
     return fd;
   }
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&opt.to->sa), sizeof(opt.to->sa)) != 0) return close(fd), -1;
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&opt.to->sa), sizeof(opt.to->sa)) != 0) {
+    return note_error("connect"), close(fd), -1;
+  }
   return fd;
 }
 
@@ -213,7 +241,9 @@ int connect_loop(const Options& opt, const char* mode, std::optional<uint64_t> l
         int fd = open_conn(opt);
         const char msg[2] = {'E', 'x'};
         char back = 0;
+        errno = 0;
         bool ok = fd >= 0 && send_all(fd, msg, 2) && recv_exact(fd, &back, 1) && back == 'x';
+        if (fd >= 0 && !ok) note_error("echo");
         if (fd >= 0) close(fd);
         ok ? ++done : ++failed;
       }
@@ -221,8 +251,9 @@ int connect_loop(const Options& opt, const char* mode, std::optional<uint64_t> l
   }
   for (auto& t : threads) t.join();
   const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  std::printf("mode=%s concurrency=%d seconds=%.2f connections=%llu per_s=%.0f failed=%d\n", mode, opt.concurrency,
-              secs, static_cast<unsigned long long>(done.load()), double(done.load()) / secs, failed.load());
+  std::printf("mode=%s concurrency=%d seconds=%.2f connections=%llu per_s=%.0f failed=%d%s\n", mode, opt.concurrency,
+              secs, static_cast<unsigned long long>(done.load()), double(done.load()) / secs, failed.load(),
+              error_field().c_str());
   return failed ? 1 : 0;
 }
 
@@ -252,13 +283,14 @@ int hold(const Options& opt) {
     int fd = open_conn(opt);
     const char msg[2] = {'E', 'x'};
     char back = 0;
+    errno = 0;
     if (fd >= 0 && send_all(fd, msg, 2) && recv_exact(fd, &back, 1)) fds.push_back(fd);
     else {
       ++failed;
-      if (fd >= 0) close(fd);
+      if (fd >= 0) note_error("echo"), close(fd);
     }
   }
-  std::printf("mode=hold held=%zu failed=%d\n", fds.size(), failed);
+  std::printf("mode=hold held=%zu failed=%d%s\n", fds.size(), failed, error_field().c_str());
   std::fflush(stdout);
   std::string line;
   std::getline(std::cin, line);  // until told to let go
