@@ -231,7 +231,7 @@ TEST(AccessLog, BothSidesRecordACompletedConnection) {
       << line;
 }
 
-TEST(AccessLog, ADenialIsRecordedWithTheRbacFlagAndTheClientSideWithUf) {
+TEST(AccessLog, ADenialIsRecordedWithTheDenyFlagAndTheClientSideWithConnect) {
   Mesh m(R"(policies:
 - action: Deny
   name: no-8080
@@ -253,7 +253,7 @@ TEST(AccessLog, ADenialIsRecordedWithTheRbacFlagAndTheClientSideWithUf) {
   EXPECT_EQ(m.log_a[0].error, "upstream answered 401");
 }
 
-TEST(AccessLog, AnUpstreamThatRefusesIsRecordedWithUf) {
+TEST(AccessLog, AnUpstreamThatRefusesIsRecordedWithConnect) {
   Mesh m;
   (void)m.talk(Endpoint{kServerIp, 9}, testing::pattern(10, 13));
   m.world.run_for(std::chrono::seconds(1));
