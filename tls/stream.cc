@@ -48,7 +48,11 @@ struct TlsCallbacks {
   static int bio_write(BIO* bio, const char* in, int len) {
     TlsStream* s = static_cast<TlsStream*>(BIO_get_data(bio));
     BIO_clear_retry_flags(bio);
-    s->tx_next_.insert(s->tx_next_.end(), in, in + len);
+    // Not insert(end, in, in + len): from char* into a vector<uint8_t> that
+    // is an element-by-element loop, which cost 12% of a ztunnel's CPU.
+    const size_t at = s->tx_next_.size();
+    s->tx_next_.resize(at + size_t(len));
+    std::memcpy(s->tx_next_.data() + at, in, size_t(len));
     return len;
   }
   static long bio_ctrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
