@@ -45,6 +45,11 @@ struct StreamState {
   bool rx_fin = false;
   MutableBytes rd_buf;
   Stream::IoCallback rd_cb;
+  // A pending read is filled in place: DATA arriving before its posted
+  // completion runs goes straight into rd_buf (one copy, one completion for
+  // several frames) as long as nothing is staged in rx ahead of it.
+  size_t rd_filled = 0;
+  bool rd_posted = false;
 
   // Being sent.
   ConstBytes wr_buf;
@@ -100,7 +105,8 @@ struct Core : std::enable_shared_from_this<Core> {
   void fail_stream(StreamState& st, const Error& e);
   template <class Cb, class R>
   void deliver(StreamState& st, Cb cb, R r);
-  void wake_reader(StreamState& st);
+  void wake_reader(const std::shared_ptr<StreamState>& st);
+  void complete_read_later(const std::shared_ptr<StreamState>& st);
   void consume(StreamState& st, size_t n);
   StreamPtr make_tunnel(const std::shared_ptr<StreamState>& st);
   nghttp2_data_provider provider(StreamState* st);
@@ -108,6 +114,8 @@ struct Core : std::enable_shared_from_this<Core> {
   // nghttp2 callbacks
   static ssize_t read_data(nghttp2_session*, int32_t id, uint8_t* buf, size_t len, uint32_t* flags,
                            nghttp2_data_source* src, void* user);
+  static int send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t len,
+                       nghttp2_data_source* src, void* user);
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user);
   static int on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
                        const uint8_t* value, size_t valuelen, uint8_t flags, void* user);
@@ -136,7 +144,7 @@ class Tunnel final : public Stream {
     ZT_ASSERT(!st_->rd_cb && !buf.empty());
     st_->rd_buf = buf;
     st_->rd_cb = std::move(done);
-    core_->wake_reader(*st_);
+    core_->wake_reader(st_);
   }
 
   void write(ConstBytes buf, IoCallback done) override {
@@ -165,7 +173,7 @@ class Tunnel final : public Stream {
     // Like TCP: unread bytes mean a reset at once; a peer that has not
     // finished is reset only if it sends more. (No gratuitous RST_STREAMs:
     // servers rate-limit them and tear down a connection that sends many.)
-    if (st_->rx_off < st_->rx.size()) return abort();
+    if (st_->rx_off < st_->rx.size() || st_->rd_filled > 0) return abort();
     if (!st_->fin_requested) (void)shutdown_write();
     if (!st_->rx_fin) st_->orphaned = true;
     cancel_ops();
@@ -223,6 +231,7 @@ bool Core::init() {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+  nghttp2_session_callbacks_set_send_data_callback(cbs, send_data);
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);  // we acknowledge as the application reads
@@ -344,7 +353,8 @@ void Core::die(Error e) {
 
 void Core::fail_stream(StreamState& st, const Error& e) {
   st.reset = true;
-  if (st.rd_cb && st.rx_off == st.rx.size()) deliver(st, take(st.rd_cb), Result<size_t>(e));
+  // A read already filled completes with its bytes; the next one sees the reset.
+  if (st.rd_cb && !st.rd_posted && st.rx_off == st.rx.size()) deliver(st, take(st.rd_cb), Result<size_t>(e));
   if (st.wr_cb) deliver(st, take(st.wr_cb), Result<size_t>(e));
 }
 
@@ -358,8 +368,9 @@ void Core::consume(StreamState& st, size_t n) {
   flush();
 }
 
-void Core::wake_reader(StreamState& st) {
-  if (!st.rd_cb) return;
+void Core::wake_reader(const std::shared_ptr<StreamState>& stp) {
+  StreamState& st = *stp;
+  if (!st.rd_cb || st.rd_posted) return;
   const size_t avail = st.rx.size() - st.rx_off;
   if (avail > 0) {
     const size_t n = std::min(avail, st.rd_buf.size());
@@ -369,12 +380,24 @@ void Core::wake_reader(StreamState& st) {
       st.rx.clear();
       st.rx_off = 0;
     }
+    st.rd_filled = n;
     consume(st, n);
-    return deliver(st, take(st.rd_cb), Result<size_t>(n));
+    return complete_read_later(stp);
   }
   if (st.rx_fin) return deliver(st, take(st.rd_cb), Result<size_t>(size_t{0}));
   if (st.reset || dead)
     return deliver(st, take(st.rd_cb), Result<size_t>(Error(Errc::connection_reset, "HTTP/2 stream reset")));
+}
+
+void Core::complete_read_later(const std::shared_ptr<StreamState>& stp) {
+  stp->rd_posted = true;
+  env.loop.post([alive = stp->tunnel_alive, stp] {
+    if (!*alive) return;
+    StreamState& st = *stp;
+    st.rd_posted = false;
+    const size_t n = std::exchange(st.rd_filled, 0);
+    if (Stream::IoCallback cb = take(st.rd_cb)) cb(Result<size_t>(n));  // else cancelled meanwhile
+  });
 }
 
 StreamPtr Core::make_tunnel(const std::shared_ptr<StreamState>& st) {
@@ -388,16 +411,15 @@ nghttp2_data_provider Core::provider(StreamState* st) {
   return p;
 }
 
-ssize_t Core::read_data(nghttp2_session*, int32_t, uint8_t* buf, size_t len, uint32_t* flags,
-                        nghttp2_data_source* src, void* user) {
-  auto* core = static_cast<Core*>(user);
+// DATA payloads are not copied into nghttp2's frame buffer: read_data only
+// says how much goes in the frame (NO_COPY), and send_data appends header
+// and payload straight from the writer's buffer to the transport batch.
+ssize_t Core::read_data(nghttp2_session*, int32_t, uint8_t*, size_t len, uint32_t* flags, nghttp2_data_source* src,
+                        void*) {
   auto* st = static_cast<StreamState*>(src->ptr);
   if (st->wr_cb && st->wr_off < st->wr_buf.size()) {
-    const size_t n = std::min(len, st->wr_buf.size() - st->wr_off);
-    std::memcpy(buf, st->wr_buf.data() + st->wr_off, n);
-    st->wr_off += n;
-    if (st->wr_off == st->wr_buf.size()) core->deliver(*st, take(st->wr_cb), Result<size_t>(st->wr_buf.size()));
-    return ssize_t(n);
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    return ssize_t(std::min(len, st->wr_buf.size() - st->wr_off));
   }
   if (st->fin_requested) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -406,6 +428,24 @@ ssize_t Core::read_data(nghttp2_session*, int32_t, uint8_t* buf, size_t len, uin
   }
   st->deferred = true;
   return NGHTTP2_ERR_DEFERRED;
+}
+
+int Core::send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t len,
+                    nghttp2_data_source* src, void* user) {
+  auto* core = static_cast<Core*>(user);
+  auto* st = static_cast<StreamState*>(src->ptr);
+  // Called within the nghttp2_session_mem_send that framed it (write_loop),
+  // right after read_data: the writer's buffer is still there.
+  ZT_ASSERT(frame->data.padlen == 0 && st->wr_cb && len <= st->wr_buf.size() - st->wr_off);
+  std::vector<uint8_t>& tx = core->tx;
+  const size_t at = tx.size();
+  tx.resize(at + 9 + len);
+  std::memcpy(tx.data() + at, framehd, 9);
+  std::memcpy(tx.data() + at + 9, st->wr_buf.data() + st->wr_off, len);
+  st->wr_off += len;
+  if (st->wr_off == st->wr_buf.size()) core->deliver(*st, take(st->wr_cb), Result<size_t>(st->wr_buf.size()));
+  // Otherwise one mem_send call would frame every stream's pending bytes.
+  return tx.size() >= kTransportWriteBytes ? NGHTTP2_ERR_PAUSE : 0;
 }
 
 int Core::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user) {
@@ -468,7 +508,7 @@ int Core::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user
   }
   if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
     st->rx_fin = true;
-    core->wake_reader(*st);
+    core->wake_reader(st);
   }
   return 0;
 }
@@ -486,9 +526,17 @@ int Core::on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* da
     }
     return 0;
   }
-  StreamState& st = *it->second;
-  st.rx.insert(st.rx.end(), data, data + len);
-  core->wake_reader(st);
+  const std::shared_ptr<StreamState>& stp = it->second;
+  StreamState& st = *stp;
+  size_t direct = 0;
+  if (len > 0 && st.rd_cb && st.rx_off == st.rx.size()) {  // a read waits, nothing is ahead of this
+    direct = std::min(len, st.rd_buf.size() - st.rd_filled);
+    std::memcpy(st.rd_buf.data() + st.rd_filled, data, direct);
+    st.rd_filled += direct;
+    core->consume(st, direct);
+    if (!st.rd_posted) core->complete_read_later(stp);
+  }
+  st.rx.insert(st.rx.end(), data + direct, data + len);
   return 0;
 }
 
@@ -510,7 +558,7 @@ int Core::on_stream_close(nghttp2_session*, int32_t id, uint32_t error_code, voi
     core->fail_stream(*st, Error(Errc::connection_reset, std::string("HTTP/2 stream reset: ") +
                                                              nghttp2_http2_strerror(error_code)));
   } else {
-    core->wake_reader(*st);
+    core->wake_reader(st);
   }
   if (st->wr_cb) core->deliver(*st, take(st->wr_cb), Result<size_t>(Error(Errc::not_connected, "stream closed")));
   return 0;

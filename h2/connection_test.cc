@@ -2,6 +2,8 @@
 // only the simulator can do: a peer that goes silent.
 #include <gtest/gtest.h>
 
+#include <numeric>
+
 #include "h2/tunnel_conformance.h"
 #include "testing/sim_harness.h"
 
@@ -29,6 +31,35 @@ TEST_F(H2Sim, ABlackHoledPeerIsDroppedAfterThePingTimeout) {
   EXPECT_GE(took, std::chrono::seconds(20));  // idle 10 s, then 20 s without an answer
   EXPECT_LE(took, std::chrono::seconds(41));
   EXPECT_FALSE(p.client->accepting_streams());
+}
+
+// DATA frames that arrive while a read waits go straight into its buffer
+// and complete it once: a 64 KiB write (four 16 KiB frames) arrives as one
+// read, not one read per frame.
+TEST_F(H2Sim, FramesArrivingTogetherCompleteOneRead) {
+  H2Pair p;
+  ASSERT_TRUE(h.run(connect_h2(h, p), kLimit));
+  auto [c, s] = tunnel(p);
+  ASSERT_TRUE(c && s);
+  std::vector<uint8_t> buf(256 * 1024);
+  std::vector<size_t> reads;
+  Scope scope;
+  scope.spawn([](Stream& s, std::vector<uint8_t>& buf, std::vector<size_t>& reads) -> Task<void> {
+    for (;;) {
+      Result<size_t> n = co_await io::read(s, buf);
+      if (!n || *n == 0) co_return;
+      reads.push_back(*n);
+    }
+  }(*s, buf, reads));
+  h.idle(std::chrono::milliseconds(100));  // the read is pending
+  const std::vector<uint8_t> data = testing::pattern(64 * 1024);
+  ASSERT_TRUE(h.run(send_and_finish(*c, data), kLimit));
+  h.idle(std::chrono::seconds(1));
+  ASSERT_FALSE(reads.empty());
+  // All but the frame cut by the 64 KiB transport read; before, the first
+  // frame completed the read on its own (16 KiB).
+  EXPECT_GT(reads[0], 3 * 16384u);
+  EXPECT_EQ(std::accumulate(reads.begin(), reads.end(), size_t{0}), data.size());
 }
 
 }  // namespace
