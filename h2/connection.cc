@@ -8,6 +8,7 @@
 #include <map>
 
 #include "io/async.h"
+#include "io/bytes.h"
 
 namespace zt::h2 {
 namespace {
@@ -86,8 +87,8 @@ struct Core : std::enable_shared_from_this<Core> {
   std::map<int32_t, std::shared_ptr<StreamState>> streams;
   std::function<void(std::unique_ptr<Connection::Incoming>)> on_request;
   std::function<void(const Error&)> on_closed;
-  std::vector<uint8_t> rx = std::vector<uint8_t>(kTransportReadBytes);
-  std::vector<uint8_t> tx;
+  ByteVector rx = ByteVector(kTransportReadBytes);
+  ByteVector tx;
   bool writing = false, dead = false, goaway_sent = false, goaway_received = false;
   std::optional<Error> death;
   std::shared_ptr<bool> owner_alive = std::make_shared<bool>(true);  // the Connection exists
@@ -437,7 +438,7 @@ int Core::send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* frame
   // Called within the nghttp2_session_mem_send that framed it (write_loop),
   // right after read_data: the writer's buffer is still there.
   ZT_ASSERT(frame->data.padlen == 0 && st->wr_cb && len <= st->wr_buf.size() - st->wr_off);
-  std::vector<uint8_t>& tx = core->tx;
+  ByteVector& tx = core->tx;
   const size_t at = tx.size();
   tx.resize(at + 9 + len);
   std::memcpy(tx.data() + at, framehd, 9);

@@ -21,6 +21,7 @@
 #include <optional>
 #include <vector>
 
+#include "io/bytes.h"
 #include "io/env.h"
 #include "io/task.h"
 #include "tls/context.h"
@@ -81,11 +82,11 @@ class TlsStream final : public Stream {
   std::shared_ptr<const Credentials> creds_;  // the certificate this connection presents
 
   // The transport side.
-  std::vector<uint8_t> rx_;       // one transport read at a time
+  ByteVector rx_;                 // one transport read at a time
   size_t rx_off_ = 0, rx_len_ = 0;  // rx_[rx_off_, rx_len_) is not yet taken by SSL
-  std::vector<uint8_t> tx_;       // ciphertext being written
+  ByteVector tx_;                 // ciphertext being written
   size_t tx_sent_ = 0;
-  std::vector<uint8_t> tx_next_;  // ciphertext SSL wrote since; goes once tx_ is sent
+  ByteVector tx_next_;            // ciphertext SSL wrote since; goes once tx_ is sent
   bool transport_reading_ = false, transport_writing_ = false;
   bool transport_eof_ = false;
   std::optional<Error> transport_error_;
