@@ -14,7 +14,11 @@ namespace zt::h2 {
 namespace {
 
 constexpr size_t kTransportReadBytes = 64 * 1024;
-constexpr size_t kTransportWriteBytes = 64 * 1024;  // frames gathered per transport write
+// Frames are gathered up to 256 KiB per transport write, which TLS sends as
+// one batch of records. A batch buffer up to 64 KiB stays allocated between
+// writes; a bigger one only while batches are big (recycle()).
+constexpr size_t kTransportWriteBytes = 256 * 1024;
+constexpr size_t kTransportWriteKeep = 64 * 1024;
 
 template <class Cb>
 Cb take(Cb& slot) {
@@ -88,6 +92,7 @@ struct Core : std::enable_shared_from_this<Core> {
   std::function<void(std::unique_ptr<Connection::Incoming>)> on_request;
   std::function<void(const Error&)> on_closed;
   ByteVector rx = ByteVector(kTransportReadBytes);
+  int tx_small_batches = 0;  // see recycle()
   ByteVector tx;
   bool writing = false, dead = false, goaway_sent = false, goaway_received = false;
   std::optional<Error> death;
@@ -276,7 +281,7 @@ Task<void> Core::write_loop() {
   // No coroutine outlives the Connection: its destructor kills them, and a
   // dead core never starts new ones.
   while (!dead) {
-    tx.clear();
+    recycle(tx, tx_small_batches, kTransportWriteKeep);
     while (tx.size() < kTransportWriteBytes) {
       const uint8_t* data = nullptr;
       const ssize_t n = nghttp2_session_mem_send(session, &data);

@@ -58,7 +58,7 @@ TEST_F(H2Sim, FramesArrivingTogetherCompleteOneRead) {
   ASSERT_FALSE(reads.empty());
   // All but the frame cut by the 64 KiB transport read; before, the first
   // frame completed the read on its own (16 KiB).
-  EXPECT_GT(reads[0], 3 * 16384u);
+  EXPECT_GT(reads[0], 3 * 16384u) << "reads: " << reads.size();
   EXPECT_EQ(std::accumulate(reads.begin(), reads.end(), size_t{0}), data.size());
 }
 

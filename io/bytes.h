@@ -1,6 +1,11 @@
-// A byte vector whose resize() does not zero the new bytes: for buffers that
-// are filled right after they grow (TLS records, HTTP/2 frames), where the
-// zeroing was a whole extra pass over the data.
+// Byte buffers for the transport layers (TLS records, HTTP/2 frames):
+//
+// - ByteVector: a vector whose resize() does not zero the new bytes, for
+//   buffers filled right after they grow (the zeroing was a whole extra
+//   pass over the data).
+// - recycle(): empties a batch buffer for reuse, or frees it once a burst
+//   is over, so a connection that went back to small messages does not
+//   keep a bulk-sized buffer.
 //
 //   ByteVector out;
 //   out.resize(at + n);                    // no memset
@@ -35,5 +40,23 @@ struct DefaultInitAllocator : std::allocator<T> {
 };
 
 using ByteVector = std::vector<uint8_t, DefaultInitAllocator<uint8_t>>;
+
+// Empties `v` for the next batch. Keeps its memory unless it is more than
+// `keep_bytes` and the last 8 batches (counted in `small_batches`, one
+// counter per buffer or pair of buffers) each used under an eighth of it:
+// a connection whose burst is over frees what the burst made it allocate,
+// and a bulk flow, whose batches are mostly large, never reallocates.
+inline void recycle(ByteVector& v, int& small_batches, size_t keep_bytes) {
+  if (v.capacity() > keep_bytes && v.size() < v.capacity() / 8) {
+    if (++small_batches >= 8) {
+      small_batches = 0;
+      ByteVector().swap(v);
+      return;
+    }
+  } else if (!v.empty()) {
+    small_batches = 0;
+  }
+  v.clear();
+}
 
 }  // namespace zt

@@ -8,12 +8,14 @@ namespace zt::tls {
 namespace {
 
 constexpr size_t kRecordPlaintextMax = 16384;
-// One user write becomes up to this many bytes of records, and one
-// transport read takes up to four full records (16 KiB plus header and tag
-// each): per byte, fewer sends, receives and posted completions. HTTP/2
-// hands over its frames 64 KiB at a time.
-constexpr size_t kWritePlaintextMax = 4 * kRecordPlaintextMax;
-constexpr size_t kTransportReadBytes = 4 * (kRecordPlaintextMax + 512);
+constexpr size_t kRecordBytesMax = kRecordPlaintextMax + 512;  // with header and tag
+// One user write becomes up to 16 records in one transport write (HTTP/2
+// hands over its frames 256 KiB at a time), and one transport read takes up
+// to four: per byte, fewer sends, receives and posted completions.
+constexpr size_t kWritePlaintextMax = 16 * kRecordPlaintextMax;
+constexpr size_t kTransportReadBytes = 4 * kRecordBytesMax;
+// A ciphertext batch buffer up to this size stays allocated between writes.
+constexpr size_t kTransportWriteKeep = 4 * kRecordBytesMax;
 constexpr int kPinnedSignatureBytes = 72;
 
 template <class Cb>
@@ -340,7 +342,7 @@ void TlsStream::flush() {
   }
   if (tx_sent_ == tx_.size()) {
     // The last write is with the transport: what SSL wrote since goes next.
-    tx_.clear();
+    recycle(tx_, tx_small_batches_, kTransportWriteKeep);
     tx_sent_ = 0;
     std::swap(tx_, tx_next_);
   }

@@ -86,6 +86,7 @@ class TlsStream final : public Stream {
   size_t rx_off_ = 0, rx_len_ = 0;  // rx_[rx_off_, rx_len_) is not yet taken by SSL
   ByteVector tx_;                 // ciphertext being written
   size_t tx_sent_ = 0;
+  int tx_small_batches_ = 0;      // see recycle()
   ByteVector tx_next_;            // ciphertext SSL wrote since; goes once tx_ is sent
   bool transport_reading_ = false, transport_writing_ = false;
   bool transport_eof_ = false;
