@@ -5,32 +5,34 @@
 namespace zt::core {
 
 void CopyBuffer::note_read(size_t n, uint64_t copied_total) {
-  const size_t size = buf_.size();
-  if (size < copy_buffer_bytes_min) {  // a fault point shrank it for one read
-    small_reads_ = 0;
-    resize(copy_buffer_bytes_min);
+  if (limited_) {  // a fault point shrank this one read: it says nothing of the traffic
+    limited_ = 0;
     return;
   }
+  const size_t size = capacity();
   if (n >= size) {
     small_reads_ = 0;
-    if (copied_total >= copy_grow_after_bytes && size < copy_buffer_bytes_max) {
-      resize(std::min(copy_buffer_bytes_max, std::max(copy_buffer_bytes_min, size * 2)));
+    if (!on_heap()) {
+      resize(copy_buffer_bytes_min);  // bytes are flowing: leave the idle bytes
+    } else if (copied_total >= copy_grow_after_bytes && size < copy_buffer_bytes_max) {
+      resize(std::min(copy_buffer_bytes_max, size * 2));
     }
     return;
   }
-  if (n * 8 >= size) {
+  if (!on_heap() || n * 8 >= size) {
     small_reads_ = 0;
     return;
   }
-  if (++small_reads_ >= copy_shrink_after_small_reads && size > copy_buffer_bytes_min) {
+  if (++small_reads_ >= copy_shrink_after_small_reads) {
     small_reads_ = 0;
-    resize(std::max(copy_buffer_bytes_min, size / 2));
+    resize(size > copy_buffer_bytes_min ? std::max(copy_buffer_bytes_min, size / 2) : 0);
   }
 }
 
 void CopyBuffer::resize(size_t bytes) {
-  // Swapped for a fresh vector, so shrinking really frees the memory.
-  std::vector<uint8_t>(bytes).swap(buf_);
+  // Swapped for a fresh vector, so shrinking really frees the memory; 0
+  // goes back to the bytes inside.
+  std::vector<uint8_t>(bytes).swap(heap_);
 }
 
 const char* copy_end_name(CopyEnd end) {

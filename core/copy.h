@@ -11,6 +11,7 @@
 //   CopyEnd end = co_await copy_bidirectional(env, *downstream, *upstream, stats);
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -22,32 +23,48 @@ namespace zt::core {
 // Buffers start small so idle connections cost little, grow on evidence
 // of bulk traffic, and shrink again when a connection goes quiet (upstream's
 // buffers only ever grow: zt#1630):
-// - 1 KiB at first; once 128 KiB have passed, every read that fills the
-//   buffer doubles it, up to 256 KiB, so a bulk flow reaches full size
-//   within a few reads instead of after 10 MiB;
+// - at first, and whenever the connection is quiet, reads go into 128 bytes
+//   inside the CopyBuffer itself (so inside the copy's coroutine frame): an
+//   idle connection, whose read waits for the peer's next bytes, holds no
+//   buffer of its own;
+// - a read that fills those 128 bytes moves to a 1 KiB buffer; once 128 KiB
+//   have passed, every read that fills the buffer doubles it, up to 256 KiB,
+//   so a bulk flow reaches full size within a few reads instead of after
+//   10 MiB;
 // - a run of 8 reads that each fill less than an eighth of it halves it,
-//   down to 1 KiB, and the memory goes back to the allocator.
+//   down to 1 KiB, and from 1 KiB back to the 128 bytes inside (an eighth of
+//   1 KiB: what counts as a small read there always fits); the memory goes
+//   back to the allocator.
+inline constexpr size_t copy_buffer_bytes_idle = 128;
 inline constexpr size_t copy_buffer_bytes_min = 1024;
 inline constexpr size_t copy_buffer_bytes_max = 256 * 1024;
 inline constexpr uint64_t copy_grow_after_bytes = 128 * 1024;
 inline constexpr int copy_shrink_after_small_reads = 8;
+static_assert(copy_buffer_bytes_idle * 8 == copy_buffer_bytes_min);
 
 class CopyBuffer {
  public:
-  CopyBuffer() : buf_(copy_buffer_bytes_min) {}
-  MutableBytes space() { return {buf_.data(), buf_.size()}; }
-  size_t capacity() const { return buf_.size(); }
+  CopyBuffer() = default;
+  CopyBuffer(const CopyBuffer&) = delete;
+  CopyBuffer& operator=(const CopyBuffer&) = delete;
+  MutableBytes space() { return {data(), limited_ ? limited_ : capacity()}; }
+  size_t capacity() const { return heap_.empty() ? copy_buffer_bytes_idle : heap_.size(); }
+  // Whether reads go to a heap buffer (false: the bytes inside, when idle).
+  bool on_heap() const { return !heap_.empty(); }
   // After a read of `n` bytes, with `copied_total` bytes through so far:
   // grows or shrinks the buffer as described above.
   void note_read(size_t n, uint64_t copied_total);
-  // A fault point may shrink reads to exercise short-copy paths.
-  void limit(size_t bytes) { buf_.resize(std::max<size_t>(1, std::min(bytes, buf_.size()))); }
+  // A fault point may shrink the next read to exercise short-copy paths.
+  void limit(size_t bytes) { limited_ = std::max<size_t>(1, std::min(bytes, capacity())); }
 
  private:
+  uint8_t* data() { return heap_.empty() ? idle_ : heap_.data(); }
   void resize(size_t bytes);
 
-  std::vector<uint8_t> buf_;
+  std::vector<uint8_t> heap_;  // empty: reads go to idle_
   int small_reads_ = 0;
+  size_t limited_ = 0;  // non-zero: the next read takes at most this much
+  uint8_t idle_[copy_buffer_bytes_idle];
 };
 
 struct CopyStats {

@@ -502,12 +502,13 @@ int Core::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user
       frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
     st->answered = true;
     Opened opened;
-    opened.response = st->response;
+    opened.response = std::move(st->response);
     if (st->response.status >= 200 && st->response.status < 300) opened.tunnel = core->make_tunnel(st);
     core->deliver(*st, take(st->open_cb), Result<Opened>(std::move(opened)));
   } else if (frame->hd.type == NGHTTP2_HEADERS && core->role == Role::server &&
              frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-    auto incoming = std::make_unique<Connection::Incoming>(core->shared_from_this(), st->id, st->request);
+    // Moved, not copied: the Incoming is the request's one owner from here.
+    auto incoming = std::make_unique<Connection::Incoming>(core->shared_from_this(), st->id, std::move(st->request));
     if (core->on_request) {
       core->on_request(std::move(incoming));
     }  // else: destroyed, which rejects it
@@ -664,6 +665,7 @@ StreamPtr Connection::Incoming::accept(Headers headers) {
   if (nghttp2_submit_response(core_->session, id_, nva.data(), nva.size(), &prd) != 0) return nullptr;
   StreamPtr tunnel = core_->make_tunnel(st);
   core_->flush();
+  request_ = {};  // answered: an open tunnel does not keep its request's strings
   return tunnel;
 }
 

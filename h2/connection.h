@@ -89,7 +89,9 @@ class Connection {
    public:
     Incoming(std::shared_ptr<Core> core, int32_t stream_id, Request request);
     ~Incoming();
+    // Until answered: accept() frees it (an open tunnel keeps no strings).
     const Request& request() const { return request_; }
+    Request& request() { return request_; }
     int32_t stream_id() const { return id_; }
     StreamPtr accept(Headers headers = {});  // 200, then the tunnel
     void reject(int status, Headers headers = {});

@@ -61,7 +61,7 @@ Task<void> Server::serve(StreamPtr tcp) {
 
 void Server::on_request(h2::Connection& conn, const std::optional<tls::Identity>& peer, Answer in) {
   ++counters_.requests;
-  const h2::Request& req = in->request();
+  h2::Request& req = in->request();
   auto target = parse_authority(req.authority);
   if (req.method != "CONNECT" || !target) {
     ++counters_.bad_requests;
@@ -70,7 +70,7 @@ void Server::on_request(h2::Connection& conn, const std::optional<tls::Identity>
   InboundRequest r;
   r.target = *target;
   r.peer_identity = peer;
-  r.headers = req.headers;
+  r.headers = std::move(req.headers);  // the handler's now; the answer needs none
   r.connection_local = conn.local();
   r.connection_peer = conn.peer();
   handler_(std::move(r), std::move(in));

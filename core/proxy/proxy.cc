@@ -201,6 +201,9 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
     answer->reject(503);
     co_return;
   }
+  // The request's headers (forwarded, baggage, traceparent) served the
+  // PROXY header above; a tunnel that may stay open for hours keeps none.
+  h2::Headers().swap(req.headers);
   tunnel = answer->accept();
   if (!tunnel) {
     report.failed("", "the tunnel closed before it opened");

@@ -128,7 +128,9 @@ Task<void> Socks5Server::serve(StreamPtr client) {
   // traffic.
   if (!co_await io::write_all(*client, socks5_reply(Socks5Reply::succeeded))) co_return;
   ++counters_.forwarded;
-  co_await outbound_.forward(std::move(client), req->destination);
+  // A task of its own rather than awaited here: this frame (the handshake's
+  // state and its reject path) is freed while the connection lives on.
+  scope_.spawn(outbound_.forward(std::move(client), req->destination));
 }
 
 }  // namespace zt::core::proxy
