@@ -38,7 +38,8 @@ class SharedState {
   std::atomic<std::shared_ptr<const mesh::StateSnapshot>> current_;
 };
 
-// What every worker uses; each member is safe from any thread.
+// What every worker uses; each member is safe from any thread, except
+// server_tls, which is this worker's own (a TlsContext caches unlocked).
 struct WorkerShared {
   const Config& cfg;
   SharedState& state;

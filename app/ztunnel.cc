@@ -199,15 +199,17 @@ int run(int argc, char** argv) {
                                                                   std::chrono::system_clock::now()))
              : nullptr;
   };
-  auto server_ctx = tls::TlsContext::create(server_tls);
-  if (!server_ctx) {
-    log_line("error", "cannot configure TLS", "error=\"" + server_ctx.error().message() + "\"");
-    return 1;
-  }
 
   // The data-plane workers, listening before the control endpoints come up.
   std::vector<std::unique_ptr<Worker>> workers;
   for (uint32_t i = 0; i < cfg->worker_threads; ++i) {
+    // One server context per worker: a context remembers the peer chains it
+    // verified, unlocked (tls::TlsContext::verified_chain).
+    auto server_ctx = tls::TlsContext::create(server_tls);
+    if (!server_ctx) {
+      log_line("error", "cannot configure TLS", "error=\"" + server_ctx.error().message() + "\"");
+      return 1;
+    }
     workers.push_back(std::make_unique<Worker>(i, WorkerShared{*cfg, state, certs, *server_ctx}));
     if (auto r = workers.back()->listen(); !r) {
       log_line("error", "cannot listen", "error=\"" + r.error().message() + "\"");

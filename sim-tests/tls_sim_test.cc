@@ -112,6 +112,54 @@ TEST(TlsSim, AWallClockJumpExpiresTheServerCertificate) {
   EXPECT_EQ(p2.client->failure(), TlsFailure::not_yet_valid);
 }
 
+TEST(TlsSim, AVerifiedPeerChainIsRememberedUntilItExpires) {
+  Harness h;
+  TlsWorld w(h.client().clock.wall_now());  // certificates valid for 24 h
+  auto client_ctx = w.client(), server_ctx = w.server();
+  TlsPair first, second;
+  ASSERT_TRUE(h.run(connect_pair(h, client_ctx, server_ctx, first), std::chrono::minutes(1)));
+  ASSERT_TRUE(first.client_hs && first.server_hs);
+  EXPECT_EQ(client_ctx->verified_chain_hits(), 0u);
+  ASSERT_TRUE(h.run(connect_pair(h, client_ctx, server_ctx, second), std::chrono::minutes(1)));
+  ASSERT_TRUE(second.client_hs && second.server_hs);
+  EXPECT_EQ(client_ctx->verified_chain_hits(), 1u);  // each side verified the other's chain once
+  EXPECT_EQ(server_ctx->verified_chain_hits(), 1u);
+  EXPECT_EQ(*second.server->peer_identity(), test_identity("client"));
+  EXPECT_EQ(*second.client->peer_identity(), test_identity("server"));
+
+  // The remembered chain expires with its certificates: the clock moves past
+  // them and the client sees `expired`, as without the cache.
+  h.world().jump_wall(h.client_host().id(), std::chrono::hours(25));
+  TlsPair late;
+  ASSERT_TRUE(h.run(connect_pair(h, client_ctx, server_ctx, late), std::chrono::minutes(1)));
+  ASSERT_FALSE(late.client_hs);
+  EXPECT_EQ(late.client->failure(), TlsFailure::expired);
+  EXPECT_EQ(client_ctx->verified_chain_hits(), 1u);
+}
+
+TEST(TlsSim, ARememberedChainVouchesForNoOtherCertificate) {
+  Harness h;
+  const WallTime now = h.client().clock.wall_now();
+  TlsWorld w(now);
+  auto client_ctx = w.client();
+  TlsPair first;
+  ASSERT_TRUE(h.run(connect_pair(h, client_ctx, w.server(), first), std::chrono::minutes(1)));
+  ASSERT_TRUE(first.client_hs);
+  // The same identity from another CA: not trusted, remembered chain or not.
+  TlsWorld other(now, /*seed=*/2);
+  TlsPair impostor;
+  ASSERT_TRUE(h.run(connect_pair(h, client_ctx, other.server(), impostor), std::chrono::minutes(1)));
+  ASSERT_FALSE(impostor.client_hs);
+  EXPECT_EQ(impostor.client->failure(), TlsFailure::untrusted);
+  // A rotated certificate of the trusted CA is verified afresh, and works.
+  auto rotated = credentials(*w.ca->issue(test_identity("server"), std::chrono::hours(24), now));
+  TlsPair renewed;
+  ASSERT_TRUE(h.run(connect_pair(h, client_ctx, w.context(w.config(TlsRole::server, rotated)), renewed),
+                    std::chrono::minutes(1)));
+  ASSERT_TRUE(renewed.client_hs);
+  EXPECT_EQ(client_ctx->verified_chain_hits(), 0u);
+}
+
 TEST(TlsSim, ATransportEndWithoutCloseNotifyIsNotACleanEof) {
   for (bool abortive : {false, true}) {
     Harness h;

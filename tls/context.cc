@@ -92,6 +92,19 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::create(const TlsConfig& co
   return std::shared_ptr<const TlsContext>(std::move(c));
 }
 
+const VerifiedChain* TlsContext::verified_chain(const std::string& chain_der, WallTime now) const {
+  auto it = verified_.find(chain_der);
+  if (it == verified_.end() || now < it->second.valid_from || now >= it->second.valid_until) return nullptr;
+  ++verified_hits_;
+  return &it->second;
+}
+
+void TlsContext::remember_verified_chain(std::string chain_der, VerifiedChain chain) const {
+  // Bounded: peers rotate certificates, and old entries are never used again.
+  if (verified_.size() >= kVerifiedChainsMax) verified_.clear();
+  verified_.insert_or_assign(std::move(chain_der), std::move(chain));
+}
+
 bool fips_mode() { return FIPS_mode() == 1; }
 
 bool fips_build() {

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -78,6 +79,15 @@ struct TlsConfig {
   bool pin_signature_sizes = false;
 };
 
+// A peer chain this context verified: its identity, and when every
+// certificate on the verified path (the root included) is valid.
+struct VerifiedChain {
+  Identity identity;
+  WallTime valid_from, valid_until;  // the latest notBefore, the earliest notAfter
+};
+
+// One context per thread: it remembers the peer chains it verified (below),
+// without a lock.
 class TlsContext {
  public:
   static Result<std::shared_ptr<const TlsContext>> create(const TlsConfig& config);
@@ -87,11 +97,25 @@ class TlsContext {
   SSL_CTX* ssl_ctx() const { return ctx_.get(); }
   X509_STORE* roots() const { return store_.get(); }
 
+  // Peer chains already verified against this context's roots, by their
+  // certificates' DER: a node proxy sees the same few peer certificates on
+  // every connection, and checking a chain's signatures is an ECDSA verify
+  // per certificate, a large part of a handshake. A hit is used only while
+  // `now` is inside every certificate's validity; otherwise the chain is
+  // verified afresh (and fails with the precise reason). New roots mean a
+  // new context, so a rotated trust bundle starts with an empty cache.
+  const VerifiedChain* verified_chain(const std::string& chain_der, WallTime now) const;
+  void remember_verified_chain(std::string chain_der, VerifiedChain chain) const;
+  uint64_t verified_chain_hits() const { return verified_hits_; }
+  static constexpr size_t kVerifiedChainsMax = 256;
+
  private:
   explicit TlsContext(TlsConfig config) : config_(std::move(config)) {}
   TlsConfig config_;
   bssl::UniquePtr<SSL_CTX> ctx_;
   bssl::UniquePtr<X509_STORE> store_;
+  mutable std::map<std::string, VerifiedChain> verified_;
+  mutable uint64_t verified_hits_ = 0;
 };
 
 // Whether this process runs BoringSSL's FIPS module in FIPS mode.

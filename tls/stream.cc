@@ -397,6 +397,21 @@ int TlsStream::verify_peer(uint8_t* out_alert) {
     *out_alert = SSL_AD_CERTIFICATE_REQUIRED;
     return 0;
   }
+  // The same peer chain as one verified before, still inside its validity:
+  // its signatures need no second check (TlsContext::verified_chain).
+  const WallTime now = env_.clock.wall_now();
+  std::string chain_der;
+  if (const STACK_OF(CRYPTO_BUFFER)* bufs = SSL_get0_peer_certificates(ssl_.get())) {
+    for (size_t i = 0; i < sk_CRYPTO_BUFFER_num(bufs); ++i) {
+      const CRYPTO_BUFFER* b = sk_CRYPTO_BUFFER_value(bufs, i);
+      const size_t len = CRYPTO_BUFFER_len(b);
+      chain_der.append(reinterpret_cast<const char*>(&len), sizeof(len));  // no two chains concatenate alike
+      chain_der.append(reinterpret_cast<const char*>(CRYPTO_BUFFER_data(b)), len);
+    }
+  }
+  if (const VerifiedChain* known = chain_der.empty() ? nullptr : ctx_->verified_chain(chain_der, now)) {
+    return accept_identity(known->identity, out_alert);
+  }
   X509* leaf = sk_X509_value(chain, 0);
   bssl::UniquePtr<X509_STORE_CTX> sctx(X509_STORE_CTX_new());
   if (!sctx || !X509_STORE_CTX_init(sctx.get(), ctx_->roots(), leaf, chain)) {
@@ -405,7 +420,7 @@ int TlsStream::verify_peer(uint8_t* out_alert) {
     return 0;
   }
   // Validity against our clock (simulated wall time in the simulator).
-  X509_STORE_CTX_set_time(sctx.get(), 0, time_t(to_unix_seconds(env_.clock.wall_now())));
+  X509_STORE_CTX_set_time(sctx.get(), 0, time_t(to_unix_seconds(now)));
   if (X509_verify_cert(sctx.get()) != 1) {
     const int e = X509_STORE_CTX_get_error(sctx.get());
     failure_ = e == X509_V_ERR_CERT_HAS_EXPIRED       ? TlsFailure::expired
@@ -422,6 +437,23 @@ int TlsStream::verify_peer(uint8_t* out_alert) {
     *out_alert = SSL_AD_BAD_CERTIFICATE;
     return 0;
   }
+  if (!chain_der.empty()) {
+    VerifiedChain verified{*id, WallTime::min(), WallTime::max()};
+    STACK_OF(X509)* path = X509_STORE_CTX_get0_chain(sctx.get());
+    for (size_t i = 0; path && i < sk_X509_num(path); ++i) {
+      const Certificate c(bssl::UpRef(sk_X509_value(path, i)));
+      verified.valid_from = std::max(verified.valid_from, c.not_before());
+      verified.valid_until = std::min(verified.valid_until, c.not_after());
+    }
+    ctx_->remember_verified_chain(std::move(chain_der), std::move(verified));
+  }
+  return accept_identity(*id, out_alert);
+}
+
+// The identity checks every connection makes, verified now or before.
+int TlsStream::accept_identity(const Identity& id_ref, uint8_t* out_alert) {
+  const TlsConfig& cfg = ctx_->config();
+  const Identity* id = &id_ref;
   if (cfg.role == TlsRole::client && !expected_.empty() &&
       std::find(expected_.begin(), expected_.end(), *id) == expected_.end()) {
     failure_ = TlsFailure::identity_mismatch;
@@ -435,7 +467,7 @@ int TlsStream::verify_peer(uint8_t* out_alert) {
     *out_alert = SSL_AD_BAD_CERTIFICATE;
     return 0;
   }
-  peer_identity_ = std::move(*id);
+  peer_identity_ = *id;
   return 1;
 }
 

@@ -109,6 +109,16 @@ Counter& Registry::counter(std::string_view family, Labels labels) {
   return series(family, MetricType::counter, std::move(labels)).counter;
 }
 
+Counter& Registry::traffic_counter(std::string_view family, const TrafficLabels& labels) {
+  auto& by_family = traffic_cache_.by_labels[labels];
+  for (auto& [name, counter] : by_family) {
+    if (name == family) return *counter;
+  }
+  Counter& c = counter(family, labels.to_labels());
+  by_family.emplace_back(std::string(family), &c);
+  return c;
+}
+
 Gauge& Registry::gauge(std::string_view family, Labels labels) {
   return series(family, MetricType::gauge, std::move(labels)).gauge;
 }

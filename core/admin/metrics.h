@@ -16,6 +16,7 @@
 // Counter/Gauge references stay valid for the registry's lifetime.
 #pragma once
 
+#include <compare>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -31,6 +32,38 @@ namespace zt::admin {
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
 enum class MetricType : uint8_t { counter, gauge };
+
+// The labels of the istio_tcp_* series, as upstream names them. Unknown
+// values are "unknown", as upstream reports them.
+struct TrafficLabels {
+  std::string reporter = "unknown";  // "source" (outbound) or "destination" (inbound)
+  std::string source_workload = "unknown";
+  std::string source_canonical_service = "unknown";
+  std::string source_canonical_revision = "unknown";
+  std::string source_workload_namespace = "unknown";
+  std::string source_principal = "unknown";
+  std::string source_app = "unknown";
+  std::string source_version = "unknown";
+  std::string source_cluster = "unknown";
+  std::string destination_service = "unknown";
+  std::string destination_service_namespace = "unknown";
+  std::string destination_service_name = "unknown";
+  std::string destination_workload = "unknown";
+  std::string destination_canonical_service = "unknown";
+  std::string destination_canonical_revision = "unknown";
+  std::string destination_workload_namespace = "unknown";
+  std::string destination_principal = "unknown";
+  std::string destination_app = "unknown";
+  std::string destination_version = "unknown";
+  std::string destination_cluster = "unknown";
+  std::string request_protocol = "tcp";
+  std::string response_flags = "-";
+  std::string connection_security_policy = "unknown";  // or "mutual_tls"
+
+  Labels to_labels() const;
+  auto operator<=>(const TrafficLabels&) const = default;
+  bool operator==(const TrafficLabels&) const = default;
+};
 
 class Counter {
  public:
@@ -61,6 +94,12 @@ class Registry {
   // family too, with no help text, when it was never declared).
   Counter& counter(std::string_view family, Labels labels);
   Gauge& gauge(std::string_view family, Labels labels);
+  // The same series as counter(family, labels.to_labels()), remembered per
+  // label set: the data path reports every connection with 23 labels, and
+  // building, sorting and comparing them cost more than the rest of the
+  // report. The first use for a family and label set creates the series,
+  // as counter() does.
+  Counter& traffic_counter(std::string_view family, const TrafficLabels& labels);
 
   // Number of series in a family (0 when unknown); for tests and limits.
   size_t series_count(std::string_view family) const;
@@ -87,7 +126,21 @@ class Registry {
   Family& family(std::string_view name, MetricType type);
   Series& series(std::string_view family, MetricType type, Labels labels);
 
+  // Series of families_ by traffic label set and family name. Pointers
+  // into families_ are stable (map nodes, never erased), but they are this
+  // registry's own: a copy or a move starts with an empty cache.
+  struct TrafficCache {
+    TrafficCache() = default;
+    TrafficCache(const TrafficCache&) {}
+    TrafficCache& operator=(const TrafficCache&) {
+      by_labels.clear();
+      return *this;
+    }
+    std::map<TrafficLabels, std::vector<std::pair<std::string, Counter*>>> by_labels;
+  };
+
   std::map<std::string, Family, std::less<>> families_;
+  TrafficCache traffic_cache_;
 };
 
 // Prometheus escaping: label values escape backslash, double quote and
@@ -115,34 +168,5 @@ void declare_istio_metrics(Registry& reg);
 // istio_build{component="ztunnel",tag="<tag>"} 1
 void set_build_info(Registry& reg, std::string_view tag);
 
-// The labels of the istio_tcp_* series, as upstream names them. Unknown
-// values are "unknown", as upstream reports them.
-struct TrafficLabels {
-  std::string reporter = "unknown";  // "source" (outbound) or "destination" (inbound)
-  std::string source_workload = "unknown";
-  std::string source_canonical_service = "unknown";
-  std::string source_canonical_revision = "unknown";
-  std::string source_workload_namespace = "unknown";
-  std::string source_principal = "unknown";
-  std::string source_app = "unknown";
-  std::string source_version = "unknown";
-  std::string source_cluster = "unknown";
-  std::string destination_service = "unknown";
-  std::string destination_service_namespace = "unknown";
-  std::string destination_service_name = "unknown";
-  std::string destination_workload = "unknown";
-  std::string destination_canonical_service = "unknown";
-  std::string destination_canonical_revision = "unknown";
-  std::string destination_workload_namespace = "unknown";
-  std::string destination_principal = "unknown";
-  std::string destination_app = "unknown";
-  std::string destination_version = "unknown";
-  std::string destination_cluster = "unknown";
-  std::string request_protocol = "tcp";
-  std::string response_flags = "-";
-  std::string connection_security_policy = "unknown";  // or "mutual_tls"
-
-  Labels to_labels() const;
-};
 
 }  // namespace zt::admin

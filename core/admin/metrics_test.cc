@@ -118,3 +118,48 @@ TEST(Metrics, IstioFamiliesAndBuildInfo) {
 
 }  // namespace
 }  // namespace zt::admin
+
+namespace zt::admin {
+namespace {
+
+TEST(Metrics, TrafficLabelsNameTheSameSeriesAsTheirLabelList) {
+  Registry reg;
+  TrafficLabels l;
+  l.reporter = "source";
+  l.source_workload = "sleep";
+  reg.traffic_counter(kTcpConnectionsOpened, l).inc(2);
+  reg.counter(kTcpConnectionsOpened, l.to_labels()).inc(3);
+  EXPECT_EQ(reg.traffic_counter(kTcpConnectionsOpened, l).value(), 5u);
+  EXPECT_EQ(reg.series_count(kTcpConnectionsOpened), 1u);
+  // Another family, or another label value, is another series.
+  reg.traffic_counter(kTcpConnectionsClosed, l).inc();
+  l.response_flags = "DENY";
+  reg.traffic_counter(kTcpConnectionsOpened, l).inc();
+  EXPECT_EQ(reg.series_count(kTcpConnectionsOpened), 2u);
+  EXPECT_EQ(reg.series_count(kTcpConnectionsClosed), 1u);
+  EXPECT_EQ(reg.traffic_counter(kTcpConnectionsOpened, l).value(), 1u);
+}
+
+TEST(Metrics, ACopiedRegistryCountsOnItsOwn) {
+  // The series cache points into its own registry: a copy (how the binary
+  // scrapes a worker's registry) must never count into the original.
+  Registry reg;
+  TrafficLabels l;
+  reg.traffic_counter(kTcpConnectionsOpened, l).inc();
+  Registry copy = reg;
+  copy.traffic_counter(kTcpConnectionsOpened, l).inc(10);
+  EXPECT_EQ(reg.traffic_counter(kTcpConnectionsOpened, l).value(), 1u);
+  EXPECT_EQ(copy.traffic_counter(kTcpConnectionsOpened, l).value(), 11u);
+  Registry assigned;
+  assigned.traffic_counter(kTcpConnectionsOpened, l).inc(7);
+  assigned = reg;
+  assigned.traffic_counter(kTcpConnectionsOpened, l).inc(100);
+  EXPECT_EQ(reg.traffic_counter(kTcpConnectionsOpened, l).value(), 1u);
+  EXPECT_EQ(assigned.traffic_counter(kTcpConnectionsOpened, l).value(), 101u);
+  Registry moved = std::move(copy);
+  moved.traffic_counter(kTcpConnectionsOpened, l).inc();
+  EXPECT_EQ(moved.traffic_counter(kTcpConnectionsOpened, l).value(), 12u);
+}
+
+}  // namespace
+}  // namespace zt::admin

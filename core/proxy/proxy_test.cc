@@ -391,19 +391,31 @@ struct SocksResult {
   testing::ReadAll echoed;
 };
 
-SocksResult socks_talk(Mesh& m, std::vector<uint8_t> request, const std::vector<uint8_t>& data) {
+// With wait_for_choice the client sends its 3-byte greeting, waits for the
+// method choice, then sends the rest (most clients send all at once).
+SocksResult socks_talk(Mesh& m, std::vector<uint8_t> request, const std::vector<uint8_t>& data,
+                       bool wait_for_choice = false) {
   SocksResult out;
   bool done = false;
   m.client_scope.spawn([](Env& env, std::vector<uint8_t> request, const std::vector<uint8_t>& data, SocksResult& out,
-                          bool& done) -> Task<void> {
+                          bool& done, bool wait_for_choice) -> Task<void> {
     auto s = co_await io::connect(env, Endpoint{kClientIp, 15080}, {}, std::chrono::seconds(5));
     if (!s) {
       done = true;
       co_return;
     }
-    (void)co_await io::write_all(**s, request);
     std::vector<uint8_t> head(2 + 10);
     size_t got = 0;
+    if (wait_for_choice) {
+      (void)co_await io::write_all(**s, ConstBytes(request).first(3));
+      while (got < 2) {
+        auto n = co_await io::read(**s, MutableBytes(head).subspan(got, 2 - got));
+        if (!n || *n == 0) break;
+        got += *n;
+      }
+      request.erase(request.begin(), request.begin() + 3);
+    }
+    (void)co_await io::write_all(**s, request);
     while (got < head.size()) {
       auto n = co_await io::read(**s, MutableBytes(head).subspan(got));
       if (!n || *n == 0) break;
@@ -417,7 +429,7 @@ SocksResult socks_talk(Mesh& m, std::vector<uint8_t> request, const std::vector<
       out.echoed = co_await testing::read_all(**s);
     }
     done = true;
-  }(m.a->env(), std::move(request), data, out, done));
+  }(m.a->env(), std::move(request), data, out, done, wait_for_choice));
   m.world.run_until([&] { return done; }, std::chrono::minutes(1));
   return out;
 }
@@ -434,6 +446,21 @@ TEST(Socks5, ConnectByIpv4GoesThroughTheMesh) {
   EXPECT_TRUE(r.echoed.bytes == data);
   EXPECT_EQ(m.outbound->counters().hbone, 1u);
   EXPECT_EQ(m.socks->counters().forwarded, 1u);
+}
+
+TEST(Socks5, AClientThatWaitsForTheMethodChoiceGetsItFirst) {
+  Mesh m;
+  const auto data = testing::pattern(1000, 9);
+  SocksResult r = socks_talk(m, {5, 1, 0, 5, 1, 0, 1, 10, 0, 2, 1, 0x1f, 0x90}, data, /*wait_for_choice=*/true);
+  ASSERT_EQ(r.handshake.size(), 12u);
+  EXPECT_EQ(r.handshake[1], 0);  // no-auth chosen, sent before the request came
+  EXPECT_EQ(r.handshake[3], 0);  // succeeded
+  EXPECT_TRUE(r.echoed.bytes == data);
+  SocksResult bind = socks_talk(m, {5, 1, 0, 5, 2, 0, 1, 10, 0, 2, 1, 0, 80}, {}, /*wait_for_choice=*/true);
+  ASSERT_EQ(bind.handshake.size(), 12u);
+  EXPECT_EQ(bind.handshake[3], 7);  // command not supported
+  EXPECT_EQ(m.socks->counters().forwarded, 1u);
+  EXPECT_EQ(m.socks->counters().rejected, 1u);
 }
 
 TEST(Socks5, UnknownHostnamesAndUnsupportedRequestsGetTheirReplies) {

@@ -1,5 +1,8 @@
 #include "core/proxy/socks5.h"
 
+#include <span>
+#include <utility>
+
 #include "io/async.h"
 
 namespace zt::core::proxy {
@@ -20,6 +23,18 @@ Task<bool> read_exact(Stream& s, MutableBytes buf) {
   co_return true;
 }
 
+// Reads at least `min` and at most buf.size() bytes; how many, or nothing on
+// EOF or error before `min`.
+Task<std::optional<size_t>> read_at_least(Stream& s, MutableBytes buf, size_t min) {
+  size_t got = 0;
+  while (got < min) {
+    Result<size_t> n = co_await io::read(s, buf.subspan(got));
+    if (!n || *n == 0) co_return std::nullopt;
+    got += *n;
+  }
+  co_return got;
+}
+
 }  // namespace
 
 std::vector<uint8_t> socks5_reply(Socks5Reply code) {
@@ -37,7 +52,7 @@ std::optional<IpAddr> resolve_in_mesh(const mesh::StateSnapshot& state, std::str
 
 Task<Result<Socks5Request>> read_socks5_request(Stream& s,
                                                 const std::function<std::optional<IpAddr>(std::string_view)>& resolve,
-                                                Socks5Failure& failure) {
+                                                Socks5Failure& failure, std::vector<uint8_t>& owed) {
   auto fail = [&](std::optional<Socks5Reply> reply, std::string why) {
     failure = {reply, why};
     return Error(Errc::invalid_argument, "SOCKS5: " + why);
@@ -45,17 +60,28 @@ Task<Result<Socks5Request>> read_socks5_request(Stream& s,
   uint8_t head[2];
   if (!co_await read_exact(s, head)) co_return fail(std::nullopt, "connection ended in the greeting");
   if (head[0] != kVersion) co_return fail(std::nullopt, "not SOCKS version 5");
-  std::vector<uint8_t> methods(head[1]);
-  if (!methods.empty() && !co_await read_exact(s, methods)) co_return fail(std::nullopt, "connection ended in the methods");
+  // The methods, and the request's first 4 bytes if they are here already
+  // (a read returns what has arrived: a client waiting for our choice sends
+  // no more than the methods).
+  const size_t n_methods = head[1];
+  std::vector<uint8_t> buf(n_methods + 4);
+  auto got = co_await read_at_least(s, buf, n_methods);
+  if (!got) co_return fail(std::nullopt, "connection ended in the methods");
+  const auto methods = std::span(buf).first(n_methods);
   const bool no_auth = std::find(methods.begin(), methods.end(), kNoAuth) != methods.end();
-  const uint8_t choice[] = {kVersion, no_auth ? kNoAuth : kNoAcceptableMethod};
-  if (!co_await io::write_all(s, choice)) co_return fail(std::nullopt, "could not answer the greeting");
+  owed = {kVersion, no_auth ? kNoAuth : kNoAcceptableMethod};
+  if (!no_auth || *got < buf.size()) {
+    // The client may be waiting for the choice before it says more.
+    const std::vector<uint8_t> choice = std::exchange(owed, {});
+    if (!co_await io::write_all(s, choice)) co_return fail(std::nullopt, "could not answer the greeting");
+  }
   if (!no_auth) co_return fail(std::nullopt, "the client offers no no-auth method");
 
   // The whole request is read before any verdict, so the reply is not lost
   // to a reset caused by unread bytes.
-  uint8_t req[4];
-  if (!co_await read_exact(s, req)) co_return fail(std::nullopt, "connection ended in the request");
+  const auto req = std::span(buf).subspan(n_methods);
+  if (*got < buf.size() && !co_await read_exact(s, req.subspan(*got - n_methods)))
+    co_return fail(std::nullopt, "connection ended in the request");
   if (req[0] != kVersion) co_return fail(Socks5Reply::general_failure, "bad request version");
   Socks5Request out;
   std::string name;
@@ -102,11 +128,17 @@ Task<void> Socks5Server::accept_loop() {
 Task<void> Socks5Server::serve(StreamPtr client) {
   auto snap = state_();
   Socks5Failure failure;
+  std::vector<uint8_t> answer;  // the method choice, when still owed: one write with the reply
   Result<Socks5Request> req = co_await read_socks5_request(
-      *client, [&](std::string_view name) { return snap ? resolve_in_mesh(*snap, name) : std::nullopt; }, failure);
+      *client, [&](std::string_view name) { return snap ? resolve_in_mesh(*snap, name) : std::nullopt; }, failure,
+      answer);
   if (!req) {
     ++counters_.rejected;
-    if (failure.reply) (void)co_await io::write_all(*client, socks5_reply(*failure.reply));
+    if (failure.reply) {
+      const std::vector<uint8_t> reply = socks5_reply(*failure.reply);
+      answer.insert(answer.end(), reply.begin(), reply.end());
+    }
+    if (!answer.empty()) (void)co_await io::write_all(*client, answer);
     // FIN, then take what the client still sends (for a second at most):
     // closing with unread bytes would reset and could destroy the reply.
     (void)client->shutdown_write();
@@ -126,7 +158,9 @@ Task<void> Socks5Server::serve(StreamPtr client) {
   // Success is answered before the upstream exists, so the client may send
   // at once; a failure further on resets the connection, as for captured
   // traffic.
-  if (!co_await io::write_all(*client, socks5_reply(Socks5Reply::succeeded))) co_return;
+  const std::vector<uint8_t> reply = socks5_reply(Socks5Reply::succeeded);
+  answer.insert(answer.end(), reply.begin(), reply.end());
+  if (!co_await io::write_all(*client, answer)) co_return;
   ++counters_.forwarded;
   // A task of its own rather than awaited here: this frame (the handshake's
   // state and its reject path) is freed while the connection lives on.

@@ -28,12 +28,15 @@ enum class Socks5Reply : uint8_t {
 // Reads the greeting and the CONNECT request, answering the greeting.
 // Hostnames are resolved with `resolve`. On failure the error's detail says
 // why and `reply` holds the code to send (or nothing: close at once).
+// A client that sent its request without waiting for the method choice (most
+// do) gets the choice in the same write as the reply: `owed` holds bytes of
+// the answer still to send, ahead of the reply. Never reads past the request.
 struct Socks5Failure {
   std::optional<Socks5Reply> reply;
   std::string why;
 };
 Task<Result<Socks5Request>> read_socks5_request(Stream& s, const std::function<std::optional<IpAddr>(std::string_view)>& resolve,
-                                                Socks5Failure& failure);
+                                                Socks5Failure& failure, std::vector<uint8_t>& owed);
 
 std::vector<uint8_t> socks5_reply(Socks5Reply code);
 

@@ -48,13 +48,13 @@ TrafficReport::TrafficReport(admin::Registry* registry, admin::TrafficLabels lab
 }
 
 void TrafficReport::opened() {
-  if (registry_) registry_->counter(admin::kTcpConnectionsOpened, labels_.to_labels()).inc(1);
+  if (registry_) registry_->traffic_counter(admin::kTcpConnectionsOpened, labels_).inc(1);
 }
 
 void TrafficReport::failed(std::string_view response_flags, std::string_view error) {
   if (registry_) {
     if (!response_flags.empty()) labels_.response_flags = std::string(response_flags);
-    registry_->counter(admin::kTcpConnectionsFailed, labels_.to_labels()).inc(1);
+    registry_->traffic_counter(admin::kTcpConnectionsFailed, labels_).inc(1);
   }
   emit(error.empty() ? std::string_view("connection failed") : error, response_flags);
 }
@@ -69,10 +69,9 @@ void TrafficReport::closed(uint64_t sent, uint64_t received, std::string_view er
   log_.record.bytes_recv = inbound ? sent : received;
   if (registry_) {
     if (!response_flags.empty()) labels_.response_flags = std::string(response_flags);
-    const admin::Labels labels = labels_.to_labels();
-    registry_->counter(admin::kTcpConnectionsClosed, labels).inc(1);
-    registry_->counter(admin::kTcpReceivedBytes, labels).inc(sent);
-    registry_->counter(admin::kTcpSentBytes, labels).inc(received);
+    registry_->traffic_counter(admin::kTcpConnectionsClosed, labels_).inc(1);
+    registry_->traffic_counter(admin::kTcpReceivedBytes, labels_).inc(sent);
+    registry_->traffic_counter(admin::kTcpSentBytes, labels_).inc(received);
   }
   emit(error, response_flags);
 }

@@ -28,7 +28,31 @@ AsioLoop::~AsioLoop() {
 
 void AsioLoop::post(Callback fn) {
   ZT_ASSERT(fn);
-  asio::post(ctx_, std::move(fn));
+  if (!ctx_.get_executor().running_in_this_thread()) {
+    asio::post(ctx_, std::move(fn));  // another thread (drain, metrics): Asio's queue is the locked one
+    return;
+  }
+  posted_.push_back(std::move(fn));
+  if (posted_scheduled_) return;
+  posted_scheduled_ = true;
+  asio::post(ctx_, [this, alive = alive_] {
+    if (*alive) run_posted();
+  });
+}
+
+void AsioLoop::run_posted() {
+  // Callbacks posted while these run join the same turn (FIFO), up to the cap.
+  for (size_t n = 0; n < kPostedPerTurnMax && !posted_.empty(); ++n) {
+    Callback fn = std::move(posted_.front());
+    posted_.pop_front();
+    fn();
+  }
+  posted_scheduled_ = false;
+  if (posted_.empty()) return;
+  posted_scheduled_ = true;
+  asio::post(ctx_, [this, alive = alive_] {
+    if (*alive) run_posted();
+  });
 }
 
 TimerId AsioLoop::run_after(Duration delay, Callback fn) {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <deque>
 #include <map>
 #include <memory>
 
@@ -28,7 +29,12 @@ class SystemClock final : public Clock {
   WallTime wall_now() const override;
 };
 
-// post via asio::post; timers are asio::steady_timers kept by id. A timer's
+// post from the loop's own thread queues the callback here, and one Asio
+// handler runs the queue (up to kPostedPerTurnMax, then it yields to I/O):
+// a chain of completions (a socket read completing a TLS read completing an
+// HTTP/2 read ...) costs one pass through Asio's scheduler, not one each,
+// and Asio polls epoll once per pass. post from another thread goes through
+// asio::post. Timers are asio::steady_timers kept by id. A timer's
 // presence in the map is what decides whether its callback may still run, so
 // cancel() is exact even when Asio has already queued the completion.
 class AsioLoop final : public Loop {
@@ -52,10 +58,17 @@ class AsioLoop final : public Loop {
   };
 
   void fire(TimerId id);
+  void run_posted();
+
+  // How many posted callbacks one Asio handler runs before letting I/O and
+  // timers in: bounds the latency a burst of posts adds to everything else.
+  static constexpr size_t kPostedPerTurnMax = 64;
 
   asio::io_context& ctx_;
   std::map<TimerId, std::unique_ptr<Timer>> timers_;
   TimerId next_id_ = 1;
+  std::deque<Callback> posted_;  // posted on this thread, not yet run
+  bool posted_scheduled_ = false;  // a run_posted() handler is queued in Asio
   // Timer handlers may outlive this loop (queued in the io_context); they
   // check this before touching it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

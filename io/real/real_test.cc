@@ -133,6 +133,24 @@ TEST_F(RealTest, PostNeverRunsInlineAndKeepsOrder) {
   EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
 }
 
+
+TEST_F(RealTest, LongChainsOfPostsYieldToTimersAndOtherThreads) {
+  // Posts from the loop's thread are run in batches; a chain that never ends
+  // must still let a timer and a post from another thread in.
+  bool timer_fired = false, foreign_ran = false;
+  size_t chain = 0;
+  std::function<void()> step = [&] {
+    ++chain;
+    if (!(timer_fired && foreign_ran)) rt.loop().post(step);
+  };
+  rt.loop().run_after(1ms, [&] { timer_fired = true; });
+  rt.loop().post(step);
+  std::thread other([&] { rt.loop().post([&] { foreign_ran = true; }); });
+  EXPECT_TRUE(rt.run_until([&] { return timer_fired && foreign_ran; }, 5s));
+  other.join();
+  rt.run();  // the chain sees both and ends
+  EXPECT_GT(chain, 1u);
+}
 TEST_F(RealTest, TimersFireInOrderAfterTheirDelay) {
   std::vector<int> order;
   MonoTime start = rt.clock().now();
