@@ -215,7 +215,7 @@ struct Pipe {
 };
 
 inline Error errno_error(int err, const char* what) {
-  return to_error(std::error_code(err, std::system_category()), what);
+  return to_error(std::error_code(err, asio::system_category()), what);
 }
 
 // The pipes of one network. A transfer borrows one while bytes are on their
