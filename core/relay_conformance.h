@@ -369,12 +369,42 @@ TYPED_TEST_P(RelayConformance, ResetDuringBulkTransferIsForwardedAsReset) {
   }
 }
 
+// Request/response traffic in small messages is not bulk: it keeps the
+// small buffer and never takes a pipe, however many bytes pass.
+TYPED_TEST_P(RelayConformance, PingPongNeverAsksForATransfer) {
+  using T = RelayConformance<TypeParam>;
+  const TransferStats before = this->h.proxy().net.transfer_stats();
+  StreamPtr client, server;
+  ASSERT_TRUE(this->h.run(T::open(this->h, *this->relay, *this->server_listener, client, server), T::kLimit));
+  ASSERT_TRUE(client && server);
+  bool ok = this->h.run([](Stream& client, Stream& server) -> Task<void> {
+    const auto msg = pattern(1024, 14);
+    std::vector<uint8_t> buf(1024);
+    for (int i = 0; i < 400; ++i) {  // 400 KiB each way, well past copy_grow_after_bytes
+      EXPECT_TRUE(co_await io::write_all(client, msg));
+      for (size_t got = 0; got < msg.size();) {
+        auto n = co_await io::read(server, MutableBytes(buf).subspan(got));
+        if (!n || *n == 0) co_return;
+        got += *n;
+      }
+      EXPECT_TRUE(co_await io::write_all(server, buf));
+      for (size_t got = 0; got < msg.size();) {
+        auto n = co_await io::read(client, MutableBytes(buf).subspan(got));
+        if (!n || *n == 0) co_return;
+        got += *n;
+      }
+    }
+  }(*client, *server), T::kLimit);
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(this->h.proxy().net.transfer_stats().transfers, before.transfers);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(RelayConformance, CopiesBothWaysConcurrentlyAndCountsBytes,
                             ClientHalfCloseIsForwardedAndTheReplyStillFlows,
                             ServerHalfCloseIsForwardedAndTheClientStillSends, ClientResetIsForwardedAsReset,
                             ServerResetIsForwardedAsReset, RefusedUpstreamResetsTheClient,
                             UnansweredUpstreamTimesOutAndResetsTheClient, SlowReaderStallsTheWriterAndLosesNothing,
                             ManyConnectionsAtOnce, BulkGoesThroughTheRuntimesTransferWithHalfCloseAndExactCounts,
-                            ResetDuringBulkTransferIsForwardedAsReset);
+                            ResetDuringBulkTransferIsForwardedAsReset, PingPongNeverAsksForATransfer);
 
 }  // namespace zt::core
