@@ -1,5 +1,8 @@
 #include "core/copy.h"
 
+#include <memory>
+#include <optional>
+
 #include "io/async.h"
 
 namespace zt::core {
@@ -49,12 +52,45 @@ namespace {
 // How one direction ended.
 enum class DirEnd : uint8_t { eof, src_failed, dst_failed, cancelled };
 
-// Copies src -> dst until src sends FIN (forwarded as FIN) or fails.
-Task<DirEnd> copy_one_way(Env& env, Stream& src, Stream& dst, uint64_t& copied) {
-  CopyBuffer buf;
+// Moves src -> dst through the runtime's transfer (splice on Linux) until src
+// sends FIN (forwarded as FIN) or fails: the same steps and outcomes as the
+// buffered loop below, with fill/drain in place of read/write. `copied`
+// counts bytes once all of a fill was delivered, as the buffered loop does.
+Task<DirEnd> transfer_one_way(Env& env, StreamTransfer& xfer, Stream& src, Stream& dst, uint64_t& copied) {
   for (;;) {
-    if (ZT_BUGGIFY(env, "copy.tiny_buffer")) buf.limit(1 + env.rng.below(16));
-    Result<size_t> n = co_await io::read(src, buf.space());
+    size_t max = copy_buffer_bytes_max;
+    if (ZT_BUGGIFY(env, "copy.tiny_buffer")) max = 1 + env.rng.below(16);
+    Result<size_t> n = co_await io::fill(xfer, max);
+    if (!n) {
+      if (n.code() == Errc::cancelled) co_return DirEnd::cancelled;
+      dst.abort();
+      co_return DirEnd::src_failed;
+    }
+    if (*n == 0) {
+      if (!dst.shutdown_write()) co_return DirEnd::dst_failed;
+      co_return DirEnd::eof;
+    }
+    while (xfer.held() > 0) {
+      Result<size_t> w = co_await io::drain(xfer);
+      if (!w) {
+        if (w.code() == Errc::cancelled) co_return DirEnd::cancelled;
+        src.abort();
+        co_return DirEnd::dst_failed;
+      }
+    }
+    copied += *n;
+  }
+}
+
+// Copies src -> dst until src sends FIN (forwarded as FIN) or fails. Once
+// the flow has proven bulk (its buffer grew to copy_transfer_buffer_bytes),
+// it asks the runtime for a transfer and, if it gets one, frees the buffer
+// and continues there: small and interactive flows never pay for a pipe.
+Task<DirEnd> copy_one_way(Env& env, Stream& src, Stream& dst, uint64_t& copied) {
+  std::optional<CopyBuffer> buf(std::in_place);
+  for (;;) {
+    if (ZT_BUGGIFY(env, "copy.tiny_buffer")) buf->limit(1 + env.rng.below(16));
+    Result<size_t> n = co_await io::read(src, buf->space());
     if (!n) {
       // Cancelled means the other direction aborted this stream already.
       if (n.code() == Errc::cancelled) co_return DirEnd::cancelled;
@@ -65,14 +101,21 @@ Task<DirEnd> copy_one_way(Env& env, Stream& src, Stream& dst, uint64_t& copied) 
       if (!dst.shutdown_write()) co_return DirEnd::dst_failed;  // the other direction sees why
       co_return DirEnd::eof;
     }
-    Result<void> w = co_await io::write_all(dst, buf.space().first(*n));
+    Result<void> w = co_await io::write_all(dst, buf->space().first(*n));
     if (!w) {
       if (w.code() == Errc::cancelled) co_return DirEnd::cancelled;
       src.abort();  // the destination reset: tell the source
       co_return DirEnd::dst_failed;
     }
     copied += *n;
-    buf.note_read(*n, copied);
+    const size_t before = buf->capacity();
+    buf->note_read(*n, copied);
+    if (buf->capacity() >= copy_transfer_buffer_bytes && before < copy_transfer_buffer_bytes) {
+      if (std::unique_ptr<StreamTransfer> xfer = env.net.transfer(src, dst)) {
+        buf.reset();
+        co_return co_await transfer_one_way(env, *xfer, src, dst, copied);
+      }
+    }
   }
 }
 

@@ -2,8 +2,10 @@
 // TCP relay (and later of every proxied connection).
 //
 // Each direction reads into one buffer and writes it out before reading
-// again, so a slow reader on one side stops reads on the other (backpressure)
-// and memory per connection stays bounded (2 x copy_buffer_bytes_max).
+// again (or, for bulk flows between two plain sockets, has the runtime move
+// the bytes without a buffer of ours: copy_transfer_buffer_bytes below), so
+// a slow reader on one side stops reads on the other (backpressure) and
+// memory per connection stays bounded (2 x copy_buffer_bytes_max).
 // FIN is forwarded as FIN (half-close, each direction on its own); a reset on
 // either side is forwarded as a reset (abort) to the other.
 //
@@ -41,6 +43,12 @@ inline constexpr size_t copy_buffer_bytes_max = 256 * 1024;
 inline constexpr uint64_t copy_grow_after_bytes = 128 * 1024;
 inline constexpr int copy_shrink_after_small_reads = 8;
 static_assert(copy_buffer_bytes_idle * 8 == copy_buffer_bytes_min);
+// A direction whose buffer grew to this size is a bulk flow: from then on it
+// moves through the runtime's StreamTransfer (splice on Linux) when the
+// runtime offers one for the two streams, and the buffer is freed. 64 KiB is
+// reached after 128 KiB plus 6 full reads (1 to 32 KiB); it is also the
+// simulator's window, so simulated flows get there too.
+inline constexpr size_t copy_transfer_buffer_bytes = 64 * 1024;
 
 class CopyBuffer {
  public:

@@ -288,11 +288,123 @@ TYPED_TEST_P(RelayConformance, ManyConnectionsAtOnce) {
   EXPECT_EQ(this->relay->counters().accepted, uint64_t(kConns));
 }
 
+// Bulk flows leave the copy buffer for the runtime's transfer (splice on
+// real sockets, proven by its counters); FIN per direction, byte counts and
+// the results stay what the buffered copy gives.
+TYPED_TEST_P(RelayConformance, BulkGoesThroughTheRuntimesTransferWithHalfCloseAndExactCounts) {
+  using T = RelayConformance<TypeParam>;
+  const TransferStats before = this->h.proxy().net.transfer_stats();
+  StreamPtr client, server;
+  ASSERT_TRUE(this->h.run(T::open(this->h, *this->relay, *this->server_listener, client, server), T::kLimit));
+  ASSERT_TRUE(client && server);
+  const auto request = pattern(6u << 20, 11), reply = pattern((5u << 20) + 4321, 12);
+  bool ok = this->h.run([](Stream& client, Stream& server, const std::vector<uint8_t>& request,
+                           const std::vector<uint8_t>& reply) -> Task<void> {
+    ReadAll got;
+    co_await join(T::send_and_finish(client, request), T::receive(server, got));
+    EXPECT_TRUE(got.end.ok() && *got.end == 0);  // the FIN came through the transfer
+    EXPECT_TRUE(got.bytes == request);
+    ReadAll back;
+    co_await join(T::send_and_finish(server, reply), T::receive(client, back));
+    EXPECT_TRUE(back.end.ok() && *back.end == 0);
+    EXPECT_TRUE(back.bytes == reply);
+  }(*client, *server, request, reply), T::kLimit);
+  EXPECT_TRUE(ok);
+  client.reset();
+  server.reset();
+  this->h.idle(std::chrono::milliseconds(100));
+  const TransferStats after = this->h.proxy().net.transfer_stats();
+  EXPECT_EQ(after.transfers - before.transfers, 2u) << "one transfer per direction";
+  // All but the first few hundred KiB of each direction (the buffer's growth).
+  EXPECT_GE(after.bytes - before.bytes, request.size() + reply.size() - (2u << 20));
+  ASSERT_EQ(this->results.size(), 1u);
+  EXPECT_EQ(this->results[0].outcome, RelayOutcome::finished);
+  EXPECT_EQ(this->results[0].bytes.bytes_a_to_b, request.size());
+  EXPECT_EQ(this->results[0].bytes.bytes_b_to_a, reply.size());
+}
+
+// A reset in the middle of a bulk flow, once the transfer carries it, is
+// still forwarded as a reset, whichever side resets.
+TYPED_TEST_P(RelayConformance, ResetDuringBulkTransferIsForwardedAsReset) {
+  using T = RelayConformance<TypeParam>;
+  for (const bool client_resets : {true, false}) {
+    SCOPED_TRACE(client_resets ? "client resets" : "server resets");
+    this->results.clear();
+    const TransferStats before = this->h.proxy().net.transfer_stats();
+    StreamPtr client, server;
+    ASSERT_TRUE(this->h.run(T::open(this->h, *this->relay, *this->server_listener, client, server), T::kLimit));
+    ASSERT_TRUE(client && server);
+    Stream& sender = client_resets ? *client : *server;
+    Stream& receiver = client_resets ? *server : *client;
+    const auto bulk = pattern(2u << 20, 13);
+    ReadAll at_receiver;
+    bool ok = this->h.run([](Stream& sender, Stream& receiver, const std::vector<uint8_t>& bulk,
+                             ReadAll& out) -> Task<void> {
+      size_t got = 0;
+      co_await join(
+          [](Stream& s, const std::vector<uint8_t>& bulk) -> Task<void> {
+            EXPECT_TRUE(co_await io::write_all(s, bulk));
+          }(sender, bulk),
+          [](Stream& s, size_t want, size_t& got) -> Task<void> {
+            std::vector<uint8_t> buf(64 * 1024);
+            while (got < want) {  // everything before the reset arrives
+              auto n = co_await io::read(s, buf);
+              if (!n || *n == 0) break;
+              got += *n;
+            }
+          }(receiver, bulk.size(), got));
+      EXPECT_EQ(got, bulk.size());
+      sender.abort();
+      out = co_await read_all(receiver);
+    }(sender, receiver, bulk, at_receiver), T::kLimit);
+    EXPECT_TRUE(ok);
+    EXPECT_TRUE(is_error(at_receiver.end, Errc::connection_reset)) << "a clean EOF, not a reset";
+    client.reset();
+    server.reset();
+    this->h.idle(std::chrono::milliseconds(100));
+    EXPECT_GT(this->h.proxy().net.transfer_stats().bytes, before.bytes) << "the transfer never ran";
+    ASSERT_EQ(this->results.size(), 1u);
+    EXPECT_EQ(this->results[0].outcome,
+              client_resets ? RelayOutcome::reset_downstream : RelayOutcome::reset_upstream);
+  }
+}
+
+// Request/response traffic in small messages is not bulk: it keeps the
+// small buffer and never takes a pipe, however many bytes pass.
+TYPED_TEST_P(RelayConformance, PingPongNeverAsksForATransfer) {
+  using T = RelayConformance<TypeParam>;
+  const TransferStats before = this->h.proxy().net.transfer_stats();
+  StreamPtr client, server;
+  ASSERT_TRUE(this->h.run(T::open(this->h, *this->relay, *this->server_listener, client, server), T::kLimit));
+  ASSERT_TRUE(client && server);
+  bool ok = this->h.run([](Stream& client, Stream& server) -> Task<void> {
+    const auto msg = pattern(1024, 14);
+    std::vector<uint8_t> buf(1024);
+    for (int i = 0; i < 400; ++i) {  // 400 KiB each way, well past copy_grow_after_bytes
+      EXPECT_TRUE(co_await io::write_all(client, msg));
+      for (size_t got = 0; got < msg.size();) {
+        auto n = co_await io::read(server, MutableBytes(buf).subspan(got));
+        if (!n || *n == 0) co_return;
+        got += *n;
+      }
+      EXPECT_TRUE(co_await io::write_all(server, buf));
+      for (size_t got = 0; got < msg.size();) {
+        auto n = co_await io::read(client, MutableBytes(buf).subspan(got));
+        if (!n || *n == 0) co_return;
+        got += *n;
+      }
+    }
+  }(*client, *server), T::kLimit);
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(this->h.proxy().net.transfer_stats().transfers, before.transfers);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(RelayConformance, CopiesBothWaysConcurrentlyAndCountsBytes,
                             ClientHalfCloseIsForwardedAndTheReplyStillFlows,
                             ServerHalfCloseIsForwardedAndTheClientStillSends, ClientResetIsForwardedAsReset,
                             ServerResetIsForwardedAsReset, RefusedUpstreamResetsTheClient,
                             UnansweredUpstreamTimesOutAndResetsTheClient, SlowReaderStallsTheWriterAndLosesNothing,
-                            ManyConnectionsAtOnce);
+                            ManyConnectionsAtOnce, BulkGoesThroughTheRuntimesTransferWithHalfCloseAndExactCounts,
+                            ResetDuringBulkTransferIsForwardedAsReset, PingPongNeverAsksForATransfer);
 
 }  // namespace zt::core

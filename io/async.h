@@ -54,6 +54,14 @@ inline auto write_some(Stream& s, ConstBytes buf) {
   return detail::make_awaiter<Result<size_t>>([&s, buf](auto done) { s.write(buf, std::move(done)); });
 }
 
+inline auto fill(StreamTransfer& t, size_t max) {
+  return detail::make_awaiter<Result<size_t>>([&t, max](auto done) { t.fill(max, std::move(done)); });
+}
+
+inline auto drain(StreamTransfer& t) {
+  return detail::make_awaiter<Result<size_t>>([&t](auto done) { t.drain(std::move(done)); });
+}
+
 inline auto accept(Listener& l) {
   return detail::make_awaiter<Result<StreamPtr>>([&l](auto done) { l.accept(std::move(done)); });
 }

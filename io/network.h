@@ -85,6 +85,44 @@ class Stream {
 
 using StreamPtr = std::unique_ptr<Stream>;
 
+// One direction of a relay whose bytes the runtime moves itself, without
+// copying them through our memory: splice(2) through a kernel pipe in
+// io/real, a plain copy in io/sim. Made by Network::transfer(src, dst); it
+// stands for "read from src, then write all of it to dst":
+// - fill() is src's read in flight and drain() is dst's write in flight, so
+//   neither stream may have its own read (src) or write (dst) in flight at
+//   the same time, and src.abort()/close() cancel a fill as they cancel a
+//   read (dst likewise for drain);
+// - fill() only when nothing is held; drain() only when something is;
+// - the usual rules hold: one callback each, never inline, and destroying
+//   the transfer drops its callbacks (and any bytes still held); after that,
+//   with a fill or drain in flight, the streams are only fit to be closed.
+//
+//   xfer->fill(max, [](Result<size_t> n) { ... });  // n > 0 now held, 0 = src's EOF
+//   xfer->drain([](Result<size_t> n) { ... });      // n >= 1 delivered to dst
+class StreamTransfer {
+ public:
+  using IoCallback = Stream::IoCallback;
+
+  virtual ~StreamTransfer() = default;
+  // Takes up to `max` (>= 1) bytes from src and holds them. Completes with
+  // n > 0 taken, 0 once src has finished sending (FIN), or src's error.
+  virtual void fill(size_t max, IoCallback done) = 0;
+  // Writes held bytes to dst. Completes with n >= 1 written, or dst's error.
+  virtual void drain(IoCallback done) = 0;
+  // Bytes taken from src and not yet written to dst.
+  virtual size_t held() const = 0;
+};
+
+// What a runtime's transfers did, for tests (proof the fast path ran) and
+// metrics.
+struct TransferStats {
+  uint64_t transfers = 0;      // StreamTransfer objects made
+  uint64_t bytes = 0;          // bytes delivered to a dst through them
+  uint64_t pipes_created = 0;  // io/real: kernel pipes opened (they are pooled)
+  uint64_t pipes_open = 0;     // io/real: pipes open now, lent out or pooled
+};
+
 class Listener {
  public:
   using AcceptCallback = std::function<void(Result<StreamPtr>)>;
@@ -132,6 +170,17 @@ class Network {
   virtual std::unique_ptr<Connecting> connect(const Endpoint& to, const SocketOptions& opts,
                                               ConnectCallback done) = 0;
   virtual Result<std::unique_ptr<DatagramSocket>> udp_bind(const Endpoint& at) = 0;
+
+  // A transfer src -> dst (StreamTransfer above) when this runtime can move
+  // bytes between these two streams itself: both are its own plain TCP
+  // streams (not TLS, not HTTP/2 tunnels). nullptr otherwise, and callers
+  // copy through a buffer of their own.
+  virtual std::unique_ptr<StreamTransfer> transfer(Stream& src, Stream& dst) {
+    (void)src;
+    (void)dst;
+    return nullptr;
+  }
+  virtual TransferStats transfer_stats() const { return {}; }
 };
 
 }  // namespace zt

@@ -22,9 +22,12 @@
 
 namespace zt::real {
 
+struct PipePool;
+
 class AsioNetwork final : public Network {
  public:
-  explicit AsioNetwork(asio::io_context& ctx) : ctx_(ctx) {}
+  explicit AsioNetwork(asio::io_context& ctx);
+  ~AsioNetwork() override;
 
   // IPv6 listeners are IPv6-only (no v4-mapped addresses), SO_REUSEADDR is
   // always on; ListenOptions adds SO_REUSEPORT, IP(V6)_TRANSPARENT, SO_MARK.
@@ -33,9 +36,15 @@ class AsioNetwork final : public Network {
   // connect through its callback, with the option named in Error::detail.
   std::unique_ptr<Connecting> connect(const Endpoint& to, const SocketOptions& opts, ConnectCallback done) override;
   Result<std::unique_ptr<DatagramSocket>> udp_bind(const Endpoint& at) override;
+  // splice(2) between two of our TCP streams, through pipes borrowed from a
+  // pool of this network (only while bytes are on their way). Ignores SIGPIPE
+  // process-wide on first use (splice cannot ask for MSG_NOSIGNAL).
+  std::unique_ptr<StreamTransfer> transfer(Stream& src, Stream& dst) override;
+  TransferStats transfer_stats() const override;
 
  private:
   asio::io_context& ctx_;
+  std::shared_ptr<PipePool> pipes_;
 };
 
 }  // namespace zt::real

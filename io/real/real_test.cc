@@ -723,6 +723,181 @@ TEST_F(RealTest, ListenOnForeignAddressFails) {
 }
 
 // ---------------------------------------------------------------------------
+// Transfers (splice through pooled pipes)
+
+class RealTransferTest : public RealTcpTest {
+ protected:
+  Result<size_t> fill(StreamTransfer& t, size_t max) {
+    std::optional<Result<size_t>> r;
+    t.fill(max, [&](Result<size_t> n) { r.emplace(std::move(n)); });
+    EXPECT_FALSE(r.has_value()) << "fill completed inline";
+    EXPECT_TRUE(spin([&] { return r.has_value(); }));
+    return r ? std::move(*r) : Result<size_t>(Error(Errc::timed_out, "test"));
+  }
+  Result<size_t> drain(StreamTransfer& t) {
+    std::optional<Result<size_t>> r;
+    t.drain([&](Result<size_t> n) { r.emplace(std::move(n)); });
+    EXPECT_FALSE(r.has_value()) << "drain completed inline";
+    EXPECT_TRUE(spin([&] { return r.has_value(); }));
+    return r ? std::move(*r) : Result<size_t>(Error(Errc::timed_out, "test"));
+  }
+  // Reads exactly n bytes.
+  std::string read_n(Stream& s, size_t n) {
+    std::string out;
+    std::vector<uint8_t> buf(n);
+    while (out.size() < n) {
+      Result<size_t> r = read_once(s, buf);
+      if (!r || *r == 0) break;
+      out += string_of(buf, *r);
+      buf.resize(n - out.size());
+    }
+    return out;
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Families, RealTransferTest, ::testing::Values(IpAddr::Family::v4, IpAddr::Family::v6),
+                         [](const auto& info) { return info.param == IpAddr::Family::v4 ? "v4" : "v6"; });
+
+// a.client -> a.server =(transfer)=> b.client -> b.server
+TEST_P(RealTransferTest, MovesBytesEofAndResetsAndCountsThem) {
+  Conn a = connect_pair(ip()), b = connect_pair(ip());
+  ASSERT_TRUE(a.server && b.client);
+  EXPECT_EQ(rt.net().transfer(*a.server, *a.server), nullptr);
+  auto t = rt.net().transfer(*a.server, *b.client);
+  ASSERT_NE(t, nullptr);
+  write_all(*a.client, "hello");
+  Result<size_t> n = fill(*t, 1024);
+  ASSERT_TRUE(n.ok()) << n.error().message();
+  EXPECT_EQ(*n, 5u);
+  EXPECT_EQ(t->held(), 5u);
+  size_t out = 0;
+  while (t->held() > 0) {
+    Result<size_t> w = drain(*t);
+    ASSERT_TRUE(w.ok()) << w.error().message();
+    out += *w;
+  }
+  EXPECT_EQ(out, 5u);
+  EXPECT_EQ(read_n(*b.server, 5), "hello");
+  // A fill takes at most `max`.
+  write_all(*a.client, "abcdef");
+  n = fill(*t, 4);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 4u);
+  while (t->held() > 0) ASSERT_TRUE(drain(*t).ok());
+  n = fill(*t, 1024);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 2u);
+  while (t->held() > 0) ASSERT_TRUE(drain(*t).ok());
+  EXPECT_EQ(read_n(*b.server, 6), "abcdef");
+  TransferStats st = rt.net().transfer_stats();
+  EXPECT_EQ(st.transfers, 1u);
+  EXPECT_EQ(st.bytes, 11u);
+  // FIN reads as 0, and stays so.
+  ASSERT_TRUE(a.client->shutdown_write().ok());
+  n = fill(*t, 1024);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 0u);
+  n = fill(*t, 1024);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 0u);
+
+  // A reset on the source fails the fill with connection_reset.
+  Conn c = connect_pair(ip());
+  auto t2 = rt.net().transfer(*c.server, *b.client);
+  ASSERT_NE(t2, nullptr);
+  c.client->abort();
+  n = fill(*t2, 1024);
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.code(), Errc::connection_reset) << n.error().message();
+  // A reset destination fails the drain (and SIGPIPE does not kill us).
+  Conn d = connect_pair(ip());
+  auto t3 = rt.net().transfer(*d.server, *b.client);
+  b.server->abort();
+  run_for(20ms);
+  Result<size_t> last = size_t{1};
+  for (int i = 0; i < 3 && last.ok(); ++i) {
+    write_all(*d.client, "x");
+    n = fill(*t3, 1024);
+    ASSERT_TRUE(n.ok());
+    while (t3->held() > 0 && last.ok()) last = drain(*t3);
+    run_for(5ms);
+  }
+  ASSERT_FALSE(last.ok());
+  EXPECT_EQ(last.code(), Errc::connection_reset) << last.error().message();
+}
+
+// Pipes are lent only while bytes are on their way: idle transfers hold
+// none, so 20 connections taking turns share one pipe, and the pool keeps at
+// most a bounded number of empty ones.
+TEST_P(RealTransferTest, PipesAreBorrowedOnlyWhileBytesAreOnTheirWay) {
+  constexpr int kConns = 20;
+  std::vector<Conn> src(kConns), dst(kConns);
+  std::vector<std::unique_ptr<StreamTransfer>> t(kConns);
+  std::vector<std::optional<Result<size_t>>> waiting(kConns);
+  for (int i = 0; i < kConns; ++i) {
+    src[size_t(i)] = connect_pair(ip());
+    dst[size_t(i)] = connect_pair(ip());
+    t[size_t(i)] = rt.net().transfer(*src[size_t(i)].server, *dst[size_t(i)].client);
+    ASSERT_NE(t[size_t(i)], nullptr);
+    write_all(*src[size_t(i)].client, "ping");
+    ASSERT_TRUE(fill(*t[size_t(i)], 1024).ok());
+    ASSERT_TRUE(drain(*t[size_t(i)]).ok());
+    // Now idle: a fill waits for bytes, without a pipe.
+    t[size_t(i)]->fill(1024, [&waiting, i](Result<size_t> n) { waiting[size_t(i)].emplace(std::move(n)); });
+    run_for(2ms);
+  }
+  EXPECT_EQ(rt.net().transfer_stats().pipes_created, 1u);
+  EXPECT_EQ(rt.net().transfer_stats().pipes_open, 1u);
+  // All at once: each needs a pipe of its own.
+  for (int i = 0; i < kConns; ++i) write_all(*src[size_t(i)].client, "pong");
+  ASSERT_TRUE(spin([&] {
+    for (auto& w : waiting)
+      if (!w) return false;
+    return true;
+  }));
+  EXPECT_EQ(rt.net().transfer_stats().pipes_open, uint64_t(kConns));
+  for (int i = 0; i < kConns; ++i) {
+    while (t[size_t(i)]->held() > 0) ASSERT_TRUE(drain(*t[size_t(i)]).ok());
+    EXPECT_EQ(read_n(*dst[size_t(i)].server, 8), "pingpong");
+  }
+  t.clear();
+  EXPECT_LE(rt.net().transfer_stats().pipes_open, 16u);
+}
+
+TEST_P(RealTransferTest, AbortCancelsAFillAndDestroyingDropsCallbacks) {
+  Conn a = connect_pair(ip()), b = connect_pair(ip());
+  auto t = rt.net().transfer(*a.server, *b.client);
+  ASSERT_NE(t, nullptr);
+  int calls = 0;
+  std::optional<Result<size_t>> r;
+  t->fill(1024, [&](Result<size_t> n) {
+    ++calls;
+    r.emplace(std::move(n));
+  });
+  run_for(10ms);
+  EXPECT_EQ(calls, 0);
+  a.server->abort();
+  EXPECT_EQ(calls, 0);
+  ASSERT_TRUE(spin([&] { return calls > 0; }));
+  run_for(10ms);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(r->code(), Errc::cancelled);
+
+  // Destroyed mid-fill: no callback, and the stream reads normally again.
+  Conn c = connect_pair(ip());
+  auto t2 = rt.net().transfer(*c.server, *b.client);
+  bool called = false;
+  t2->fill(1024, [&](Result<size_t>) { called = true; });
+  run_for(5ms);
+  t2.reset();
+  write_all(*c.client, "still here");
+  EXPECT_EQ(read_n(*c.server, 10), "still here");
+  run_for(10ms);
+  EXPECT_FALSE(called);
+  EXPECT_EQ(rt.net().transfer_stats().pipes_open, 1u);  // back in the pool
+}
+
+// ---------------------------------------------------------------------------
 // UDP
 
 TEST_P(RealTcpTest, UdpSendAndReceive) {

@@ -1,7 +1,10 @@
 #include "io/sim/world.h"
 
 #include <algorithm>
+#include <memory>
+#include <vector>
 
+#include "io/assert.h"
 #include "io/sim/tcp.h"
 #include "io/sim/udp.h"
 
@@ -36,9 +39,79 @@ class Host::SimLoop final : public Loop {
   Host& h_;
 };
 
+namespace {
+
+// io/sim's StreamTransfer: a plain copy through a buffer of its own over the
+// streams' read and write. Core's transfer path then runs in simulation with
+// every fault the streams have (short reads and writes, resets, partitions)
+// and replays exactly; what it does not model is the kernel pipe itself.
+class SimTransfer final : public StreamTransfer {
+ public:
+  SimTransfer(Stream& src, Stream& dst, std::shared_ptr<TransferStats> stats)
+      : src_(src), dst_(dst), st_(std::make_shared<State>()) {
+    st_->stats = std::move(stats);
+    ++st_->stats->transfers;
+  }
+  // The callbacks hold the state, so buffers in flight stay valid; a dead
+  // owner's completions are dropped.
+  ~SimTransfer() override { st_->owner_alive = false; }
+
+  void fill(size_t max, IoCallback done) override {
+    ZT_ASSERT(done);
+    ZT_ASSERT(max > 0);
+    ZT_ASSERT(st_->held == 0);
+    st_->buf.resize(max);
+    st_->offset = 0;
+    src_.read({st_->buf.data(), max}, [st = st_, done = std::move(done)](Result<size_t> n) {
+      if (!st->owner_alive) return;
+      if (n && *n > 0) st->held = *n;
+      done(std::move(n));
+    });
+  }
+
+  void drain(IoCallback done) override {
+    ZT_ASSERT(done);
+    ZT_ASSERT(st_->held > 0);
+    dst_.write({st_->buf.data() + st_->offset, st_->held}, [st = st_, done = std::move(done)](Result<size_t> n) {
+      if (!st->owner_alive) return;
+      if (n) {
+        st->offset += *n;
+        st->held -= *n;
+        st->stats->bytes += *n;
+      }
+      done(std::move(n));
+    });
+  }
+
+  size_t held() const override { return st_->held; }
+
+ private:
+  struct State {
+    bool owner_alive = true;
+    std::vector<uint8_t> buf;
+    size_t offset = 0;
+    size_t held = 0;
+    std::shared_ptr<TransferStats> stats;
+  };
+
+  Stream& src_;
+  Stream& dst_;
+  std::shared_ptr<State> st_;
+};
+
+}  // namespace
+
 class SimNetwork final : public Network {
  public:
   explicit SimNetwork(Host& h) : h_(h) {}
+
+  // Offered for two simulated TCP streams only, as io/real offers splice for
+  // two kernel sockets only: TLS and HTTP/2 streams keep core's buffer.
+  std::unique_ptr<StreamTransfer> transfer(Stream& src, Stream& dst) override {
+    if (&src == &dst || !dynamic_cast<SimStream*>(&src) || !dynamic_cast<SimStream*>(&dst)) return nullptr;
+    return std::make_unique<SimTransfer>(src, dst, stats_);
+  }
+  TransferStats transfer_stats() const override { return *stats_; }
 
   Result<std::unique_ptr<Listener>> listen(const Endpoint& at, const ListenOptions& opts) override {
     World& w = h_.world_;
@@ -80,6 +153,7 @@ class SimNetwork final : public Network {
   }
 
   Host& h_;
+  std::shared_ptr<TransferStats> stats_ = std::make_shared<TransferStats>();
 };
 
 Host::Host(World& world, HostId id, std::string name, std::vector<IpAddr> addrs)
