@@ -38,11 +38,20 @@
 extern char** environ;
 
 #ifdef ZT_JEMALLOC
-// Read by jemalloc at start-up: a background thread returns freed pages to
-// the OS within about a second, so RSS falls back after a burst of
-// connections instead of staying at its peak.
+// Read by jemalloc at start-up:
+// - a background thread returns freed pages to the OS within about a
+//   second, so RSS falls back after a burst of connections instead of
+//   staying at its peak;
+// - objects up to 1 KiB live in one-page slabs instead of up to seven
+//   pages. A slab goes back only once all its objects are freed, and after
+//   a thousand concurrent connections a few long-lived objects made during
+//   the peak (a pooled HBONE connection's, Asio's socket records, which it
+//   keeps for reuse) are scattered over the slabs of each size: with big
+//   slabs every survivor pinned up to 28 KiB. Measured after 1,000 held
+//   connections then a 10,000-connection burst: 14.2 -> 13.1 MiB RSS per
+//   ztunnel (idle 10.5).
 extern "C" {
-const char* malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+const char* malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,slab_sizes:1-1024:1";
 }
 #endif
 

@@ -14,11 +14,14 @@ namespace zt::h2 {
 namespace {
 
 constexpr size_t kTransportReadBytes = 64 * 1024;
+// While the connection is quiet (io/bytes.h ReadBuffer): a few small frames.
+constexpr size_t kTransportReadQuietBytes = 2048;
 // Frames are gathered up to 256 KiB per transport write, which TLS sends as
-// one batch of records. A batch buffer up to 64 KiB stays allocated between
-// writes; a bigger one only while batches are big (recycle()).
+// one batch of records. A batch buffer up to 4 KiB stays allocated between
+// writes; a bigger one only while batches are big (recycle()), so a pooled
+// connection that went idle after a burst of streams holds little.
 constexpr size_t kTransportWriteBytes = 256 * 1024;
-constexpr size_t kTransportWriteKeep = 64 * 1024;
+constexpr size_t kTransportWriteKeep = 4 * 1024;
 
 template <class Cb>
 Cb take(Cb& slot) {
@@ -91,7 +94,7 @@ struct Core : std::enable_shared_from_this<Core> {
   std::map<int32_t, std::shared_ptr<StreamState>> streams;
   std::function<void(std::unique_ptr<Connection::Incoming>)> on_request;
   std::function<void(const Error&)> on_closed;
-  ByteVector rx = ByteVector(kTransportReadBytes);
+  ReadBuffer rx{kTransportReadBytes, kTransportReadQuietBytes};
   int tx_small_batches = 0;  // see recycle()
   ByteVector tx;
   bool writing = false, dead = false, goaway_sent = false, goaway_received = false;
@@ -247,6 +250,10 @@ bool Core::init() {
   // forwards its clients' resets, which can legitimately come faster; keep
   // the defence, with room for a busy node.
   nghttp2_option_set_stream_reset_rate_limit(opt, settings.stream_resets_burst, settings.stream_resets_per_s);
+  // HBONE uses no stream priorities, so nghttp2 need not keep closed streams
+  // around for the priority tree: a server session would otherwise hold up
+  // to max-concurrent-streams of them per connection, long after a burst.
+  nghttp2_option_set_no_closed_streams(opt, 1);
   const int rv = role == Role::client ? nghttp2_session_client_new2(&session, cbs, this, opt)
                                       : nghttp2_session_server_new2(&session, cbs, this, opt);
   nghttp2_option_del(opt);
@@ -304,12 +311,13 @@ Task<void> Core::write_loop() {
 
 Task<void> Core::read_loop() {
   for (;;) {
-    Result<size_t> n = co_await io::read(*transport, rx);
+    Result<size_t> n = co_await io::read(*transport, rx.next());
     if (!n || *n == 0) {
       die(n ? Error(Errc::connection_reset, "the peer closed the HTTP/2 connection") : n.error());
       co_return;
     }
     last_rx = env.clock.now();
+    rx.note_read(*n);
     const ssize_t rv = nghttp2_session_mem_recv(session, rx.data(), *n);
     if (rv < 0) {
       die(Error(Errc::io_error, std::string("HTTP/2 protocol error: ") + nghttp2_strerror(int(rv))));

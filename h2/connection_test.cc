@@ -35,7 +35,8 @@ TEST_F(H2Sim, ABlackHoledPeerIsDroppedAfterThePingTimeout) {
 
 // DATA frames that arrive while a read waits go straight into its buffer
 // and complete it once: a 64 KiB write (four 16 KiB frames) arrives as one
-// read, not one read per frame.
+// read, not one read per frame. (The first 64 KiB only wakes the connection:
+// while quiet, the transports read in small buffers, io/bytes.h ReadBuffer.)
 TEST_F(H2Sim, FramesArrivingTogetherCompleteOneRead) {
   H2Pair p;
   ASSERT_TRUE(h.run(connect_h2(h, p), kLimit));
@@ -51,15 +52,19 @@ TEST_F(H2Sim, FramesArrivingTogetherCompleteOneRead) {
       reads.push_back(*n);
     }
   }(*s, buf, reads));
-  h.idle(std::chrono::milliseconds(100));  // the read is pending
   const std::vector<uint8_t> data = testing::pattern(64 * 1024);
+  ASSERT_TRUE(h.run([](Stream& c, const std::vector<uint8_t>& data) -> Task<void> {
+    EXPECT_TRUE(co_await io::write_all(c, data));
+  }(*c, data), kLimit));
+  h.idle(std::chrono::milliseconds(100));  // delivered; the next read is pending
+  const size_t first_burst = reads.size();
   ASSERT_TRUE(h.run(send_and_finish(*c, data), kLimit));
   h.idle(std::chrono::seconds(1));
-  ASSERT_FALSE(reads.empty());
+  ASSERT_GT(reads.size(), first_burst);
   // All but the frame cut by the 64 KiB transport read; before, the first
   // frame completed the read on its own (16 KiB).
-  EXPECT_GT(reads[0], 3 * 16384u) << "reads: " << reads.size();
-  EXPECT_EQ(std::accumulate(reads.begin(), reads.end(), size_t{0}), data.size());
+  EXPECT_GT(reads[first_burst], 3 * 16384u) << "reads: " << reads.size();
+  EXPECT_EQ(std::accumulate(reads.begin(), reads.end(), size_t{0}), 2 * data.size());
 }
 
 }  // namespace

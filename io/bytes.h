@@ -6,6 +6,9 @@
 // - recycle(): empties a batch buffer for reuse, or frees it once a burst
 //   is over, so a connection that went back to small messages does not
 //   keep a bulk-sized buffer.
+// - ReadBuffer: a transport read buffer that is large while reads come
+//   back large and small while the connection is quiet, so the read that
+//   waits on an idle connection holds little.
 //
 //   ByteVector out;
 //   out.resize(at + n);                    // no memset
@@ -14,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 namespace zt {
@@ -58,5 +62,51 @@ inline void recycle(ByteVector& v, int& small_batches, size_t keep_bytes) {
   }
   v.clear();
 }
+
+// The buffer a transport (TLS ciphertext, HTTP/2 frames) reads into. A
+// pooled HBONE connection has a read waiting nearly all its life, so the
+// size of that read is what the connection costs while idle:
+// - it starts at `quiet` bytes;
+// - a read that fills the quiet buffer switches to `full` at once (bulk
+//   reaches full size on its second read);
+// - 8 reads in a row that each bring under an eighth of `full` switch back
+//   to `quiet`, and the full buffer goes back to the allocator.
+// A size change takes effect in next(), when the caller holds no bytes in
+// the buffer any more.
+//
+//   transport.read(rx.next(), ...);  // then, with n bytes in rx.data():
+//   rx.note_read(n);
+class ReadBuffer {
+ public:
+  ReadBuffer(size_t full_bytes, size_t quiet_bytes) : full_(full_bytes), quiet_(quiet_bytes), want_(quiet_bytes) {}
+
+  // The space for the next read. Only when no bytes of the last read are
+  // still needed: it may reallocate.
+  std::span<uint8_t> next() {
+    if (buf_.size() != want_) ByteVector(want_).swap(buf_);
+    return buf_;
+  }
+  const uint8_t* data() const { return buf_.data(); }
+  size_t size() const { return buf_.size(); }
+  bool quiet() const { return want_ == quiet_; }
+
+  void note_read(size_t n) {
+    if (want_ == quiet_) {
+      if (n >= quiet_) want_ = full_;
+      return;
+    }
+    if (n >= full_ / 8) {
+      small_reads_ = 0;
+    } else if (++small_reads_ >= 8) {
+      small_reads_ = 0;
+      want_ = quiet_;
+    }
+  }
+
+ private:
+  ByteVector buf_;
+  size_t full_, quiet_, want_;
+  int small_reads_ = 0;
+};
 
 }  // namespace zt

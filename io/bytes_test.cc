@@ -33,6 +33,37 @@ TEST(Recycle, KeepsSmallOrWellUsedBuffersAndFreesABurstsLeftover) {
   EXPECT_EQ(v.capacity(), 0u);
 }
 
+TEST(ReadBuffer, QuietUntilAReadFillsItThenFullUntilEightSmallReads) {
+  ReadBuffer rx(65536, 2048);
+  EXPECT_EQ(rx.next().size(), 2048u);  // a new connection starts quiet
+  rx.note_read(2000);                  // a small message: stays quiet
+  EXPECT_EQ(rx.next().size(), 2048u);
+  rx.note_read(2048);  // filled: bytes are flowing, full size at once
+  EXPECT_FALSE(rx.quiet());
+  EXPECT_EQ(rx.next().size(), 65536u);
+
+  for (int i = 0; i < 7; ++i) {  // small reads in the full buffer...
+    rx.note_read(100);
+    EXPECT_EQ(rx.next().size(), 65536u);
+  }
+  rx.note_read(8192);  // ...broken by one of an eighth
+  for (int i = 0; i < 7; ++i) rx.note_read(8191);
+  EXPECT_EQ(rx.next().size(), 65536u);
+  rx.note_read(1);  // the eighth small read in a row: quiet again
+  EXPECT_TRUE(rx.quiet());
+  EXPECT_EQ(rx.next().size(), 2048u);
+}
+
+TEST(ReadBuffer, KeepsTheBytesOfTheLastReadUntilNextIsCalled) {
+  ReadBuffer rx(4096, 16);
+  std::span<uint8_t> s = rx.next();
+  for (size_t i = 0; i < s.size(); ++i) s[i] = uint8_t(i);
+  rx.note_read(s.size());  // switches to full size, but not yet
+  EXPECT_EQ(rx.size(), 16u);
+  EXPECT_EQ(rx.data()[15], 15);
+  EXPECT_EQ(rx.next().size(), 4096u);
+}
+
 TEST(ByteVector, ResizeKeepsExistingBytes) {
   ByteVector v{1, 2, 3};
   v.resize(1000);

@@ -14,8 +14,12 @@ constexpr size_t kRecordBytesMax = kRecordPlaintextMax + 512;  // with header an
 // to four: per byte, fewer sends, receives and posted completions.
 constexpr size_t kWritePlaintextMax = 16 * kRecordPlaintextMax;
 constexpr size_t kTransportReadBytes = 4 * kRecordBytesMax;
-// A ciphertext batch buffer up to this size stays allocated between writes.
-constexpr size_t kTransportWriteKeep = 4 * kRecordBytesMax;
+// While the connection is quiet (io/bytes.h ReadBuffer): enough for a small
+// record (a 1 KiB message with its HTTP/2 and TLS framing).
+constexpr size_t kTransportReadQuietBytes = 2048;
+// A ciphertext batch buffer up to this size stays allocated between writes;
+// a bigger one only while batches are big (recycle()).
+constexpr size_t kTransportWriteKeep = 4 * 1024;
 constexpr int kPinnedSignatureBytes = 72;
 
 template <class Cb>
@@ -107,7 +111,7 @@ const SSL_PRIVATE_KEY_METHOD kPinnedKeyMethod = {TlsCallbacks::sign, TlsCallback
 }  // namespace
 
 TlsStream::TlsStream(Env& env, std::shared_ptr<const TlsContext> ctx, StreamPtr transport)
-    : env_(env), ctx_(std::move(ctx)), transport_(std::move(transport)) {
+    : env_(env), ctx_(std::move(ctx)), transport_(std::move(transport)), rx_(kTransportReadBytes, kTransportReadQuietBytes) {
   ZT_ASSERT(ctx_ && transport_);
   const TlsConfig& cfg = ctx_->config();
   ssl_.reset(SSL_new(ctx_->ssl_ctx()));
@@ -129,7 +133,6 @@ TlsStream::TlsStream(Env& env, std::shared_ptr<const TlsContext> ctx, StreamPtr 
   }
   if (cfg.pin_signature_sizes && creds_) SSL_set_private_key_method(ssl_.get(), &kPinnedKeyMethod);
   expected_ = cfg.expected_identities;
-  rx_.resize(kTransportReadBytes);
 }
 
 TlsStream::~TlsStream() { *alive_ = false; }
@@ -373,7 +376,7 @@ void TlsStream::maybe_read_transport() {
   // the buffer is free again.
   if (!want_read_ || transport_reading_ || transport_eof_ || transport_error_ || rx_off_ < rx_len_) return;
   transport_reading_ = true;
-  transport_->read(rx_, [this](Result<size_t> n) {
+  transport_->read(rx_.next(), [this](Result<size_t> n) {
     transport_reading_ = false;
     if (!n) {
       transport_error_ = n.error();
@@ -382,6 +385,7 @@ void TlsStream::maybe_read_transport() {
     } else {
       rx_off_ = 0;
       rx_len_ = *n;
+      rx_.note_read(*n);
     }
     progress();
   });

@@ -83,7 +83,7 @@ class TlsStream final : public Stream {
   std::shared_ptr<const Credentials> creds_;  // the certificate this connection presents
 
   // The transport side.
-  ByteVector rx_;                 // one transport read at a time
+  ReadBuffer rx_;                 // one transport read at a time
   size_t rx_off_ = 0, rx_len_ = 0;  // rx_[rx_off_, rx_len_) is not yet taken by SSL
   ByteVector tx_;                 // ciphertext being written
   size_t tx_sent_ = 0;
