@@ -14,9 +14,10 @@ constexpr size_t kRecordBytesMax = kRecordPlaintextMax + 512;  // with header an
 // to four: per byte, fewer sends, receives and posted completions.
 constexpr size_t kWritePlaintextMax = 16 * kRecordPlaintextMax;
 constexpr size_t kTransportReadBytes = 4 * kRecordBytesMax;
-// While the connection is quiet (io/bytes.h ReadBuffer): enough for a small
-// record (a 1 KiB message with its HTTP/2 and TLS framing).
-constexpr size_t kTransportReadQuietBytes = 2048;
+// While the connection is quiet (io/bytes.h ReadBuffer): a handshake flight
+// with its certificate chain (2-3 KiB) arrives in one read, and neither it
+// nor small messages make the connection switch to full-size reads.
+constexpr size_t kTransportReadQuietBytes = 4096;
 // A ciphertext batch buffer up to this size stays allocated between writes;
 // a bigger one only while batches are big (recycle()).
 constexpr size_t kTransportWriteKeep = 4 * 1024;
