@@ -69,8 +69,9 @@ inline void recycle(ByteVector& v, int& small_batches, size_t keep_bytes) {
 // - it starts at `quiet` bytes;
 // - a read that fills the quiet buffer switches to `full` at once (bulk
 //   reaches full size on its second read);
-// - 8 reads in a row that each bring under an eighth of `full` switch back
-//   to `quiet`, and the full buffer goes back to the allocator.
+// - 8 reads in a row that would each have fitted the quiet buffer switch
+//   back to `quiet`, and the full buffer goes back to the allocator. (Bulk
+//   flows have partial reads too, but not 8 tiny ones in a row.)
 // A size change takes effect in next(), when the caller holds no bytes in
 // the buffer any more.
 //
@@ -95,7 +96,7 @@ class ReadBuffer {
       if (n >= quiet_) want_ = full_;
       return;
     }
-    if (n >= full_ / 8) {
+    if (n >= quiet_) {
       small_reads_ = 0;
     } else if (++small_reads_ >= 8) {
       small_reads_ = 0;

@@ -46,8 +46,8 @@ TEST(ReadBuffer, QuietUntilAReadFillsItThenFullUntilEightSmallReads) {
     rx.note_read(100);
     EXPECT_EQ(rx.next().size(), 65536u);
   }
-  rx.note_read(8192);  // ...broken by one of an eighth
-  for (int i = 0; i < 7; ++i) rx.note_read(8191);
+  rx.note_read(2048);  // ...broken by one the quiet buffer would not take
+  for (int i = 0; i < 7; ++i) rx.note_read(2047);
   EXPECT_EQ(rx.next().size(), 65536u);
   rx.note_read(1);  // the eighth small read in a row: quiet again
   EXPECT_TRUE(rx.quiet());
