@@ -268,7 +268,17 @@ void Core::start() {
   last_rx = env.clock.now();
   scope.spawn(read_loop());
   scope.spawn(keepalive_loop());
-  flush();
+  // The first write waits for the next loop turn, so the preface and SETTINGS
+  // share it with what is submitted right after start(): a client's first
+  // CONNECT, a server's SETTINGS ACK for a preface that arrived with the TLS
+  // handshake. One transport write instead of two or three.
+  writing = true;
+  env.loop.post([weak = weak_from_this()] {
+    auto self = weak.lock();
+    if (!self) return;
+    self->writing = false;
+    self->flush();
+  });
 }
 
 void Core::flush() {

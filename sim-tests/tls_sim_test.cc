@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "testing/sim_harness.h"
+#include "testing/sim_writes.h"
 #include "tls/tls_test_util.h"
 
 namespace zt::tls {
@@ -190,6 +191,61 @@ uint64_t trace_of_handshakes(uint64_t seed) {
     EXPECT_TRUE(p.client_hs && p.server_hs);
   }
   return h.world().trace().hash();
+}
+
+// The client's last flight (Certificate, CertificateVerify, Finished) goes
+// in one send with what its handshake callback writes at once (HBONE: the
+// HTTP/2 preface and first CONNECT); with nothing written it goes alone.
+TEST(TlsSim, TheClientsLastFlightGoesWithItsFirstWrite) {
+  for (const bool write_at_once : {true, false}) {
+    SCOPED_TRACE(write_at_once ? "written at once" : "nothing written");
+    Harness h;
+    TlsWorld w(h.client().clock.wall_now());
+    testing::SimWrites writes(h.world());
+    const std::vector<uint8_t> hello = testing::pattern(100, 3);
+    std::unique_ptr<TlsStream> client, server;
+    bool client_done = false, server_done = false, written = false;
+    ASSERT_TRUE(h.run([](Harness& h, TlsWorld& w, std::unique_ptr<TlsStream>& client,
+                         std::unique_ptr<TlsStream>& server) -> Task<void> {
+      auto listener = h.server().net.listen(Endpoint{h.server_ip(), 0}, {});
+      ZT_ASSERT(listener.ok());
+      auto tcp = co_await io::connect(h.client(), (*listener)->local(), {}, std::chrono::seconds(5));
+      auto accepted = co_await io::accept(**listener);
+      ZT_ASSERT(tcp && accepted);
+      client = std::make_unique<TlsStream>(h.client(), w.client(), std::move(*tcp));
+      server = std::make_unique<TlsStream>(h.server(), w.server(), std::move(*accepted));
+    }(h, w, client, server), std::chrono::minutes(1)));
+    server->handshake([&](Result<void> r) {
+      EXPECT_TRUE(r);
+      server_done = true;
+    });
+    client->handshake([&](Result<void> r) {
+      EXPECT_TRUE(r);
+      client_done = true;
+      if (write_at_once) client->write(hello, [&](Result<size_t> n) { written = n && *n == hello.size(); });
+    });
+    ASSERT_TRUE(h.run_until([&] { return client_done && server_done && (written || !write_at_once); },
+                            std::chrono::minutes(1)));
+    const std::vector<size_t> sent = writes.by_side(testing::SimWrites::kClient);
+    ASSERT_EQ(sent.size(), 2u);  // ClientHello; the last flight (with the data)
+    if (write_at_once) {
+      std::vector<uint8_t> got(hello.size());
+      Result<void> r = ok();
+      ASSERT_TRUE(h.run([](Stream& s, std::vector<uint8_t>& got, Result<void>& r) -> Task<void> {
+        for (size_t at = 0; at < got.size();) {
+          Result<size_t> n = co_await io::read(s, MutableBytes(got).subspan(at));
+          if (!n || *n == 0) {
+            r = n ? Error(Errc::connection_reset, "early EOF") : n.error();
+            co_return;
+          }
+          at += *n;
+        }
+      }(*server, got, r), std::chrono::minutes(1)));
+      ASSERT_TRUE(r) << r.error().message();
+      EXPECT_TRUE(got == hello);
+      EXPECT_EQ(writes.by_side(testing::SimWrites::kClient).size(), 2u);  // nothing sent since
+    }
+  }
 }
 
 TEST(TlsSim, HandshakesReplayToTheSameTrace) {

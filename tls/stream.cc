@@ -186,6 +186,7 @@ void TlsStream::write(ConstBytes buf, IoCallback done) {
     return deliver(std::move(done), Result<size_t>(Error(Errc::not_connected, "TLS write before handshake or after shutdown")));
   wr_buf_ = buf;
   wr_cb_ = std::move(done);
+  tx_hold_ = false;  // goes with the held flight, if any
   progress();
 }
 
@@ -195,6 +196,7 @@ Result<void> TlsStream::shutdown_write() {
   if (SSL_get_shutdown(ssl_.get()) & SSL_SENT_SHUTDOWN) return ok();
   SSL_shutdown(ssl_.get());  // queues close_notify; the peer may still send
   fin_pending_ = true;
+  tx_hold_ = false;
   progress();
   return ok();
 }
@@ -264,6 +266,24 @@ void TlsStream::drive_handshake() {
       return fail_handshake(Error(Errc::handshake_failed, "cipher: negotiated " + cipher() + ", not AES-GCM"));
     }
     hs_done_ = true;
+    if (ctx_->config().role == TlsRole::client) {
+      // The client's last flight (Certificate, CertificateVerify, Finished)
+      // waits for the first write, which the handshake callback usually
+      // makes at once (the HTTP/2 preface, SETTINGS and first CONNECT), so
+      // both go in one transport write: one send and one wakeup of the
+      // server instead of two or three. If nothing is written by the turn
+      // after the callback, the flight goes alone.
+      tx_hold_ = true;
+      env_.loop.post([this, alive = alive_, cb = take(hs_cb_)]() mutable {
+        if (!*alive) return;
+        if (cb) cb(Result<void>());
+        if (!*alive || !tx_hold_) return;
+        env_.loop.post([this, alive] {
+          if (*alive) release_tx_hold();
+        });
+      });
+      return;
+    }
     deliver(take(hs_cb_), Result<void>());
     return;
   }
@@ -330,8 +350,15 @@ void TlsStream::drive_write() {
   deliver(take(wr_cb_), Result<size_t>(classify_ssl_error(r, "write")));
 }
 
+void TlsStream::release_tx_hold() {
+  if (!tx_hold_) return;
+  tx_hold_ = false;
+  progress();
+}
+
 void TlsStream::flush() {
   if (transport_writing_) return;
+  if (tx_hold_ && !closed_ && !transport_error_) return;  // see drive_handshake
   if (transport_error_) {
     tx_.clear();
     tx_sent_ = 0;

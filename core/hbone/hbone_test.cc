@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/hbone/hbone_test_util.h"
+#include "testing/sim_writes.h"
 
 namespace zt::core::hbone {
 namespace {
@@ -23,6 +24,26 @@ TEST(Hbone, AThousandTunnelsShareTenConnections) {
   ASSERT_FALSE(srv.requests.empty());
   EXPECT_EQ(srv.requests[0].peer_identity->to_string(), "spiffe://cluster.local/ns/default/sa/client");
   EXPECT_EQ(srv.requests[0].header("forwarded"), "for=\"10.0.0.1:5555\"");
+}
+
+// A fresh pooled connection sends its first CONNECT in the same send as the
+// TLS client's last flight and the HTTP/2 preface: ClientHello, then one
+// send, then the SETTINGS ACK, before the tunnel is open.
+TEST(Hbone, TheFirstConnectGoesWithTheLastHandshakeFlight) {
+  Harness h;
+  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneServerApp srv(h, w);
+  Client c(h, w);
+  testing::SimWrites writes(h.world());
+  bool opened = false;
+  size_t sends = 0;
+  ASSERT_TRUE(h.run([](Pool& p, PoolKey key, testing::SimWrites& writes, bool& opened, size_t& sends) -> Task<void> {
+    auto t = co_await p.open(key, connect_to());
+    opened = t && t->tunnel && t->response.status == 200;
+    sends = writes.by_side(testing::SimWrites::kClient).size();  // before the tunnel ends
+  }(c.pool, key_for(h), writes, opened, sends), std::chrono::minutes(1)));
+  ASSERT_TRUE(opened);
+  EXPECT_EQ(sends, 3u);
 }
 
 TEST(Hbone, ABurstToANewKeyOpensOneConnection) {

@@ -134,9 +134,11 @@ Task<void> Pool::establish(PoolKey key, Conn* conn) {
     co_return fail(Error(hs.code(), std::string(tls::tls_failure_name(tls->failure())) + ": " + hs.error().detail));
   }
   conn->h2 = std::make_unique<h2::Connection>(env_, std::move(tls), h2::Role::client, config_.h2);
+  // Waiters first: they resume (and submit their CONNECTs) before the
+  // connection's first write, so the CONNECTs go with the preface.
+  conn->ready.set();
   conn->h2->start();
   ++counters_.connections_opened;
-  conn->ready.set();
   schedule_sweep();
 }
 
