@@ -91,6 +91,7 @@ struct Core : std::enable_shared_from_this<Core> {
   std::map<int32_t, std::shared_ptr<StreamState>> streams;
   std::function<void(std::unique_ptr<Connection::Incoming>)> on_request;
   std::function<void(const Error&)> on_closed;
+  std::function<void()> on_idle;
   ByteVector rx = ByteVector(kTransportReadBytes);
   int tx_small_batches = 0;  // see recycle()
   ByteVector tx;
@@ -564,6 +565,7 @@ int Core::on_stream_close(nghttp2_session*, int32_t id, uint32_t error_code, voi
   std::shared_ptr<StreamState> st = it->second;
   core->streams.erase(it);
   st->closed = true;
+  if (core->streams.empty() && core->on_idle) core->on_idle();
   if (st->open_cb) {
     const bool refused = error_code == NGHTTP2_REFUSED_STREAM;
     core->deliver(*st, take(st->open_cb),
@@ -591,6 +593,7 @@ Connection::Connection(Env& env, StreamPtr transport, Role role, Settings settin
 Connection::~Connection() {
   *core_->owner_alive = false;
   core_->on_closed = nullptr;
+  core_->on_idle = nullptr;
   core_->on_request = nullptr;
   core_->die(Error(Errc::cancelled, "HTTP/2 connection dropped by its owner"));
   // The transport goes first, dropping its callbacks, then the coroutines
@@ -629,6 +632,7 @@ void Connection::open(Request request, std::function<void(Result<Opened>)> done)
 
 void Connection::on_request(std::function<void(std::unique_ptr<Incoming>)> fn) { core_->on_request = std::move(fn); }
 void Connection::on_closed(std::function<void(const Error&)> fn) { core_->on_closed = std::move(fn); }
+void Connection::on_idle(std::function<void()> fn) { core_->on_idle = std::move(fn); }
 
 void Connection::goaway() {
   if (core_->dead || core_->goaway_sent) return;

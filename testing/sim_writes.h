@@ -1,10 +1,12 @@
 // Counts the transport writes of simulated TCP connections, from the
 // simulator's trace ("tcp.write.done <conn> <side> <bytes>"): for tests that
-// check how many sends a protocol exchange takes.
+// check how many sends a protocol exchange takes. Also counts timer firings
+// ("loop.timer <seq> <host>"), for tests that check a host stays quiet.
 //
 //   SimWrites writes(h.world());
 //   ... run ...
 //   EXPECT_EQ(writes.by_side(SimWrites::kClient).size(), 2u);
+//   EXPECT_EQ(writes.timers_fired(h.client_host().id()), 0u);
 #pragma once
 
 #include <cinttypes>
@@ -48,6 +50,20 @@ class SimWrites {
       }
     }
     return out;
+  }
+
+  // Timers (Loop::run_after) that fired on one host.
+  size_t timers_fired(uint64_t host) {
+    std::fflush(log_);
+    size_t n = 0;
+    const std::string text(buf_, len_);
+    size_t at = 0;
+    while ((at = text.find(" loop.timer ", at)) != std::string::npos) {
+      uint64_t seq = 0, owner = 0;
+      at += std::strlen(" loop.timer ");
+      if (std::sscanf(text.c_str() + at, "%" SCNu64 " %" SCNu64, &seq, &owner) == 2 && owner == host) ++n;
+    }
+    return n;
   }
 
  private:

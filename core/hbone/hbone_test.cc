@@ -209,6 +209,38 @@ TEST(Hbone, ManyTunnelsClosedEarlyKeepTheirConnection) {
   EXPECT_EQ(c.pool.counters().retries, 0u);
 }
 
+// Release is timed per connection, not by a periodic sweep: a pool whose
+// connections are busy runs no timer of its own (with a short release
+// timeout a sweep every idle_release/4 woke the worker all the time), and an
+// idle connection goes idle_release after its last stream.
+TEST(Hbone, ReleaseTimersRunOnlyWhenAConnectionIsDue) {
+  Harness h;
+  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneServerApp srv(h, w);
+  PoolConfig cfg;
+  cfg.idle_release = std::chrono::milliseconds(200);
+  Client c(h, w, cfg);
+  testing::SimWrites trace(h.world());
+  std::optional<Result<h2::Opened>> held;
+  Scope scope;
+  scope.spawn([](Pool& p, PoolKey key, std::optional<Result<h2::Opened>>& out) -> Task<void> {
+    out = co_await p.open(key, connect_to());
+  }(c.pool, key_for(h), held));
+  ASSERT_TRUE(h.run_until([&] { return held.has_value(); }, std::chrono::minutes(1)));
+  ASSERT_TRUE(*held && (*held)->tunnel);
+  const size_t before = trace.timers_fired(h.client_host().id());
+  h.world().run_for(std::chrono::seconds(5));  // one busy connection: 25 sweeps before
+  // Only the HTTP/2 keepalive (PING after 10 s idle) may run meanwhile.
+  EXPECT_LE(trace.timers_fired(h.client_host().id()) - before, 1u);
+  EXPECT_EQ(c.pool.connections(), 1u);
+  (*held)->tunnel.reset();  // the stream ends; the release is due in 200 ms
+  h.world().run_for(std::chrono::milliseconds(150));
+  EXPECT_EQ(c.pool.connections(), 1u);
+  h.world().run_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(c.pool.connections(), 0u);
+  EXPECT_EQ(c.pool.counters().connections_released, 1u);
+}
+
 TEST(Hbone, IdleConnectionsAreReleased) {
   Harness h;
   tls::TlsWorld w(h.client().clock.wall_now());
