@@ -248,6 +248,52 @@ TEST(TlsSim, TheClientsLastFlightGoesWithItsFirstWrite) {
   }
 }
 
+// A server that picks its certificate per connection starts each one from
+// an SSL_CTX already holding that certificate (made once per credentials),
+// instead of installing the chain and key on every handshake.
+TEST(TlsSim, AServerMakesOneContextPerCertificateItPresents) {
+  Harness h;
+  TlsWorld w(h.client().clock.wall_now());
+  auto other = credentials(*w.ca->issue(test_identity("other"), std::chrono::hours(1), w.now));
+  std::shared_ptr<const Credentials> presenting = w.server_creds;
+  TlsConfig server_cfg = w.config(TlsRole::server, nullptr);
+  server_cfg.credentials_for = [&](const Endpoint&) { return presenting; };
+  auto server_ctx = w.context(server_cfg);
+  TlsConfig client_cfg = w.config(TlsRole::client, w.client_creds);
+  client_cfg.expected_identities = {test_identity("server"), test_identity("other")};
+  auto client_ctx = w.context(client_cfg);
+  std::vector<std::string> seen;
+  for (int i = 0; i < 3; ++i) {
+    if (i == 2) presenting = other;
+    TlsPair p;
+    ASSERT_TRUE(h.run(connect_pair(h, client_ctx, server_ctx, p), std::chrono::minutes(1)));
+    ASSERT_TRUE(p.client_hs && p.server_hs) << (p.client_hs ? p.server_hs : p.client_hs).error().message();
+    seen.push_back(p.client->peer_identity()->to_string());
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"spiffe://cluster.local/ns/default/sa/server",
+                                            "spiffe://cluster.local/ns/default/sa/server",
+                                            "spiffe://cluster.local/ns/default/sa/other"}));
+  auto a = server_ctx->ssl_ctx_for(w.server_creds), a2 = server_ctx->ssl_ctx_for(w.server_creds);
+  auto b = server_ctx->ssl_ctx_for(other);
+  ASSERT_TRUE(a && a2 && b);
+  EXPECT_EQ(*a, *a2);
+  EXPECT_NE(*a, *b);
+  EXPECT_NE(*a, server_ctx->ssl_ctx());
+}
+
+TEST(TlsSim, AKeyThatIsNotTheLeafsIsRefused) {
+  Harness h;
+  TlsWorld w(h.client().clock.wall_now());
+  auto client_key = KeyPair::from_pem(w.client_creds->key.to_pem());
+  ASSERT_TRUE(client_key.ok());
+  auto mixed = std::make_shared<Credentials>(Credentials{w.server_creds->chain, std::move(*client_key)});
+  EXPECT_FALSE(TlsContext::create(w.config(TlsRole::server, mixed)).ok());
+  TlsConfig server_cfg = w.config(TlsRole::server, w.server_creds);
+  server_cfg.credentials_for = [&](const Endpoint&) -> std::shared_ptr<const Credentials> { return mixed; };
+  auto server_ctx = w.context(server_cfg);
+  EXPECT_FALSE(server_ctx->ssl_ctx_for(mixed).ok());
+}
+
 TEST(TlsSim, HandshakesReplayToTheSameTrace) {
   EXPECT_EQ(trace_of_handshakes(5), trace_of_handshakes(5));
   EXPECT_NE(trace_of_handshakes(5), trace_of_handshakes(6));

@@ -59,7 +59,6 @@ class TlsStream final : public Stream {
  private:
   friend struct TlsCallbacks;
 
-  void use_credentials(const Credentials& c);
   void progress();
   void step();
   void drive_handshake();
