@@ -96,6 +96,9 @@ struct Core : std::enable_shared_from_this<Core> {
   int tx_small_batches = 0;  // see recycle()
   ByteVector tx;
   bool writing = false, dead = false, goaway_sent = false, goaway_received = false;
+  // The first write waits (start()): `writing` is held true meanwhile.
+  bool first_write_held = false;
+  size_t unanswered = 0;  // server: requests handed to on_request, not yet answered
   std::optional<Error> death;
   std::shared_ptr<bool> owner_alive = std::make_shared<bool>(true);  // the Connection exists
   MonoTime last_rx{}, ping_sent_at{};
@@ -104,6 +107,7 @@ struct Core : std::enable_shared_from_this<Core> {
 
   bool init();
   void start();
+  void release_first_write();
   void flush();
   Task<void> read_loop();
   Task<void> write_loop();
@@ -271,15 +275,24 @@ void Core::start() {
   scope.spawn(keepalive_loop());
   // The first write waits for the next loop turn, so the preface and SETTINGS
   // share it with what is submitted right after start(): a client's first
-  // CONNECT, a server's SETTINGS ACK for a preface that arrived with the TLS
-  // handshake. One transport write instead of two or three.
+  // CONNECT. A server's waits longer when requests came with the TLS
+  // handshake (an HBONE client sends its first CONNECT with its last
+  // flight): until the first of them is answered, so SETTINGS, the SETTINGS
+  // ACK and the 200 go in one write. The client waits for that answer
+  // anyway; every answer, a GOAWAY and the keepalive tick release it.
   writing = true;
+  first_write_held = true;
   env.loop.post([weak = weak_from_this()] {
     auto self = weak.lock();
-    if (!self) return;
-    self->writing = false;
-    self->flush();
+    if (self && (self->role == Role::client || self->unanswered == 0)) self->release_first_write();
   });
+}
+
+void Core::release_first_write() {
+  if (!first_write_held) return;
+  first_write_held = false;
+  writing = false;
+  flush();
 }
 
 void Core::flush() {
@@ -338,6 +351,7 @@ Task<void> Core::keepalive_loop() {
   for (;;) {
     co_await io::sleep(env.loop, settings.ping_idle);
     if (dead) co_return;
+    release_first_write();  // a first request unanswered for this long holds nothing back
     const MonoTime now = env.clock.now();
     if (ping_outstanding && now - ping_sent_at >= settings.ping_timeout) {
       die(Error(Errc::timed_out, "no answer to an HTTP/2 PING in " + std::to_string(to_ms(settings.ping_timeout)) + "ms"));
@@ -637,6 +651,7 @@ void Connection::on_idle(std::function<void()> fn) { core_->on_idle = std::move(
 void Connection::goaway() {
   if (core_->dead || core_->goaway_sent) return;
   core_->goaway_sent = true;
+  core_->release_first_write();
   nghttp2_submit_goaway(core_->session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(core_->session),
                         NGHTTP2_NO_ERROR, nullptr, 0);
   core_->flush();
@@ -660,7 +675,24 @@ uint32_t Connection::peer_concurrent_streams_max() const {
 // --- Incoming ----------------------------------------------------------------------
 
 Connection::Incoming::Incoming(std::shared_ptr<Core> core, int32_t stream_id, Request request)
-    : core_(std::move(core)), id_(stream_id), request_(std::move(request)) {}
+    : core_(std::move(core)), id_(stream_id), request_(std::move(request)) {
+  ++core_->unanswered;
+}
+
+void Connection::Incoming::answered() {
+  if (answered_) return;
+  answered_ = true;
+  --core_->unanswered;
+}
+
+namespace {
+// Releases a held first write when an answer has been submitted (on every
+// way out of accept() and reject()), so the answer goes with SETTINGS.
+struct ReleaseFirstWrite {
+  Core& core;
+  ~ReleaseFirstWrite() { core.release_first_write(); }
+};
+}  // namespace
 
 Connection::Incoming::~Incoming() {
   if (!answered_) reject(503);
@@ -668,7 +700,8 @@ Connection::Incoming::~Incoming() {
 
 StreamPtr Connection::Incoming::accept(Headers headers) {
   ZT_ASSERT(!answered_);
-  answered_ = true;
+  answered();
+  ReleaseFirstWrite release{*core_};
   auto it = core_->streams.find(id_);
   if (core_->dead || it == core_->streams.end()) return nullptr;  // gone meanwhile
   std::shared_ptr<StreamState> st = it->second;
@@ -685,7 +718,8 @@ StreamPtr Connection::Incoming::accept(Headers headers) {
 
 void Connection::Incoming::reject(int status, Headers headers) {
   ZT_ASSERT(!answered_ || status == 503);
-  answered_ = true;
+  answered();
+  ReleaseFirstWrite release{*core_};
   if (core_->dead || !core_->streams.count(id_)) return;
   const std::string status_name = ":status", code = std::to_string(status);
   std::vector<nghttp2_nv> nva{nv(status_name, code)};

@@ -97,6 +97,7 @@ class Connection {
     void reject(int status, Headers headers = {});
 
    private:
+    void answered();
     std::shared_ptr<Core> core_;
     int32_t id_;
     Request request_;

@@ -46,6 +46,37 @@ TEST(Hbone, TheFirstConnectGoesWithTheLastHandshakeFlight) {
   EXPECT_EQ(sends, 3u);
 }
 
+// The server's SETTINGS (and its ACK of the client's) wait for its first
+// answer when the request came with the handshake, so they go in one send:
+// the ServerHello flight, then SETTINGS + SETTINGS ACK + 200.
+TEST(Hbone, TheServersSettingsGoWithItsFirstAnswer) {
+  Harness h;
+  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneServerApp srv(h, w, "server", std::chrono::milliseconds(5));  // answers after "connecting" for 5 ms
+  Client c(h, w);
+  testing::SimWrites writes(h.world());
+  bool opened = false;
+  size_t client_sends = 0, server_sends = 0;
+  ASSERT_TRUE(h.run([](Pool& p, PoolKey key, testing::SimWrites& writes, bool& opened, size_t& client_sends,
+                       size_t& server_sends) -> Task<void> {
+    auto t = co_await p.open(key, connect_to());
+    opened = t && t->tunnel && t->response.status == 200;
+    client_sends = writes.by_side(testing::SimWrites::kClient).size();  // before the tunnel ends
+    server_sends = writes.by_side(testing::SimWrites::kServer).size();
+  }(c.pool, key_for(h), writes, opened, client_sends, server_sends), std::chrono::minutes(1)));
+  ASSERT_TRUE(opened);
+  EXPECT_EQ(server_sends, 2u);
+  EXPECT_EQ(client_sends, 3u);  // ClientHello, last flight + preface + CONNECT, SETTINGS ACK
+  // Without a request pending, SETTINGS go at once: the pooled connection
+  // keeps working (a second tunnel on it).
+  ASSERT_TRUE(h.run([](Pool& p, PoolKey key, bool& opened) -> Task<void> {
+    auto t = co_await p.open(key, connect_to());
+    opened = t && t->tunnel && t->response.status == 200;
+  }(c.pool, key_for(h), opened), std::chrono::minutes(1)));
+  EXPECT_TRUE(opened);
+  EXPECT_EQ(c.pool.counters().connections_opened, 1u);
+}
+
 TEST(Hbone, ABurstToANewKeyOpensOneConnection) {
   Harness h;
   tls::TlsWorld w(h.client().clock.wall_now());
