@@ -94,10 +94,14 @@ struct Core : std::enable_shared_from_this<Core> {
   std::map<int32_t, std::shared_ptr<StreamState>> streams;
   std::function<void(std::unique_ptr<Connection::Incoming>)> on_request;
   std::function<void(const Error&)> on_closed;
+  std::function<void()> on_idle;
   ReadBuffer rx{kTransportReadBytes, kTransportReadQuietBytes};
   int tx_small_batches = 0;  // see recycle()
   ByteVector tx;
   bool writing = false, dead = false, goaway_sent = false, goaway_received = false;
+  // The first write waits (start()): `writing` is held true meanwhile.
+  bool first_write_held = false;
+  size_t unanswered = 0;  // server: requests handed to on_request, not yet answered
   std::optional<Error> death;
   std::shared_ptr<bool> owner_alive = std::make_shared<bool>(true);  // the Connection exists
   MonoTime last_rx{}, ping_sent_at{};
@@ -106,6 +110,7 @@ struct Core : std::enable_shared_from_this<Core> {
 
   bool init();
   void start();
+  void release_first_write();
   void flush();
   Task<void> read_loop();
   Task<void> write_loop();
@@ -275,6 +280,25 @@ void Core::start() {
   last_rx = env.clock.now();
   scope.spawn(read_loop());
   scope.spawn(keepalive_loop());
+  // The first write waits for the next loop turn, so the preface and SETTINGS
+  // share it with what is submitted right after start(): a client's first
+  // CONNECT. A server's waits longer when requests came with the TLS
+  // handshake (an HBONE client sends its first CONNECT with its last
+  // flight): until the first of them is answered, so SETTINGS, the SETTINGS
+  // ACK and the 200 go in one write. The client waits for that answer
+  // anyway; every answer, a GOAWAY and the keepalive tick release it.
+  writing = true;
+  first_write_held = true;
+  env.loop.post([weak = weak_from_this()] {
+    auto self = weak.lock();
+    if (self && (self->role == Role::client || self->unanswered == 0)) self->release_first_write();
+  });
+}
+
+void Core::release_first_write() {
+  if (!first_write_held) return;
+  first_write_held = false;
+  writing = false;
   flush();
 }
 
@@ -335,6 +359,7 @@ Task<void> Core::keepalive_loop() {
   for (;;) {
     co_await io::sleep(env.loop, settings.ping_idle);
     if (dead) co_return;
+    release_first_write();  // a first request unanswered for this long holds nothing back
     const MonoTime now = env.clock.now();
     if (ping_outstanding && now - ping_sent_at >= settings.ping_timeout) {
       die(Error(Errc::timed_out, "no answer to an HTTP/2 PING in " + std::to_string(to_ms(settings.ping_timeout)) + "ms"));
@@ -562,6 +587,7 @@ int Core::on_stream_close(nghttp2_session*, int32_t id, uint32_t error_code, voi
   std::shared_ptr<StreamState> st = it->second;
   core->streams.erase(it);
   st->closed = true;
+  if (core->streams.empty() && core->on_idle) core->on_idle();
   if (st->open_cb) {
     const bool refused = error_code == NGHTTP2_REFUSED_STREAM;
     core->deliver(*st, take(st->open_cb),
@@ -589,6 +615,7 @@ Connection::Connection(Env& env, StreamPtr transport, Role role, Settings settin
 Connection::~Connection() {
   *core_->owner_alive = false;
   core_->on_closed = nullptr;
+  core_->on_idle = nullptr;
   core_->on_request = nullptr;
   core_->die(Error(Errc::cancelled, "HTTP/2 connection dropped by its owner"));
   // The transport goes first, dropping its callbacks, then the coroutines
@@ -627,10 +654,12 @@ void Connection::open(Request request, std::function<void(Result<Opened>)> done)
 
 void Connection::on_request(std::function<void(std::unique_ptr<Incoming>)> fn) { core_->on_request = std::move(fn); }
 void Connection::on_closed(std::function<void(const Error&)> fn) { core_->on_closed = std::move(fn); }
+void Connection::on_idle(std::function<void()> fn) { core_->on_idle = std::move(fn); }
 
 void Connection::goaway() {
   if (core_->dead || core_->goaway_sent) return;
   core_->goaway_sent = true;
+  core_->release_first_write();
   nghttp2_submit_goaway(core_->session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(core_->session),
                         NGHTTP2_NO_ERROR, nullptr, 0);
   core_->flush();
@@ -654,7 +683,24 @@ uint32_t Connection::peer_concurrent_streams_max() const {
 // --- Incoming ----------------------------------------------------------------------
 
 Connection::Incoming::Incoming(std::shared_ptr<Core> core, int32_t stream_id, Request request)
-    : core_(std::move(core)), id_(stream_id), request_(std::move(request)) {}
+    : core_(std::move(core)), id_(stream_id), request_(std::move(request)) {
+  ++core_->unanswered;
+}
+
+void Connection::Incoming::answered() {
+  if (answered_) return;
+  answered_ = true;
+  --core_->unanswered;
+}
+
+namespace {
+// Releases a held first write when an answer has been submitted (on every
+// way out of accept() and reject()), so the answer goes with SETTINGS.
+struct ReleaseFirstWrite {
+  Core& core;
+  ~ReleaseFirstWrite() { core.release_first_write(); }
+};
+}  // namespace
 
 Connection::Incoming::~Incoming() {
   if (!answered_) reject(503);
@@ -662,7 +708,8 @@ Connection::Incoming::~Incoming() {
 
 StreamPtr Connection::Incoming::accept(Headers headers) {
   ZT_ASSERT(!answered_);
-  answered_ = true;
+  answered();
+  ReleaseFirstWrite release{*core_};
   auto it = core_->streams.find(id_);
   if (core_->dead || it == core_->streams.end()) return nullptr;  // gone meanwhile
   std::shared_ptr<StreamState> st = it->second;
@@ -679,7 +726,8 @@ StreamPtr Connection::Incoming::accept(Headers headers) {
 
 void Connection::Incoming::reject(int status, Headers headers) {
   ZT_ASSERT(!answered_ || status == 503);
-  answered_ = true;
+  answered();
+  ReleaseFirstWrite release{*core_};
   if (core_->dead || !core_->streams.count(id_)) return;
   const std::string status_name = ":status", code = std::to_string(status);
   std::vector<nghttp2_nv> nva{nv(status_name, code)};

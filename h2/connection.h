@@ -97,6 +97,7 @@ class Connection {
     void reject(int status, Headers headers = {});
 
    private:
+    void answered();
     std::shared_ptr<Core> core_;
     int32_t id_;
     Request request_;
@@ -111,6 +112,10 @@ class Connection {
   void open(Request request, std::function<void(Result<Opened>)> done);  // client
   void on_request(std::function<void(std::unique_ptr<Incoming>)> fn);   // server
   void on_closed(std::function<void(const Error&)> fn);
+  // Called when the connection's last open stream has closed (not on death:
+  // see on_closed). Runs inside the connection's own processing: it may
+  // note the time or arm a timer, not destroy the connection.
+  void on_idle(std::function<void()> fn);
   // Sends GOAWAY: no new streams; open ones finish.
   void goaway();
 

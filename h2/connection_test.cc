@@ -6,6 +6,7 @@
 
 #include "h2/tunnel_conformance.h"
 #include "testing/sim_harness.h"
+#include "testing/sim_writes.h"
 
 namespace zt::h2 {
 
@@ -65,6 +66,32 @@ TEST_F(H2Sim, FramesArrivingTogetherCompleteOneRead) {
   // frame completed the read on its own (16 KiB).
   EXPECT_GT(reads[first_burst], 3 * 16384u) << "reads: " << reads.size();
   EXPECT_EQ(std::accumulate(reads.begin(), reads.end(), size_t{0}), 2 * data.size());
+}
+
+// The client's first write waits one loop turn, so a CONNECT submitted
+// right after start() goes with the preface and SETTINGS: one send, not two.
+TEST_F(H2Sim, TheFirstRequestGoesWithThePreface) {
+  testing::SimWrites writes(h.world());
+  H2Pair p;
+  std::optional<Result<Opened>> opened;
+  Scope scope;
+  ASSERT_TRUE(h.run([](testing::Harness& h, H2Pair& p, Scope& scope, std::optional<Result<Opened>>& opened) -> Task<void> {
+    co_await connect_h2(h, p);
+    // In the same turn as start().
+    scope.spawn([](Connection& c, std::optional<Result<Opened>>& out) -> Task<void> {
+      out = co_await open_tunnel(c, "10.0.0.3:80");
+    }(*p.client, opened));
+  }(h, p, scope, opened), kLimit));
+  auto in = next_request(p);
+  ASSERT_TRUE(in);
+  StreamPtr server_side = in->accept();
+  ASSERT_TRUE(h.run_until([&] { return opened.has_value(); }, kLimit));
+  ASSERT_TRUE(*opened);
+  // Preface + SETTINGS + WINDOW_UPDATE + HEADERS; then the SETTINGS ACK.
+  const std::vector<size_t> sent = writes.by_side(testing::SimWrites::kClient);
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_GT(sent[0], 24u + 9 + 5 * 6 + 13 + 9);  // more than the preface, SETTINGS and WINDOW_UPDATE
+  EXPECT_EQ(sent[1], 9u);                        // SETTINGS ACK
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "testing/sim_harness.h"
+#include "testing/sim_writes.h"
 #include "tls/tls_test_util.h"
 
 namespace zt::tls {
@@ -190,6 +191,107 @@ uint64_t trace_of_handshakes(uint64_t seed) {
     EXPECT_TRUE(p.client_hs && p.server_hs);
   }
   return h.world().trace().hash();
+}
+
+// The client's last flight (Certificate, CertificateVerify, Finished) goes
+// in one send with what its handshake callback writes at once (HBONE: the
+// HTTP/2 preface and first CONNECT); with nothing written it goes alone.
+TEST(TlsSim, TheClientsLastFlightGoesWithItsFirstWrite) {
+  for (const bool write_at_once : {true, false}) {
+    SCOPED_TRACE(write_at_once ? "written at once" : "nothing written");
+    Harness h;
+    TlsWorld w(h.client().clock.wall_now());
+    testing::SimWrites writes(h.world());
+    const std::vector<uint8_t> hello = testing::pattern(100, 3);
+    std::unique_ptr<TlsStream> client, server;
+    bool client_done = false, server_done = false, written = false;
+    ASSERT_TRUE(h.run([](Harness& h, TlsWorld& w, std::unique_ptr<TlsStream>& client,
+                         std::unique_ptr<TlsStream>& server) -> Task<void> {
+      auto listener = h.server().net.listen(Endpoint{h.server_ip(), 0}, {});
+      ZT_ASSERT(listener.ok());
+      auto tcp = co_await io::connect(h.client(), (*listener)->local(), {}, std::chrono::seconds(5));
+      auto accepted = co_await io::accept(**listener);
+      ZT_ASSERT(tcp && accepted);
+      client = std::make_unique<TlsStream>(h.client(), w.client(), std::move(*tcp));
+      server = std::make_unique<TlsStream>(h.server(), w.server(), std::move(*accepted));
+    }(h, w, client, server), std::chrono::minutes(1)));
+    server->handshake([&](Result<void> r) {
+      EXPECT_TRUE(r);
+      server_done = true;
+    });
+    client->handshake([&](Result<void> r) {
+      EXPECT_TRUE(r);
+      client_done = true;
+      if (write_at_once) client->write(hello, [&](Result<size_t> n) { written = n && *n == hello.size(); });
+    });
+    ASSERT_TRUE(h.run_until([&] { return client_done && server_done && (written || !write_at_once); },
+                            std::chrono::minutes(1)));
+    const std::vector<size_t> sent = writes.by_side(testing::SimWrites::kClient);
+    ASSERT_EQ(sent.size(), 2u);  // ClientHello; the last flight (with the data)
+    if (write_at_once) {
+      std::vector<uint8_t> got(hello.size());
+      Result<void> r = ok();
+      ASSERT_TRUE(h.run([](Stream& s, std::vector<uint8_t>& got, Result<void>& r) -> Task<void> {
+        for (size_t at = 0; at < got.size();) {
+          Result<size_t> n = co_await io::read(s, MutableBytes(got).subspan(at));
+          if (!n || *n == 0) {
+            r = n ? Error(Errc::connection_reset, "early EOF") : n.error();
+            co_return;
+          }
+          at += *n;
+        }
+      }(*server, got, r), std::chrono::minutes(1)));
+      ASSERT_TRUE(r) << r.error().message();
+      EXPECT_TRUE(got == hello);
+      EXPECT_EQ(writes.by_side(testing::SimWrites::kClient).size(), 2u);  // nothing sent since
+    }
+  }
+}
+
+// A server that picks its certificate per connection starts each one from
+// an SSL_CTX already holding that certificate (made once per credentials),
+// instead of installing the chain and key on every handshake.
+TEST(TlsSim, AServerMakesOneContextPerCertificateItPresents) {
+  Harness h;
+  TlsWorld w(h.client().clock.wall_now());
+  auto other = credentials(*w.ca->issue(test_identity("other"), std::chrono::hours(1), w.now));
+  std::shared_ptr<const Credentials> presenting = w.server_creds;
+  TlsConfig server_cfg = w.config(TlsRole::server, nullptr);
+  server_cfg.credentials_for = [&](const Endpoint&) { return presenting; };
+  auto server_ctx = w.context(server_cfg);
+  TlsConfig client_cfg = w.config(TlsRole::client, w.client_creds);
+  client_cfg.expected_identities = {test_identity("server"), test_identity("other")};
+  auto client_ctx = w.context(client_cfg);
+  std::vector<std::string> seen;
+  for (int i = 0; i < 3; ++i) {
+    if (i == 2) presenting = other;
+    TlsPair p;
+    ASSERT_TRUE(h.run(connect_pair(h, client_ctx, server_ctx, p), std::chrono::minutes(1)));
+    ASSERT_TRUE(p.client_hs && p.server_hs) << (p.client_hs ? p.server_hs : p.client_hs).error().message();
+    seen.push_back(p.client->peer_identity()->to_string());
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"spiffe://cluster.local/ns/default/sa/server",
+                                            "spiffe://cluster.local/ns/default/sa/server",
+                                            "spiffe://cluster.local/ns/default/sa/other"}));
+  auto a = server_ctx->ssl_ctx_for(w.server_creds), a2 = server_ctx->ssl_ctx_for(w.server_creds);
+  auto b = server_ctx->ssl_ctx_for(other);
+  ASSERT_TRUE(a && a2 && b);
+  EXPECT_EQ(*a, *a2);
+  EXPECT_NE(*a, *b);
+  EXPECT_NE(*a, server_ctx->ssl_ctx());
+}
+
+TEST(TlsSim, AKeyThatIsNotTheLeafsIsRefused) {
+  Harness h;
+  TlsWorld w(h.client().clock.wall_now());
+  auto client_key = KeyPair::from_pem(w.client_creds->key.to_pem());
+  ASSERT_TRUE(client_key.ok());
+  auto mixed = std::make_shared<Credentials>(Credentials{w.server_creds->chain, std::move(*client_key)});
+  EXPECT_FALSE(TlsContext::create(w.config(TlsRole::server, mixed)).ok());
+  TlsConfig server_cfg = w.config(TlsRole::server, w.server_creds);
+  server_cfg.credentials_for = [&](const Endpoint&) -> std::shared_ptr<const Credentials> { return mixed; };
+  auto server_ctx = w.context(server_cfg);
+  EXPECT_FALSE(server_ctx->ssl_ctx_for(mixed).ok());
 }
 
 TEST(TlsSim, HandshakesReplayToTheSameTrace) {

@@ -50,10 +50,24 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::create(const TlsConfig& co
     return Error(Errc::invalid_argument, "TLS server context without a certificate");
   if (config.roots.empty()) return Error(Errc::invalid_argument, "TLS context without trusted roots");
   std::shared_ptr<TlsContext> c(new TlsContext(config));
-  c->ctx_.reset(SSL_CTX_new(TLS_method()));
+  auto ctx = make_ssl_ctx(config, has_cert ? config.credentials.get() : nullptr);
+  if (!ctx) return ctx.error();
+  c->ctx_ = std::move(*ctx);
   c->store_.reset(X509_STORE_new());
-  SSL_CTX* ctx = c->ctx_.get();
-  if (!ctx || !c->store_) return Error(Errc::io_error, last_ssl_error("creating an SSL_CTX"));
+  bool ok = bool(c->store_);
+  for (const auto& root : config.roots) ok = ok && X509_STORE_add_cert(c->store_.get(), root.get());
+  if (!ok) return Error(Errc::invalid_argument, last_ssl_error("loading the trusted roots"));
+  return std::shared_ptr<const TlsContext>(std::move(c));
+}
+
+// TLS_with_buffers_method: BoringSSL keeps certificates as DER buffers and
+// never parses them into X509 objects itself. Peer chains are parsed only
+// when verify_peer has to verify one it has not seen (TlsStream), and our
+// own chain is encoded once here, not on every connection.
+Result<bssl::UniquePtr<SSL_CTX>> TlsContext::make_ssl_ctx(const TlsConfig& config, const Credentials* creds) {
+  bssl::UniquePtr<SSL_CTX> holder(SSL_CTX_new(TLS_with_buffers_method()));
+  SSL_CTX* ctx = holder.get();
+  if (!ctx) return Error(Errc::io_error, last_ssl_error("creating an SSL_CTX"));
 
   const uint16_t min_version = config.allow_tls12 || config.tls12_only ? TLS1_2_VERSION : TLS1_3_VERSION;
   const uint16_t max_version = config.tls12_only ? TLS1_2_VERSION : TLS1_3_VERSION;
@@ -68,17 +82,21 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::create(const TlsConfig& co
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 
-  static const std::vector<Certificate> kNone;
-  const auto& chain = has_cert ? config.credentials->chain : kNone;
-  if (has_cert) {
-    ok = ok && SSL_CTX_use_certificate(ctx, chain[0].get()) &&
-         SSL_CTX_use_PrivateKey(ctx, config.credentials->key.get()) && SSL_CTX_check_private_key(ctx);
+  if (creds && !creds->chain.empty()) {
+    // Leaf first, then intermediates; a self-signed root is not sent.
+    std::vector<bssl::UniquePtr<CRYPTO_BUFFER>> bufs;
+    for (size_t i = 0; ok && i < creds->chain.size(); ++i) {
+      const Certificate& cert = creds->chain[i];
+      if (i > 0 && cert.is_ca() && X509_check_issued(cert.get(), cert.get()) == X509_V_OK) continue;  // a root
+      const std::vector<uint8_t> der = cert.to_der();
+      bufs.emplace_back(CRYPTO_BUFFER_new(der.data(), der.size(), nullptr));
+      ok = !der.empty() && bufs.back();
+    }
+    std::vector<CRYPTO_BUFFER*> raw;
+    for (auto& b : bufs) raw.push_back(b.get());
+    // Fails when the key is not the leaf's.
+    ok = ok && SSL_CTX_set_chain_and_key(ctx, raw.data(), raw.size(), creds->key.get(), nullptr);
   }
-  for (size_t i = 1; ok && i < chain.size(); ++i) {
-    if (chain[i].is_ca() && X509_check_issued(chain[i].get(), chain[i].get()) == X509_V_OK) continue;  // a root
-    ok = SSL_CTX_add1_chain_cert(ctx, chain[i].get());
-  }
-  for (const auto& root : config.roots) ok = ok && X509_STORE_add_cert(c->store_.get(), root.get());
   if (!ok) return Error(Errc::invalid_argument, last_ssl_error("configuring TLS"));
 
   if (config.role == TlsRole::client) {
@@ -89,7 +107,21 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::create(const TlsConfig& co
     SSL_CTX_set_alpn_select_cb(ctx, select_h2, nullptr);
   }
   if (!ok) return Error(Errc::io_error, last_ssl_error("setting ALPN"));
-  return std::shared_ptr<const TlsContext>(std::move(c));
+  return holder;
+}
+
+Result<SSL_CTX*> TlsContext::ssl_ctx_for(const std::shared_ptr<const Credentials>& creds) const {
+  if (!creds || creds == config_.credentials) return ctx_.get();
+  auto it = by_credentials_.find(creds.get());
+  if (it != by_credentials_.end() && it->second.creds == creds) return it->second.ctx.get();
+  auto made = make_ssl_ctx(config_, creds.get());
+  if (!made) return made.error();
+  // Bounded: certificates rotate, and old ones are not asked for again.
+  // Connections hold their own reference to their SSL_CTX.
+  if (by_credentials_.size() >= kCredentialContextsMax) by_credentials_.clear();
+  SSL_CTX* raw = made->get();
+  by_credentials_.insert_or_assign(creds.get(), CredentialContext{creds, std::move(*made)});
+  return raw;
 }
 
 const VerifiedChain* TlsContext::verified_chain(const std::string& chain_der, WallTime now) const {

@@ -95,6 +95,12 @@ class TlsContext {
 
   const TlsConfig& config() const { return config_; }
   SSL_CTX* ssl_ctx() const { return ctx_.get(); }
+  // Server with credentials_for: the SSL_CTX that presents `creds`, built on
+  // first use and kept (bounded), so a connection starts from a context that
+  // already holds its certificate chain and key instead of installing them
+  // (re-encoding and re-checking them) on every handshake.
+  Result<SSL_CTX*> ssl_ctx_for(const std::shared_ptr<const Credentials>& creds) const;
+  static constexpr size_t kCredentialContextsMax = 256;
   X509_STORE* roots() const { return store_.get(); }
 
   // Peer chains already verified against this context's roots, by their
@@ -111,8 +117,14 @@ class TlsContext {
 
  private:
   explicit TlsContext(TlsConfig config) : config_(std::move(config)) {}
+  static Result<bssl::UniquePtr<SSL_CTX>> make_ssl_ctx(const TlsConfig& config, const Credentials* creds);
   TlsConfig config_;
   bssl::UniquePtr<SSL_CTX> ctx_;
+  struct CredentialContext {
+    std::shared_ptr<const Credentials> creds;  // keeps the key of the map alive
+    bssl::UniquePtr<SSL_CTX> ctx;
+  };
+  mutable std::map<const Credentials*, CredentialContext> by_credentials_;
   bssl::UniquePtr<X509_STORE> store_;
   mutable std::map<std::string, VerifiedChain> verified_;
   mutable uint64_t verified_hits_ = 0;

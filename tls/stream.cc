@@ -115,39 +115,28 @@ TlsStream::TlsStream(Env& env, std::shared_ptr<const TlsContext> ctx, StreamPtr 
     : env_(env), ctx_(std::move(ctx)), transport_(std::move(transport)), rx_(kTransportReadBytes, kTransportReadQuietBytes) {
   ZT_ASSERT(ctx_ && transport_);
   const TlsConfig& cfg = ctx_->config();
-  ssl_.reset(SSL_new(ctx_->ssl_ctx()));
+  const bool server = cfg.role == TlsRole::server;
+  creds_ = cfg.credentials;
+  if (server && cfg.credentials_for) {
+    if (auto chosen = cfg.credentials_for(transport_->local())) creds_ = std::move(chosen);
+  }
+  // A server starts from the context that presents the chosen certificate.
+  Result<SSL_CTX*> ssl_ctx = ctx_->ssl_ctx_for(creds_);
+  ZT_ASSERT(ssl_ctx.ok());  // the credentials were built by our CA code: a failure is a bug
+  ssl_.reset(SSL_new(*ssl_ctx));
   ZT_ASSERT(ssl_);
   BIO* rbio = TlsCallbacks::new_bio(this);
   BIO* wbio = TlsCallbacks::new_bio(this);
   SSL_set_bio(ssl_.get(), rbio, wbio);
   SSL_set_app_data(ssl_.get(), this);
-  const bool server = cfg.role == TlsRole::server;
   server ? SSL_set_accept_state(ssl_.get()) : SSL_set_connect_state(ssl_.get());
   SSL_set_custom_verify(ssl_.get(), SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
                         TlsCallbacks::verify);
-  creds_ = cfg.credentials;
-  if (server && cfg.credentials_for) {
-    if (auto chosen = cfg.credentials_for(transport_->local())) {
-      creds_ = std::move(chosen);
-      use_credentials(*creds_);
-    }
-  }
   if (cfg.pin_signature_sizes && creds_) SSL_set_private_key_method(ssl_.get(), &kPinnedKeyMethod);
   expected_ = cfg.expected_identities;
 }
 
 TlsStream::~TlsStream() { *alive_ = false; }
-
-void TlsStream::use_credentials(const Credentials& c) {
-  SSL* ssl = ssl_.get();
-  bool ok = !c.chain.empty() && SSL_use_certificate(ssl, c.chain[0].get()) && SSL_use_PrivateKey(ssl, c.key.get()) &&
-            SSL_clear_chain_certs(ssl);
-  for (size_t i = 1; ok && i < c.chain.size(); ++i) {
-    if (c.chain[i].is_ca() && X509_check_issued(c.chain[i].get(), c.chain[i].get()) == X509_V_OK) continue;  // a root
-    ok = SSL_add1_chain_cert(ssl, c.chain[i].get());
-  }
-  ZT_ASSERT(ok);  // the credentials were built by our CA code: a failure is a bug
-}
 
 std::string TlsStream::version() const { return SSL_get_version(ssl_.get()); }
 
@@ -190,6 +179,7 @@ void TlsStream::write(ConstBytes buf, IoCallback done) {
     return deliver(std::move(done), Result<size_t>(Error(Errc::not_connected, "TLS write before handshake or after shutdown")));
   wr_buf_ = buf;
   wr_cb_ = std::move(done);
+  tx_hold_ = false;  // goes with the held flight, if any
   progress();
 }
 
@@ -199,6 +189,7 @@ Result<void> TlsStream::shutdown_write() {
   if (SSL_get_shutdown(ssl_.get()) & SSL_SENT_SHUTDOWN) return ok();
   SSL_shutdown(ssl_.get());  // queues close_notify; the peer may still send
   fin_pending_ = true;
+  tx_hold_ = false;
   progress();
   return ok();
 }
@@ -268,6 +259,24 @@ void TlsStream::drive_handshake() {
       return fail_handshake(Error(Errc::handshake_failed, "cipher: negotiated " + cipher() + ", not AES-GCM"));
     }
     hs_done_ = true;
+    if (ctx_->config().role == TlsRole::client) {
+      // The client's last flight (Certificate, CertificateVerify, Finished)
+      // waits for the first write, which the handshake callback usually
+      // makes at once (the HTTP/2 preface, SETTINGS and first CONNECT), so
+      // both go in one transport write: one send and one wakeup of the
+      // server instead of two or three. If nothing is written by the turn
+      // after the callback, the flight goes alone.
+      tx_hold_ = true;
+      env_.loop.post([this, alive = alive_, cb = take(hs_cb_)]() mutable {
+        if (!*alive) return;
+        if (cb) cb(Result<void>());
+        if (!*alive || !tx_hold_) return;
+        env_.loop.post([this, alive] {
+          if (*alive) release_tx_hold();
+        });
+      });
+      return;
+    }
     deliver(take(hs_cb_), Result<void>());
     return;
   }
@@ -334,8 +343,15 @@ void TlsStream::drive_write() {
   deliver(take(wr_cb_), Result<size_t>(classify_ssl_error(r, "write")));
 }
 
+void TlsStream::release_tx_hold() {
+  if (!tx_hold_) return;
+  tx_hold_ = false;
+  progress();
+}
+
 void TlsStream::flush() {
   if (transport_writing_) return;
+  if (tx_hold_ && !closed_ && !transport_error_) return;  // see drive_handshake
   if (transport_error_) {
     tx_.clear();
     tx_sent_ = 0;
@@ -396,8 +412,10 @@ void TlsStream::maybe_read_transport() {
 
 int TlsStream::verify_peer(uint8_t* out_alert) {
   const TlsConfig& cfg = ctx_->config();
-  STACK_OF(X509)* chain = SSL_get_peer_full_cert_chain(ssl_.get());
-  if (!chain || sk_X509_num(chain) == 0) {
+  // DER buffers (TLS_with_buffers_method): nothing is parsed unless the
+  // chain has to be verified.
+  const STACK_OF(CRYPTO_BUFFER)* bufs = SSL_get0_peer_certificates(ssl_.get());
+  if (!bufs || sk_CRYPTO_BUFFER_num(bufs) == 0) {
     failure_ = cfg.role == TlsRole::server ? TlsFailure::no_client_cert : TlsFailure::untrusted;
     *out_alert = SSL_AD_CERTIFICATE_REQUIRED;
     return 0;
@@ -406,20 +424,33 @@ int TlsStream::verify_peer(uint8_t* out_alert) {
   // its signatures need no second check (TlsContext::verified_chain).
   const WallTime now = env_.clock.wall_now();
   std::string chain_der;
-  if (const STACK_OF(CRYPTO_BUFFER)* bufs = SSL_get0_peer_certificates(ssl_.get())) {
-    for (size_t i = 0; i < sk_CRYPTO_BUFFER_num(bufs); ++i) {
-      const CRYPTO_BUFFER* b = sk_CRYPTO_BUFFER_value(bufs, i);
-      const size_t len = CRYPTO_BUFFER_len(b);
-      chain_der.append(reinterpret_cast<const char*>(&len), sizeof(len));  // no two chains concatenate alike
-      chain_der.append(reinterpret_cast<const char*>(CRYPTO_BUFFER_data(b)), len);
-    }
+  for (size_t i = 0; i < sk_CRYPTO_BUFFER_num(bufs); ++i) {
+    const CRYPTO_BUFFER* b = sk_CRYPTO_BUFFER_value(bufs, i);
+    const size_t len = CRYPTO_BUFFER_len(b);
+    chain_der.append(reinterpret_cast<const char*>(&len), sizeof(len));  // no two chains concatenate alike
+    chain_der.append(reinterpret_cast<const char*>(CRYPTO_BUFFER_data(b)), len);
   }
-  if (const VerifiedChain* known = chain_der.empty() ? nullptr : ctx_->verified_chain(chain_der, now)) {
+  if (const VerifiedChain* known = ctx_->verified_chain(chain_der, now)) {
     return accept_identity(known->identity, out_alert);
   }
-  X509* leaf = sk_X509_value(chain, 0);
+  bssl::UniquePtr<STACK_OF(X509)> chain(sk_X509_new_null());
+  for (size_t i = 0; chain && i < sk_CRYPTO_BUFFER_num(bufs); ++i) {
+    bssl::UniquePtr<X509> x(X509_parse_from_buffer(sk_CRYPTO_BUFFER_value(bufs, i)));
+    if (!x || !bssl::PushToStack(chain.get(), std::move(x))) {
+      failure_ = TlsFailure::bad_certificate;
+      verify_detail_ = "a peer certificate does not parse";
+      *out_alert = SSL_AD_BAD_CERTIFICATE;
+      return 0;
+    }
+  }
+  if (!chain) {
+    failure_ = TlsFailure::other;
+    *out_alert = SSL_AD_INTERNAL_ERROR;
+    return 0;
+  }
+  X509* leaf = sk_X509_value(chain.get(), 0);
   bssl::UniquePtr<X509_STORE_CTX> sctx(X509_STORE_CTX_new());
-  if (!sctx || !X509_STORE_CTX_init(sctx.get(), ctx_->roots(), leaf, chain)) {
+  if (!sctx || !X509_STORE_CTX_init(sctx.get(), ctx_->roots(), leaf, chain.get())) {
     failure_ = TlsFailure::other;
     *out_alert = SSL_AD_INTERNAL_ERROR;
     return 0;
@@ -442,16 +473,14 @@ int TlsStream::verify_peer(uint8_t* out_alert) {
     *out_alert = SSL_AD_BAD_CERTIFICATE;
     return 0;
   }
-  if (!chain_der.empty()) {
-    VerifiedChain verified{*id, WallTime::min(), WallTime::max()};
-    STACK_OF(X509)* path = X509_STORE_CTX_get0_chain(sctx.get());
-    for (size_t i = 0; path && i < sk_X509_num(path); ++i) {
-      const Certificate c(bssl::UpRef(sk_X509_value(path, i)));
-      verified.valid_from = std::max(verified.valid_from, c.not_before());
-      verified.valid_until = std::min(verified.valid_until, c.not_after());
-    }
-    ctx_->remember_verified_chain(std::move(chain_der), std::move(verified));
+  VerifiedChain verified{*id, WallTime::min(), WallTime::max()};
+  STACK_OF(X509)* path = X509_STORE_CTX_get0_chain(sctx.get());
+  for (size_t i = 0; path && i < sk_X509_num(path); ++i) {
+    const Certificate c(bssl::UpRef(sk_X509_value(path, i)));
+    verified.valid_from = std::max(verified.valid_from, c.not_before());
+    verified.valid_until = std::min(verified.valid_until, c.not_after());
   }
+  ctx_->remember_verified_chain(std::move(chain_der), std::move(verified));
   return accept_identity(*id, out_alert);
 }
 

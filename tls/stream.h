@@ -59,13 +59,13 @@ class TlsStream final : public Stream {
  private:
   friend struct TlsCallbacks;
 
-  void use_credentials(const Credentials& c);
   void progress();
   void step();
   void drive_handshake();
   void drive_read();
   void drive_write();
   void flush();
+  void release_tx_hold();
   void maybe_read_transport();
   void fail_handshake(Error e);
   Error classify_ssl_error(int ret, const char* op);
@@ -93,6 +93,7 @@ class TlsStream final : public Stream {
   bool transport_eof_ = false;
   std::optional<Error> transport_error_;
   bool want_read_ = false;  // the last SSL call needs more ciphertext
+  bool tx_hold_ = false;    // client: the last handshake flight waits for the first write
 
   // The handshake.
   HandshakeCallback hs_cb_;

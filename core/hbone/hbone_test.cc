@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/hbone/hbone_test_util.h"
+#include "testing/sim_writes.h"
 
 namespace zt::core::hbone {
 namespace {
@@ -23,6 +24,57 @@ TEST(Hbone, AThousandTunnelsShareTenConnections) {
   ASSERT_FALSE(srv.requests.empty());
   EXPECT_EQ(srv.requests[0].peer_identity->to_string(), "spiffe://cluster.local/ns/default/sa/client");
   EXPECT_EQ(srv.requests[0].header("forwarded"), "for=\"10.0.0.1:5555\"");
+}
+
+// A fresh pooled connection sends its first CONNECT in the same send as the
+// TLS client's last flight and the HTTP/2 preface: ClientHello, then one
+// send, then the SETTINGS ACK, before the tunnel is open.
+TEST(Hbone, TheFirstConnectGoesWithTheLastHandshakeFlight) {
+  Harness h;
+  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneServerApp srv(h, w);
+  Client c(h, w);
+  testing::SimWrites writes(h.world());
+  bool opened = false;
+  size_t sends = 0;
+  ASSERT_TRUE(h.run([](Pool& p, PoolKey key, testing::SimWrites& writes, bool& opened, size_t& sends) -> Task<void> {
+    auto t = co_await p.open(key, connect_to());
+    opened = t && t->tunnel && t->response.status == 200;
+    sends = writes.by_side(testing::SimWrites::kClient).size();  // before the tunnel ends
+  }(c.pool, key_for(h), writes, opened, sends), std::chrono::minutes(1)));
+  ASSERT_TRUE(opened);
+  EXPECT_EQ(sends, 3u);
+}
+
+// The server's SETTINGS (and its ACK of the client's) wait for its first
+// answer when the request came with the handshake, so they go in one send:
+// the ServerHello flight, then SETTINGS + SETTINGS ACK + 200.
+TEST(Hbone, TheServersSettingsGoWithItsFirstAnswer) {
+  Harness h;
+  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneServerApp srv(h, w, "server", std::chrono::milliseconds(5));  // answers after "connecting" for 5 ms
+  Client c(h, w);
+  testing::SimWrites writes(h.world());
+  bool opened = false;
+  size_t client_sends = 0, server_sends = 0;
+  ASSERT_TRUE(h.run([](Pool& p, PoolKey key, testing::SimWrites& writes, bool& opened, size_t& client_sends,
+                       size_t& server_sends) -> Task<void> {
+    auto t = co_await p.open(key, connect_to());
+    opened = t && t->tunnel && t->response.status == 200;
+    client_sends = writes.by_side(testing::SimWrites::kClient).size();  // before the tunnel ends
+    server_sends = writes.by_side(testing::SimWrites::kServer).size();
+  }(c.pool, key_for(h), writes, opened, client_sends, server_sends), std::chrono::minutes(1)));
+  ASSERT_TRUE(opened);
+  EXPECT_EQ(server_sends, 2u);
+  EXPECT_EQ(client_sends, 3u);  // ClientHello, last flight + preface + CONNECT, SETTINGS ACK
+  // Without a request pending, SETTINGS go at once: the pooled connection
+  // keeps working (a second tunnel on it).
+  ASSERT_TRUE(h.run([](Pool& p, PoolKey key, bool& opened) -> Task<void> {
+    auto t = co_await p.open(key, connect_to());
+    opened = t && t->tunnel && t->response.status == 200;
+  }(c.pool, key_for(h), opened), std::chrono::minutes(1)));
+  EXPECT_TRUE(opened);
+  EXPECT_EQ(c.pool.counters().connections_opened, 1u);
 }
 
 TEST(Hbone, ABurstToANewKeyOpensOneConnection) {
@@ -186,6 +238,38 @@ TEST(Hbone, ManyTunnelsClosedEarlyKeepTheirConnection) {
   EXPECT_EQ(failures, 0);
   EXPECT_EQ(c.pool.counters().connections_opened, 1u);
   EXPECT_EQ(c.pool.counters().retries, 0u);
+}
+
+// Release is timed per connection, not by a periodic sweep: a pool whose
+// connections are busy runs no timer of its own (with a short release
+// timeout a sweep every idle_release/4 woke the worker all the time), and an
+// idle connection goes idle_release after its last stream.
+TEST(Hbone, ReleaseTimersRunOnlyWhenAConnectionIsDue) {
+  Harness h;
+  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneServerApp srv(h, w);
+  PoolConfig cfg;
+  cfg.idle_release = std::chrono::milliseconds(200);
+  Client c(h, w, cfg);
+  testing::SimWrites trace(h.world());
+  std::optional<Result<h2::Opened>> held;
+  Scope scope;
+  scope.spawn([](Pool& p, PoolKey key, std::optional<Result<h2::Opened>>& out) -> Task<void> {
+    out = co_await p.open(key, connect_to());
+  }(c.pool, key_for(h), held));
+  ASSERT_TRUE(h.run_until([&] { return held.has_value(); }, std::chrono::minutes(1)));
+  ASSERT_TRUE(*held && (*held)->tunnel);
+  const size_t before = trace.timers_fired(h.client_host().id());
+  h.world().run_for(std::chrono::seconds(5));  // one busy connection: 25 sweeps before
+  // Only the HTTP/2 keepalive (PING after 10 s idle) may run meanwhile.
+  EXPECT_LE(trace.timers_fired(h.client_host().id()) - before, 1u);
+  EXPECT_EQ(c.pool.connections(), 1u);
+  (*held)->tunnel.reset();  // the stream ends; the release is due in 200 ms
+  h.world().run_for(std::chrono::milliseconds(150));
+  EXPECT_EQ(c.pool.connections(), 1u);
+  h.world().run_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(c.pool.connections(), 0u);
+  EXPECT_EQ(c.pool.counters().connections_released, 1u);
 }
 
 TEST(Hbone, IdleConnectionsAreReleased) {

@@ -15,16 +15,24 @@ using Harness = testing::SimHarness<IpAddr::Family::v4>;
 constexpr uint16_t kHbonePort = 15008;
 
 // A server host running the HBONE server with an echo-then-finish handler:
-// each tunnel's bytes come back, then END_STREAM.
+// each tunnel's bytes come back, then END_STREAM. With `answer_after`, each
+// request is answered that long after it arrived (as a node proxy answers
+// once it has connected to the workload).
 struct HboneServerApp {
-  HboneServerApp(Harness& h, tls::TlsWorld& w, const char* identity = "server") {
+  HboneServerApp(Harness& h, tls::TlsWorld& w, const char* identity = "server", Duration answer_after = Duration(0)) {
     auto l = h.server().net.listen(Endpoint{h.server_ip(), kHbonePort}, {});
     ZT_ASSERT(l.ok());
     auto creds = tls::credentials(*w.ca->issue(tls::test_identity(identity), std::chrono::hours(24), w.now));
     server = std::make_unique<Server>(h.server(), std::move(*l), w.context(w.config(tls::TlsRole::server, creds)),
-                                      [this](InboundRequest req, Answer a) {
+                                      [this, &env = h.server(), answer_after](InboundRequest req, Answer a) {
                                         requests.push_back(req);
                                         if (req.target.port == 9) return a->reject(503);  // "nothing there"
+                                        if (answer_after > Duration(0)) {
+                                          return scope.spawn([](Env& env, Duration d, Answer a) -> Task<void> {
+                                            co_await io::sleep(env.loop, d);
+                                            co_await echo(a->accept());
+                                          }(env, answer_after, std::move(a)));
+                                        }
                                         scope.spawn(echo(a->accept()));
                                       });
     server->start();

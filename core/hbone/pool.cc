@@ -1,6 +1,7 @@
 #include "core/hbone/pool.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "io/async.h"
 #include "io/event.h"
@@ -78,6 +79,7 @@ Task<Result<Pool::Conn*>> Pool::acquire(const PoolKey& key, bool fresh) {
   if (!fresh) {
     if (Conn* c = pick(key)) {
       ++c->reserved;
+      c->idle_since.reset();
       co_return c;
     }
   }
@@ -98,6 +100,7 @@ Task<Result<Pool::Conn*>> Pool::acquire(const PoolKey& key, bool fresh) {
   co_await conn->ready.wait();
   if (conn->failed) {
     --conn->reserved;
+    note_if_unused(*conn);
     co_return *conn->failed;
   }
   co_return conn;
@@ -108,7 +111,7 @@ Task<void> Pool::establish(PoolKey key, Conn* conn) {
     ++counters_.connection_failures;
     conn->failed = Error(e.code, "HBONE connection to " + key.to_string() + ": " + e.message());
     conn->ready.set();
-    schedule_sweep();
+    note_if_unused(*conn);  // usually still promised to the waiters, who note it when they let go
   };
   auto ctx = contexts_(key);
   if (!ctx) co_return fail(ctx.error());
@@ -134,10 +137,14 @@ Task<void> Pool::establish(PoolKey key, Conn* conn) {
     co_return fail(Error(hs.code(), std::string(tls::tls_failure_name(tls->failure())) + ": " + hs.error().detail));
   }
   conn->h2 = std::make_unique<h2::Connection>(env_, std::move(tls), h2::Role::client, config_.h2);
+  conn->h2->on_idle([this, conn] { note_if_unused(*conn); });
+  conn->h2->on_closed([this, conn](const Error&) { note_if_unused(*conn); });
+  // Waiters first: they resume (and submit their CONNECTs) before the
+  // connection's first write, so the CONNECTs go with the preface.
+  conn->ready.set();
   conn->h2->start();
   ++counters_.connections_opened;
-  conn->ready.set();
-  schedule_sweep();
+  note_if_unused(*conn);
 }
 
 Task<Result<h2::Opened>> Pool::open(PoolKey key, h2::Request request) {
@@ -152,6 +159,7 @@ Task<Result<h2::Opened>> Pool::open(PoolKey key, h2::Request request) {
     OpenAwaiter awaiter{*conn->h2, std::move(req), std::nullopt};
     Result<h2::Opened> r = co_await awaiter;
     --conn->reserved;
+    note_if_unused(*conn);  // the stream may be over already, or never opened
     if (!r && r.code() == h2::kRefused && attempt == 0) {
       ++counters_.retries;  // never reached the peer's application: try once more, fresh
       continue;
@@ -161,39 +169,57 @@ Task<Result<h2::Opened>> Pool::open(PoolKey key, h2::Request request) {
   }
 }
 
-void Pool::schedule_sweep() {
-  if (sweep_ != kNoTimer || conns_.empty()) return;
-  sweep_ = env_.loop.run_after(config_.idle_release / 4, [this] {
+bool Pool::unused(const Conn& c) {
+  return c.ready.is_set() && c.reserved == 0 && (c.failed || c.h2->dead() || c.h2->active_streams() == 0);
+}
+
+bool Pool::broken(const Conn& c) { return c.failed || (c.h2 && c.h2->dead()); }
+
+void Pool::note_if_unused(Conn& c) {
+  if (!unused(c)) return;
+  const MonoTime now = env_.clock.now();
+  if (!c.idle_since) c.idle_since = now;
+  schedule_sweep(broken(c) ? now : *c.idle_since + config_.idle_release);
+}
+
+void Pool::schedule_sweep(MonoTime at) {
+  if (sweep_ != kNoTimer) {
+    if (sweep_at_ <= at) return;  // an earlier sweep reschedules for this one
+    env_.loop.cancel(sweep_);
+  }
+  sweep_at_ = at;
+  sweep_ = env_.loop.run_after(std::max(Duration(0), at - env_.clock.now()), [this] {
     sweep_ = kNoTimer;
     release_idle();
-    schedule_sweep();
   });
 }
 
 void Pool::release_idle() {
   const MonoTime now = env_.clock.now();
+  std::optional<MonoTime> next;
   for (auto it = conns_.begin(); it != conns_.end();) {
     auto& list = it->second;
     for (auto c = list.begin(); c != list.end();) {
       Conn& conn = **c;
-      const bool settled = conn.ready.is_set() && conn.reserved == 0;
-      const bool unused = settled && (conn.failed || conn.h2->dead() || conn.h2->active_streams() == 0);
-      if (!unused) {
+      if (!unused(conn)) {
         conn.idle_since.reset();
         ++c;
         continue;
       }
-      if (!conn.idle_since) conn.idle_since = now;
-      const bool broken = conn.failed || conn.h2->dead();
-      if (broken || now - *conn.idle_since >= config_.idle_release) {
-        if (!broken) ++counters_.connections_released;
+      if (!conn.idle_since) conn.idle_since = now;  // not noted (cannot happen; kept safe)
+      const bool is_broken = broken(conn);
+      if (is_broken || now - *conn.idle_since >= config_.idle_release) {
+        if (!is_broken) ++counters_.connections_released;
         c = list.erase(c);  // the peer sees the connection end; it had no streams
       } else {
+        const MonoTime due = *conn.idle_since + config_.idle_release;
+        if (!next || due < *next) next = due;
         ++c;
       }
     }
     it = list.empty() ? conns_.erase(it) : std::next(it);
   }
+  if (next) schedule_sweep(*next);
 }
 
 }  // namespace zt::core::hbone
