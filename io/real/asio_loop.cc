@@ -26,14 +26,28 @@ AsioLoop::~AsioLoop() {
   timers_.clear();  // cancels the waits; their handlers see alive_ == false
 }
 
+namespace {
+// The loop whose drain_posted() runs on this thread right now: its posts are
+// its own thread's, though Asio runs no handler at that moment.
+thread_local const AsioLoop* draining_loop = nullptr;
+}  // namespace
+
 void AsioLoop::post(Callback fn) {
   ZT_ASSERT(fn);
-  if (!ctx_.get_executor().running_in_this_thread()) {
+  const bool in_drain = draining_loop == this;
+  if (!in_drain && !ctx_.get_executor().running_in_this_thread()) {
     asio::post(ctx_, std::move(fn));  // another thread (drain, metrics): Asio's queue is the locked one
     return;
   }
   posted_.push_back(std::move(fn));
-  if (posted_scheduled_) return;
+  // In drain mode the runtime drains after the handler (or drain) this is
+  // posted from.
+  if (drain_mode_) return;
+  schedule_posted();
+}
+
+void AsioLoop::schedule_posted() {
+  if (posted_scheduled_ || posted_.empty()) return;
   posted_scheduled_ = true;
   asio::post(ctx_, [this, alive = alive_] {
     if (*alive) run_posted();
@@ -41,18 +55,21 @@ void AsioLoop::post(Callback fn) {
 }
 
 void AsioLoop::run_posted() {
+  posted_scheduled_ = false;
+  drain_posted();
+}
+
+void AsioLoop::drain_posted() {
+  if (posted_.empty()) return;
+  const AsioLoop* outer = std::exchange(draining_loop, this);
   // Callbacks posted while these run join the same turn (FIFO), up to the cap.
   for (size_t n = 0; n < kPostedPerTurnMax && !posted_.empty(); ++n) {
     Callback fn = std::move(posted_.front());
     posted_.pop_front();
     fn();
   }
-  posted_scheduled_ = false;
-  if (posted_.empty()) return;
-  posted_scheduled_ = true;
-  asio::post(ctx_, [this, alive = alive_] {
-    if (*alive) run_posted();
-  });
+  draining_loop = outer;
+  schedule_posted();  // the rest, after I/O had its turn
 }
 
 TimerId AsioLoop::run_after(Duration delay, Callback fn) {
