@@ -36,13 +36,22 @@ void AsioLoop::post(Callback fn) {
   ZT_ASSERT(fn);
   const bool in_drain = draining_loop == this;
   if (!in_drain && !ctx_.get_executor().running_in_this_thread()) {
-    asio::post(ctx_, std::move(fn));  // another thread (drain, metrics): Asio's queue is the locked one
+    // Another thread (drain, metrics), or this one before run(): Asio's
+    // queue is the locked one.
+    foreign_pending_.fetch_add(1, std::memory_order_relaxed);
+    asio::post(ctx_, [this, alive = alive_, fn = std::move(fn)] {
+      if (!*alive) return;
+      foreign_pending_.fetch_sub(1, std::memory_order_relaxed);
+      fn();
+    });
     return;
   }
   posted_.push_back(std::move(fn));
   // In drain mode the runtime drains after the handler (or drain) this is
-  // posted from.
-  if (drain_mode_) return;
+  // posted from, unless that would overtake callbacks posted earlier from
+  // outside (then they all wait their turn in Asio's queue, as without
+  // drain mode).
+  if (drain_mode_ && foreign_pending_.load(std::memory_order_relaxed) == 0) return;
   schedule_posted();
 }
 
@@ -61,6 +70,7 @@ void AsioLoop::run_posted() {
 
 void AsioLoop::drain_posted() {
   if (posted_.empty()) return;
+  if (foreign_pending_.load(std::memory_order_relaxed) > 0) return schedule_posted();  // FIFO: see post()
   const AsioLoop* outer = std::exchange(draining_loop, this);
   // Callbacks posted while these run join the same turn (FIFO), up to the cap.
   for (size_t n = 0; n < kPostedPerTurnMax && !posted_.empty(); ++n) {

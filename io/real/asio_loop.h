@@ -9,6 +9,7 @@
 //   loop.cancel(t);   // true: the callback will never run
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <deque>
 #include <map>
@@ -90,6 +91,9 @@ class AsioLoop final : public Loop {
   std::deque<Callback> posted_;  // posted on this thread, not yet run
   bool posted_scheduled_ = false;  // a run_posted() handler is queued in Asio
   bool drain_mode_ = false;        // the runtime calls drain_posted() after every handler
+  // Posted from outside the loop (asio::post) and not run yet: while there
+  // are any, posts from the loop queue behind them, so post stays FIFO.
+  std::atomic<size_t> foreign_pending_{0};
   // Timer handlers may outlive this loop (queued in the io_context); they
   // check this before touching it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
