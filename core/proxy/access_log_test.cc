@@ -61,7 +61,7 @@ TEST(AccessLog, EscapesEveryControlByteWhereverItIs) {
   ConnectionRecord r;
   r.src = Endpoint{IpAddr::v4(10, 0, 3, 1), 1};
   r.dst = Endpoint{IpAddr::v4(10, 0, 2, 1), 2};
-  r.error = std::string("\x01a\\b\tc\rd\x1f", 10) + "plain tail";
+  r.error = std::string("\x01") + "a\\b\tc\rd" + "\x1f" + "plain tail";  // apart: \x escapes are greedy
   EXPECT_NE(format_access_log(r).find(" error=\"\\x01a\\\\b\\tc\\rd\\x1fplain tail\""), std::string::npos)
       << format_access_log(r);
   r.error = "\"";  // nothing but an escape

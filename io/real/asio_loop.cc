@@ -47,6 +47,9 @@ void AsioLoop::post(Callback fn) {
     return;
   }
   posted_.push_back(std::move(fn));
+  // Queued callbacks are work: without this, the handler that posted them
+  // could be Asio's last work, and Asio stops the run before the drain.
+  if (!posted_work_) posted_work_.emplace(ctx_.get_executor());
   // In drain mode the runtime drains after the handler (or drain) this is
   // posted from, unless that would overtake callbacks posted earlier from
   // outside (then they all wait their turn in Asio's queue, as without
@@ -79,6 +82,10 @@ void AsioLoop::drain_posted() {
     fn();
   }
   draining_loop = outer;
+  if (posted_.empty()) {
+    posted_work_.reset();  // may stop Asio: nothing else to do
+    return;
+  }
   schedule_posted();  // the rest, after I/O had its turn
 }
 

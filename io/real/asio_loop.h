@@ -14,7 +14,9 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 
+#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 
@@ -94,6 +96,8 @@ class AsioLoop final : public Loop {
   // Posted from outside the loop (asio::post) and not run yet: while there
   // are any, posts from the loop queue behind them, so post stays FIFO.
   std::atomic<size_t> foreign_pending_{0};
+  // Held while posted_ is not empty (see post()).
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> posted_work_;
   // Timer handlers may outlive this loop (queued in the io_context); they
   // check this before touching it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

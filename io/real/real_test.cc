@@ -152,6 +152,22 @@ TEST_F(RealTest, PostsFromAHandlerRunBeforeTheNextHandler) {
   EXPECT_EQ(order, (std::vector<std::string>{"timer 1", "timer 1 returns", "posted by timer 1", "timer 2"}));
 }
 
+// A handler that is Asio's last work may post a callback that makes more:
+// the run must not end in between (queued callbacks count as work).
+TEST_F(RealTest, ARunLastsWhileAPostedCallbackCanStillMakeWork) {
+  bool second = false;
+  rt.loop().run_after(1ms, [&] {
+    rt.loop().post([&] { rt.loop().run_after(1ms, [&] { second = true; }); });
+  });
+  rt.run();
+  EXPECT_TRUE(second);
+  second = false;
+  rt.loop().run_after(1ms, [&] {
+    rt.loop().post([&] { rt.loop().run_after(1ms, [&] { second = true; }); });
+  });
+  EXPECT_TRUE(rt.run_until([&] { return second; }, 5s));
+}
+
 TEST_F(RealTest, LongChainsOfPostsYieldToTimersAndOtherThreads) {
   // Posts from the loop's thread are run in batches; a chain that never ends
   // must still let a timer and a post from another thread in.
