@@ -26,40 +26,14 @@ AsioLoop::~AsioLoop() {
   timers_.clear();  // cancels the waits; their handlers see alive_ == false
 }
 
-namespace {
-// The loop whose drain_posted() runs on this thread right now: its posts are
-// its own thread's, though Asio runs no handler at that moment.
-thread_local const AsioLoop* draining_loop = nullptr;
-}  // namespace
-
 void AsioLoop::post(Callback fn) {
   ZT_ASSERT(fn);
-  const bool in_drain = draining_loop == this;
-  if (!in_drain && !ctx_.get_executor().running_in_this_thread()) {
-    // Another thread (drain, metrics), or this one before run(): Asio's
-    // queue is the locked one.
-    foreign_pending_.fetch_add(1, std::memory_order_relaxed);
-    asio::post(ctx_, [this, alive = alive_, fn = std::move(fn)] {
-      if (!*alive) return;
-      foreign_pending_.fetch_sub(1, std::memory_order_relaxed);
-      fn();
-    });
+  if (!ctx_.get_executor().running_in_this_thread()) {
+    asio::post(ctx_, std::move(fn));  // another thread (drain, metrics): Asio's queue is the locked one
     return;
   }
   posted_.push_back(std::move(fn));
-  // Queued callbacks are work: without this, the handler that posted them
-  // could be Asio's last work, and Asio stops the run before the drain.
-  if (!posted_work_) posted_work_.emplace(ctx_.get_executor());
-  // In drain mode the runtime drains after the handler (or drain) this is
-  // posted from, unless that would overtake callbacks posted earlier from
-  // outside (then they all wait their turn in Asio's queue, as without
-  // drain mode).
-  if (drain_mode_ && foreign_pending_.load(std::memory_order_relaxed) == 0) return;
-  schedule_posted();
-}
-
-void AsioLoop::schedule_posted() {
-  if (posted_scheduled_ || posted_.empty()) return;
+  if (posted_scheduled_) return;
   posted_scheduled_ = true;
   asio::post(ctx_, [this, alive = alive_] {
     if (*alive) run_posted();
@@ -67,26 +41,18 @@ void AsioLoop::schedule_posted() {
 }
 
 void AsioLoop::run_posted() {
-  posted_scheduled_ = false;
-  drain_posted();
-}
-
-void AsioLoop::drain_posted() {
-  if (posted_.empty()) return;
-  if (foreign_pending_.load(std::memory_order_relaxed) > 0) return schedule_posted();  // FIFO: see post()
-  const AsioLoop* outer = std::exchange(draining_loop, this);
   // Callbacks posted while these run join the same turn (FIFO), up to the cap.
   for (size_t n = 0; n < kPostedPerTurnMax && !posted_.empty(); ++n) {
     Callback fn = std::move(posted_.front());
     posted_.pop_front();
     fn();
   }
-  draining_loop = outer;
-  if (posted_.empty()) {
-    posted_work_.reset();  // may stop Asio: nothing else to do
-    return;
-  }
-  schedule_posted();  // the rest, after I/O had its turn
+  posted_scheduled_ = false;
+  if (posted_.empty()) return;
+  posted_scheduled_ = true;
+  asio::post(ctx_, [this, alive = alive_] {
+    if (*alive) run_posted();
+  });
 }
 
 TimerId AsioLoop::run_after(Duration delay, Callback fn) {

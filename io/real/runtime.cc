@@ -58,15 +58,7 @@ Rng& Runtime::rng() { return impl_->rng; }
 
 void Runtime::run() {
   if (impl_->consume_stop()) return;
-  // One handler at a time, then what it posted (AsioLoop drain mode): the
-  // same order as ctx.run() with posts as handlers, without an epoll poll
-  // and a scheduler round between a completion and the callbacks it posts.
-  asio::io_context& ctx = impl_->ctx;
-  AsioLoop& loop = impl_->loop;
-  loop.set_drain_mode(true);
-  while (ctx.run_one() > 0) loop.drain_posted();
-  loop.set_drain_mode(false);
-  loop.schedule_posted();  // stopped: what is left runs when Asio runs again
+  impl_->ctx.run();
   impl_->stop_requested = false;
 }
 
@@ -78,20 +70,15 @@ bool Runtime::run_until(const std::function<bool()>& done, Duration wall_timeout
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
   if (impl_->consume_stop()) return done();
   asio::io_context& ctx = impl_->ctx;
-  AsioLoop& loop = impl_->loop;
-  loop.set_drain_mode(true);  // as run()
   for (;;) {
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline) break;
     size_t n = ctx.run_one_for(deadline - now);
-    loop.drain_posted();
     if (done()) break;
     // Nothing ran and the context stopped: stop() was called or it ran out
     // of work (Asio stops an io_context that has none).
     if (n == 0 && ctx.stopped()) break;
   }
-  loop.set_drain_mode(false);
-  loop.schedule_posted();
   impl_->stop_requested = false;
   return done();
 }
