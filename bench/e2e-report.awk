@@ -191,6 +191,8 @@ END {
     print_table(mode, "latency (1 KiB ping-pong) and connection rate (new connection + 1-byte echo)",
                 "p50_us p90_us p99_us conn_per_s_1 conn_per_s_16",
                 "p50 us|p90 us|p99 us|conn/s sequential|conn/s 16 concurrent")
+    print_table(mode, "proxy CPU per connection in the connection-rate runs (us, all the path's proxy processes)",
+                "cpu_us_per_conn_1 cpu_us_per_conn_16", "sequential|16 concurrent")
     print_table(mode, "memory (RSS, KiB)",
                 "rss_idle_kib rss_idle_largest_kib kib_per_idle_conn rss_after_burst_kib rss_after_burst_over_idle",
                 "idle, sum|idle, largest process|per idle connection|after burst + quiet|after burst / idle")

@@ -110,12 +110,24 @@ Counter& Registry::counter(std::string_view family, Labels labels) {
 }
 
 Counter& Registry::traffic_counter(std::string_view family, const TrafficLabels& labels) {
-  auto& by_family = traffic_cache_.by_labels[labels];
-  for (auto& [name, counter] : by_family) {
+  return traffic_series(labels).counter(family);
+}
+
+Registry::TrafficSeries& Registry::traffic_series(const TrafficLabels& labels) {
+  auto it = traffic_cache_.by_labels.find(labels);
+  if (it == traffic_cache_.by_labels.end()) {
+    it = traffic_cache_.by_labels.emplace(labels, TrafficSeries(*this, labels)).first;
+    it->second.labels_ = &it->first;  // the key in the map, not the caller's copy
+  }
+  return it->second;
+}
+
+Counter& Registry::TrafficSeries::counter(std::string_view family) {
+  for (auto& [name, counter] : by_family_) {
     if (name == family) return *counter;
   }
-  Counter& c = counter(family, labels.to_labels());
-  by_family.emplace_back(std::string(family), &c);
+  Counter& c = registry_->counter(family, labels_->to_labels());
+  by_family_.emplace_back(std::string(family), &c);
   return c;
 }
 

@@ -101,6 +101,25 @@ class Registry {
   // as counter() does.
   Counter& traffic_counter(std::string_view family, const TrafficLabels& labels);
 
+  // The series of one traffic label set, for every family: found with one
+  // lookup and kept by a connection's report, which counts in up to four
+  // families (opened, closed, bytes both ways), so the 23 labels are
+  // compared once per connection, not once per family. A family's series
+  // is still created on its first use. The reference stays valid for the
+  // registry's lifetime (not into a copy of it).
+  class TrafficSeries {
+   public:
+    Counter& counter(std::string_view family);
+
+   private:
+    friend class Registry;
+    TrafficSeries(Registry& registry, const TrafficLabels& labels) : registry_(&registry), labels_(&labels) {}
+    Registry* registry_;
+    const TrafficLabels* labels_;  // the cache's key, a map node: stable
+    std::vector<std::pair<std::string, Counter*>> by_family_;
+  };
+  TrafficSeries& traffic_series(const TrafficLabels& labels);
+
   // Number of series in a family (0 when unknown); for tests and limits.
   size_t series_count(std::string_view family) const;
 
@@ -136,7 +155,7 @@ class Registry {
       by_labels.clear();
       return *this;
     }
-    std::map<TrafficLabels, std::vector<std::pair<std::string, Counter*>>> by_labels;
+    std::map<TrafficLabels, TrafficSeries> by_labels;
   };
 
   std::map<std::string, Family, std::less<>> families_;

@@ -140,6 +140,23 @@ TEST(Metrics, TrafficLabelsNameTheSameSeriesAsTheirLabelList) {
   EXPECT_EQ(reg.traffic_counter(kTcpConnectionsOpened, l).value(), 1u);
 }
 
+TEST(Metrics, TrafficSeriesCreatesEachFamilysSeriesOnFirstUse) {
+  Registry reg;
+  TrafficLabels l;
+  l.reporter = "source";
+  Registry::TrafficSeries& s = reg.traffic_series(l);
+  EXPECT_EQ(&reg.traffic_series(l), &s);  // one entry per label set
+  EXPECT_EQ(reg.series_count(kTcpConnectionsOpened), 0u);
+  s.counter(kTcpConnectionsOpened).inc(4);
+  EXPECT_EQ(reg.series_count(kTcpConnectionsOpened), 1u);
+  EXPECT_EQ(reg.series_count(kTcpConnectionsClosed), 0u);  // not rendered as a 0 series
+  EXPECT_EQ(reg.counter(kTcpConnectionsOpened, l.to_labels()).value(), 4u);
+  EXPECT_EQ(&reg.traffic_counter(kTcpConnectionsOpened, l), &s.counter(kTcpConnectionsOpened));
+  TrafficLabels other = l;
+  other.response_flags = "DENY";
+  EXPECT_NE(&reg.traffic_series(other), &s);
+}
+
 TEST(Metrics, ACopiedRegistryCountsOnItsOwn) {
   // The series cache points into its own registry: a copy (how the binary
   // scrapes a worker's registry) must never count into the original.

@@ -11,17 +11,21 @@ void add(std::string& out, std::string_view key, const std::string& value) {
   out += value;
 }
 
-std::string hex(Rng& rng, int bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  uint64_t bits = 0;
+// Appends `bytes` random bytes as lower-case hex (8 per draw, low byte
+// first); true if they were all zero.
+bool append_hex(std::string& out, Rng& rng, int bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  uint64_t bits = 0, any = 0;
   for (int i = 0; i < bytes; ++i) {
-    if (i % 8 == 0) bits = rng.next();
+    if (i % 8 == 0) {
+      bits = rng.next();
+      any |= bytes - i >= 8 ? bits : bits & ((uint64_t{1} << (8 * (bytes - i))) - 1);
+    }
     const uint8_t b = uint8_t(bits >> (8 * (i % 8)));
-    out += digits[b >> 4];
-    out += digits[b & 15];
+    out += kDigits[b >> 4];
+    out += kDigits[b & 15];
   }
-  return out;
+  return any == 0;
 }
 
 std::string_view trim(std::string_view s) {
@@ -33,8 +37,13 @@ std::string_view trim(std::string_view s) {
 }  // namespace
 
 std::string forwarded(const SourceInfo& src) {
-  std::string out = "for=\"" + src.address.to_string() + "\"";
-  if (src.host) out += ";host=" + *src.host;
+  std::string out = "for=\"";
+  out += src.address.to_string();
+  out += '"';
+  if (src.host) {
+    out += ";host=";
+    out += *src.host;
+  }
   return out;
 }
 
@@ -51,11 +60,16 @@ std::string baggage(const SourceInfo& src) {
 }
 
 std::string traceparent(Rng& rng) {
-  std::string trace = hex(rng, 16), span = hex(rng, 8);
+  // Built in place (one allocation): every outbound HBONE connection sends one.
+  std::string out;
+  out.reserve(55);
+  out += "00-";
   // All-zero ids are invalid in W3C trace context.
-  if (trace == std::string(32, '0')) trace[31] = '1';
-  if (span == std::string(16, '0')) span[15] = '1';
-  return "00-" + trace + "-" + span + "-00";
+  if (append_hex(out, rng, 16)) out.back() = '1';
+  out += '-';
+  if (append_hex(out, rng, 8)) out.back() = '1';
+  out += "-00";
+  return out;
 }
 
 h2::Headers request_headers(const SourceInfo& src, Rng& rng) {

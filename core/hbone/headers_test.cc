@@ -45,6 +45,27 @@ TEST(Headers, TraceparentIsW3CShaped) {
   EXPECT_NE(traceparent(r), t);  // fresh ids each time
 }
 
+// The ids are the Rng's draws in a fixed order and spelling (simulated runs
+// replay them): two draws for the trace id, one for the span id, each
+// written low byte first.
+TEST(Headers, TraceparentSpellsTheRngsDrawsInOrder) {
+  auto hex_of = [](uint64_t v, int bytes) {
+    std::string out;
+    for (int i = 0; i < bytes; ++i) {
+      const uint8_t b = uint8_t(v >> (8 * i));
+      out += "0123456789abcdef"[b >> 4];
+      out += "0123456789abcdef"[b & 15];
+    }
+    return out;
+  };
+  for (uint64_t seed : {1u, 2u, 77u}) {
+    Rng a(seed), b(seed);
+    const uint64_t t1 = b.next(), t2 = b.next(), span = b.next();
+    EXPECT_EQ(traceparent(a), "00-" + hex_of(t1, 8) + hex_of(t2, 8) + "-" + hex_of(span, 8) + "-00");
+    EXPECT_EQ(a.next(), b.next());  // no other draws
+  }
+}
+
 TEST(Headers, ForwardedForRejectsGarbage) {
   EXPECT_FALSE(forwarded_for(""));
   EXPECT_FALSE(forwarded_for("for=unknown"));

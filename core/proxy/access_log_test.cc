@@ -57,6 +57,27 @@ TEST(AccessLog, Ipv6AddressesAreBracketed) {
   EXPECT_NE(format_access_log(r).find(" src.addr=[fd00::1]:1 "), std::string::npos);
 }
 
+TEST(AccessLog, EscapesEveryControlByteWhereverItIs) {
+  ConnectionRecord r;
+  r.src = Endpoint{IpAddr::v4(10, 0, 3, 1), 1};
+  r.dst = Endpoint{IpAddr::v4(10, 0, 2, 1), 2};
+  r.error = std::string("\x01") + "a\\b\tc\rd" + "\x1f" + "plain tail";  // apart: \x escapes are greedy
+  EXPECT_NE(format_access_log(r).find(" error=\"\\x01a\\\\b\\tc\\rd\\x1fplain tail\""), std::string::npos)
+      << format_access_log(r);
+  r.error = "\"";  // nothing but an escape
+  EXPECT_NE(format_access_log(r).find(" error=\"\\\"\""), std::string::npos) << format_access_log(r);
+}
+
+TEST(AccessLog, LargeByteCountsAndDurationsAreExact) {
+  ConnectionRecord r = sample();
+  r.bytes_sent = 18'446'744'073'709'551'615u;
+  r.bytes_recv = 0;
+  r.duration = std::chrono::hours(100);
+  const std::string line = format_access_log(r);
+  EXPECT_NE(line.find(" bytes_sent=18446744073709551615 bytes_recv=0 duration=\"360000000ms\""), std::string::npos)
+      << line;
+}
+
 TEST(AccessLog, StartRecordNamesIdentitiesOnlyForMutualTls) {
   mesh::Workload client, server;
   client.name = "client";
@@ -112,6 +133,25 @@ TEST(TrafficReport, CountsBytesInUpstreamsDirections) {
     EXPECT_EQ(records[0].bytes_sent, d == Direction::outbound ? 100u : 7u);
     EXPECT_EQ(records[0].bytes_recv, d == Direction::outbound ? 7u : 100u);
   }
+}
+
+// The report looks its series up once; a response flag set when it ends is
+// another label set, so the close must count there, not in the series the
+// open used.
+TEST(TrafficReport, AFlagSetAtTheEndCountsUnderItsOwnLabels) {
+  admin::Registry reg;
+  admin::TrafficLabels labels;
+  labels.reporter = "destination";
+  TrafficReport report(&reg, labels);
+  report.opened();
+  report.closed(1, 2, "connection closed due to policy change", kFlagDenied);
+  admin::TrafficLabels denied = labels;
+  denied.response_flags = std::string(kFlagDenied);
+  EXPECT_EQ(reg.traffic_counter(admin::kTcpConnectionsOpened, labels).value(), 1u);
+  EXPECT_EQ(reg.traffic_counter(admin::kTcpConnectionsClosed, labels).value(), 0u);
+  EXPECT_EQ(reg.traffic_counter(admin::kTcpConnectionsClosed, denied).value(), 1u);
+  EXPECT_EQ(reg.traffic_counter(admin::kTcpReceivedBytes, denied).value(), 1u);
+  EXPECT_EQ(reg.traffic_counter(admin::kTcpSentBytes, denied).value(), 2u);
 }
 
 }  // namespace

@@ -392,13 +392,14 @@ struct SocksResult {
 };
 
 // With wait_for_choice the client sends its 3-byte greeting, waits for the
-// method choice, then sends the rest (most clients send all at once).
+// method choice, then sends the rest (most clients send all at once). With
+// pipelined it sends its data right behind the request, before the reply.
 SocksResult socks_talk(Mesh& m, std::vector<uint8_t> request, const std::vector<uint8_t>& data,
-                       bool wait_for_choice = false) {
+                       bool wait_for_choice = false, bool pipelined = false) {
   SocksResult out;
   bool done = false;
   m.client_scope.spawn([](Env& env, std::vector<uint8_t> request, const std::vector<uint8_t>& data, SocksResult& out,
-                          bool& done, bool wait_for_choice) -> Task<void> {
+                          bool& done, bool wait_for_choice, bool pipelined) -> Task<void> {
     auto s = co_await io::connect(env, Endpoint{kClientIp, 15080}, {}, std::chrono::seconds(5));
     if (!s) {
       done = true;
@@ -415,6 +416,7 @@ SocksResult socks_talk(Mesh& m, std::vector<uint8_t> request, const std::vector<
       }
       request.erase(request.begin(), request.begin() + 3);
     }
+    if (pipelined) request.insert(request.end(), data.begin(), data.end());
     (void)co_await io::write_all(**s, request);
     while (got < head.size()) {
       auto n = co_await io::read(**s, MutableBytes(head).subspan(got));
@@ -424,12 +426,12 @@ SocksResult socks_talk(Mesh& m, std::vector<uint8_t> request, const std::vector<
     head.resize(got);
     out.handshake = head;
     if (got == head.capacity() && head[3] == 0) {
-      if (!data.empty()) (void)co_await io::write_all(**s, data);
+      if (!data.empty() && !pipelined) (void)co_await io::write_all(**s, data);
       (void)(*s)->shutdown_write();
       out.echoed = co_await testing::read_all(**s);
     }
     done = true;
-  }(m.a->env(), std::move(request), data, out, done, wait_for_choice));
+  }(m.a->env(), std::move(request), data, out, done, wait_for_choice, pipelined));
   m.world.run_until([&] { return done; }, std::chrono::minutes(1));
   return out;
 }
@@ -446,6 +448,28 @@ TEST(Socks5, ConnectByIpv4GoesThroughTheMesh) {
   EXPECT_TRUE(r.echoed.bytes == data);
   EXPECT_EQ(m.outbound->counters().hbone, 1u);
   EXPECT_EQ(m.socks->counters().forwarded, 1u);
+}
+
+// The handshake is read in as few reads as its length allows, but never past
+// the request: data sent right behind it (before the reply) is the
+// connection's, and arrives whole, for every address type and any split.
+TEST(Socks5, DataSentBehindTheRequestIsNotTakenByTheHandshake) {
+  Mesh m;
+  const auto data = testing::pattern(3000, 10);
+  SocksResult v4 = socks_talk(m, {5, 1, 0, 5, 1, 0, 1, 10, 0, 2, 1, 0x1f, 0x90}, data, false, /*pipelined=*/true);
+  ASSERT_EQ(v4.handshake.size(), 12u);
+  EXPECT_EQ(v4.handshake[3], 0);
+  EXPECT_TRUE(v4.echoed.bytes == data);
+  // Two methods, and the greeting apart from the request.
+  SocksResult two = socks_talk(m, {5, 2, 2, 0, 5, 1, 0, 1, 10, 0, 2, 1, 0x1f, 0x90}, data, false, true);
+  ASSERT_EQ(two.handshake.size(), 12u);
+  EXPECT_EQ(two.handshake[3], 0);
+  EXPECT_TRUE(two.echoed.bytes == data);
+  SocksResult waited = socks_talk(m, {5, 1, 0, 5, 1, 0, 1, 10, 0, 2, 1, 0x1f, 0x90}, data, /*wait_for_choice=*/true, true);
+  ASSERT_EQ(waited.handshake.size(), 12u);
+  EXPECT_EQ(waited.handshake[3], 0);
+  EXPECT_TRUE(waited.echoed.bytes == data);
+  EXPECT_EQ(m.socks->counters().forwarded, 3u);
 }
 
 TEST(Socks5, AClientThatWaitsForTheMethodChoiceGetsItFirst) {

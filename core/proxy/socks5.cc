@@ -1,5 +1,7 @@
 #include "core/proxy/socks5.h"
 
+#include <algorithm>
+#include <array>
 #include <span>
 #include <utility>
 
@@ -13,26 +15,30 @@ constexpr uint8_t kNoAuth = 0x00, kNoAcceptableMethod = 0xff;
 constexpr uint8_t kConnect = 1;
 constexpr uint8_t kIpv4 = 1, kDomain = 3, kIpv6 = 4;
 
-// Reads exactly buf.size() bytes; false on EOF or error.
-Task<bool> read_exact(Stream& s, MutableBytes buf) {
-  while (!buf.empty()) {
-    Result<size_t> n = co_await io::read(s, buf);
-    if (!n || *n == 0) co_return false;
-    buf = buf.subspan(*n);
-  }
-  co_return true;
-}
+// The greeting and the CONNECT request together are at most this long:
+// 255 methods, a 255-byte hostname.
+constexpr size_t kHandshakeMax = 2 + 255 + 4 + 1 + 255 + 2;
+// The shortest request: a one-letter hostname (a shorter one is refused).
+constexpr size_t kShortestRequest = 4 + 1 + 1 + 2;
 
-// Reads at least `min` and at most buf.size() bytes; how many, or nothing on
-// EOF or error before `min`.
-Task<std::optional<size_t>> read_at_least(Stream& s, MutableBytes buf, size_t min) {
-  size_t got = 0;
-  while (got < min) {
-    Result<size_t> n = co_await io::read(s, buf.subspan(got));
-    if (!n || *n == 0) co_return std::nullopt;
-    got += *n;
+// How long the greeting plus the CONNECT request is, given their first
+// bytes: exact once the address type (and a hostname's length) is in,
+// before that the least it can be. Reads ask for no more than that, so they
+// never take bytes the client sends after its request (a client may send
+// data right behind it, before our reply), yet a client that sends its
+// greeting and request together (most do) is read in two reads, not five.
+size_t handshake_bytes(std::span<const uint8_t> got) {
+  if (got.size() < 2) return 2 + 1 + kShortestRequest;
+  const size_t greeting = 2 + size_t(got[1]);
+  if (got.size() < greeting + 4) return greeting + kShortestRequest;
+  switch (got[greeting + 3]) {
+    case kIpv4: return greeting + 4 + 4 + 2;
+    case kIpv6: return greeting + 4 + 16 + 2;
+    case kDomain:
+      if (got.size() < greeting + 5) return greeting + kShortestRequest;
+      return greeting + 4 + 1 + size_t(got[greeting + 4]) + 2;
+    default: return got.size();  // refused as it is: nothing more to read
   }
-  co_return got;
 }
 
 }  // namespace
@@ -57,50 +63,65 @@ Task<Result<Socks5Request>> read_socks5_request(Stream& s,
     failure = {reply, why};
     return Error(Errc::invalid_argument, "SOCKS5: " + why);
   };
-  uint8_t head[2];
-  if (!co_await read_exact(s, head)) co_return fail(std::nullopt, "connection ended in the greeting");
-  if (head[0] != kVersion) co_return fail(std::nullopt, "not SOCKS version 5");
-  // The methods, and the request's first 4 bytes if they are here already
-  // (a read returns what has arrived: a client waiting for our choice sends
-  // no more than the methods).
-  const size_t n_methods = head[1];
-  std::vector<uint8_t> buf(n_methods + 4);
-  auto got = co_await read_at_least(s, buf, n_methods);
-  if (!got) co_return fail(std::nullopt, "connection ended in the methods");
-  const auto methods = std::span(buf).first(n_methods);
-  const bool no_auth = std::find(methods.begin(), methods.end(), kNoAuth) != methods.end();
-  owed = {kVersion, no_auth ? kNoAuth : kNoAcceptableMethod};
-  if (!no_auth || *got < buf.size()) {
-    // The client may be waiting for the choice before it says more.
-    const std::vector<uint8_t> choice = std::exchange(owed, {});
-    if (!co_await io::write_all(s, choice)) co_return fail(std::nullopt, "could not answer the greeting");
+  // Reads what handshake_bytes() says is still ours, checking each part as
+  // soon as it is in: a client that waits gets its method choice (or its
+  // refusal) before we wait for more.
+  std::array<uint8_t, kHandshakeMax> buf;
+  size_t got = 0;
+  bool greeted = false;
+  size_t greeting = 0;
+  for (;;) {
+    const size_t want = std::min(handshake_bytes(std::span(buf).first(got)), buf.size());
+    if (got == want) break;
+    Result<size_t> n = co_await io::read(s, std::span(buf).subspan(got, want - got));
+    if (!n || *n == 0) {
+      const char* where = got < 2                          ? "greeting"
+                          : got < 2 + size_t(buf[1])      ? "methods"
+                          : got < 2 + size_t(buf[1]) + 4  ? "request"
+                          : buf[2 + buf[1] + 3] == kDomain ? "hostname"
+                                                            : "address";
+      co_return fail(std::nullopt, std::string("connection ended in the ") + where);
+    }
+    got += *n;
+    if (buf[0] != kVersion) co_return fail(std::nullopt, "not SOCKS version 5");
+    if (!greeted && got >= 2 && got >= 2 + size_t(buf[1])) {
+      greeted = true;
+      greeting = 2 + size_t(buf[1]);
+      const auto methods = std::span(buf).subspan(2, greeting - 2);
+      const bool no_auth = std::find(methods.begin(), methods.end(), kNoAuth) != methods.end();
+      owed = {kVersion, no_auth ? kNoAuth : kNoAcceptableMethod};
+      if (!no_auth || got < greeting + 4) {
+        // The client may be waiting for the choice before it says more.
+        const std::vector<uint8_t> choice = std::exchange(owed, {});
+        if (!co_await io::write_all(s, choice)) co_return fail(std::nullopt, "could not answer the greeting");
+      }
+      if (!no_auth) co_return fail(std::nullopt, "the client offers no no-auth method");
+    }
+    if (greeted && got >= greeting + 4) {
+      const auto req = std::span(buf).subspan(greeting);
+      if (req[0] != kVersion) co_return fail(Socks5Reply::general_failure, "bad request version");
+      if (req[3] != kIpv4 && req[3] != kIpv6 && req[3] != kDomain)
+        co_return fail(Socks5Reply::address_type_not_supported, "unknown address type");
+      if (req[3] == kDomain && got >= greeting + 5 && req[4] == 0) co_return fail(std::nullopt, "bad hostname length");
+    }
   }
-  if (!no_auth) co_return fail(std::nullopt, "the client offers no no-auth method");
-
   // The whole request is read before any verdict, so the reply is not lost
   // to a reset caused by unread bytes.
-  const auto req = std::span(buf).subspan(n_methods);
-  if (*got < buf.size() && !co_await read_exact(s, req.subspan(*got - n_methods)))
-    co_return fail(std::nullopt, "connection ended in the request");
-  if (req[0] != kVersion) co_return fail(Socks5Reply::general_failure, "bad request version");
+  const auto req = std::span(buf).subspan(greeting, got - greeting);
   Socks5Request out;
   std::string name;
-  if (req[3] == kIpv4 || req[3] == kIpv6) {
-    std::vector<uint8_t> addr(req[3] == kIpv4 ? 4 : 16);
-    if (!co_await read_exact(s, addr)) co_return fail(std::nullopt, "connection ended in the address");
-    out.destination.ip = req[3] == kIpv4 ? IpAddr::v4_from_bytes(addr.data()) : IpAddr::v6_from_bytes(addr.data());
-  } else if (req[3] == kDomain) {
-    uint8_t len = 0;
-    if (!co_await read_exact(s, MutableBytes(&len, 1)) || len == 0) co_return fail(std::nullopt, "bad hostname length");
-    name.assign(len, '\0');
-    if (!co_await read_exact(s, MutableBytes(reinterpret_cast<uint8_t*>(name.data()), len)))
-      co_return fail(std::nullopt, "connection ended in the hostname");
+  size_t port_at = 4;
+  if (req[3] == kIpv4) {
+    out.destination.ip = IpAddr::v4_from_bytes(&req[4]);
+    port_at += 4;
+  } else if (req[3] == kIpv6) {
+    out.destination.ip = IpAddr::v6_from_bytes(&req[4]);
+    port_at += 16;
   } else {
-    co_return fail(Socks5Reply::address_type_not_supported, "unknown address type");
+    name.assign(reinterpret_cast<const char*>(&req[5]), req[4]);
+    port_at += 1 + req[4];
   }
-  uint8_t port[2];
-  if (!co_await read_exact(s, port)) co_return fail(std::nullopt, "connection ended in the port");
-  out.destination.port = uint16_t(port[0] << 8 | port[1]);
+  out.destination.port = uint16_t(req[port_at] << 8 | req[port_at + 1]);
   if (req[1] != kConnect) co_return fail(Socks5Reply::command_not_supported, "only CONNECT is supported");
   if (!name.empty()) {
     auto ip = resolve(name);

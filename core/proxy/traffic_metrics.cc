@@ -47,14 +47,25 @@ TrafficReport::TrafficReport(admin::Registry* registry, admin::TrafficLabels lab
   if (log_.sink && *log_.sink && log_.clock) start_ = log_.clock->now();
 }
 
+admin::Registry::TrafficSeries& TrafficReport::series() {
+  if (!series_) series_ = &registry_->traffic_series(labels_);
+  return *series_;
+}
+
+void TrafficReport::set_response_flags(std::string_view flags) {
+  if (flags.empty() || flags == labels_.response_flags) return;
+  labels_.response_flags = std::string(flags);
+  series_ = nullptr;  // another label set
+}
+
 void TrafficReport::opened() {
-  if (registry_) registry_->traffic_counter(admin::kTcpConnectionsOpened, labels_).inc(1);
+  if (registry_) series().counter(admin::kTcpConnectionsOpened).inc(1);
 }
 
 void TrafficReport::failed(std::string_view response_flags, std::string_view error) {
   if (registry_) {
-    if (!response_flags.empty()) labels_.response_flags = std::string(response_flags);
-    registry_->traffic_counter(admin::kTcpConnectionsFailed, labels_).inc(1);
+    set_response_flags(response_flags);
+    series().counter(admin::kTcpConnectionsFailed).inc(1);
   }
   emit(error.empty() ? std::string_view("connection failed") : error, response_flags);
 }
@@ -68,10 +79,11 @@ void TrafficReport::closed(uint64_t sent, uint64_t received, std::string_view er
   log_.record.bytes_sent = inbound ? received : sent;
   log_.record.bytes_recv = inbound ? sent : received;
   if (registry_) {
-    if (!response_flags.empty()) labels_.response_flags = std::string(response_flags);
-    registry_->traffic_counter(admin::kTcpConnectionsClosed, labels_).inc(1);
-    registry_->traffic_counter(admin::kTcpReceivedBytes, labels_).inc(sent);
-    registry_->traffic_counter(admin::kTcpSentBytes, labels_).inc(received);
+    set_response_flags(response_flags);
+    admin::Registry::TrafficSeries& s = series();
+    s.counter(admin::kTcpConnectionsClosed).inc(1);
+    s.counter(admin::kTcpReceivedBytes).inc(sent);
+    s.counter(admin::kTcpSentBytes).inc(received);
   }
   emit(error, response_flags);
 }

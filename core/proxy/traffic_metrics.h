@@ -54,9 +54,14 @@ class TrafficReport {
 
  private:
   void emit(std::string_view error, std::string_view response_flags);
+  // The registry's series for labels_, looked up once (labels_ change only
+  // when a response flag is set).
+  admin::Registry::TrafficSeries& series();
+  void set_response_flags(std::string_view flags);
 
   admin::Registry* registry_;
   admin::TrafficLabels labels_;
+  admin::Registry::TrafficSeries* series_ = nullptr;
   AccessLogContext log_;
   MonoTime start_{};
 };

@@ -43,7 +43,10 @@ struct StreamState {
   explicit StreamState(tcp::socket s) : sock(std::move(s)) {}
 
   tcp::socket sock;
-  Endpoint local;
+  // Asked of the kernel (getsockname) on first use, not per connection: the
+  // data path rarely needs it. Unknown (unspecified) if first asked after
+  // close().
+  std::optional<Endpoint> local;
   Endpoint peer;
   bool owner_alive = true;  // the AsioStream exists; when false, callbacks are dropped
   bool closed = false;      // close(), abort() or the destructor ran
@@ -173,12 +176,19 @@ class AsioStream final : public Stream {
     close();
   }
 
-  Endpoint local() const override { return st_->local; }
+  Endpoint local() const override {
+    if (!st_->local && !st_->closed) {
+      std::error_code ec;
+      tcp::endpoint local = st_->sock.local_endpoint(ec);
+      if (!ec) st_->local = from_asio(local);
+    }
+    return st_->local.value_or(Endpoint{});
+  }
   Endpoint peer() const override { return st_->peer; }
 
   Result<Endpoint> original_dst() const override {
     if (st_->closed) return closed_error("original_dst");
-    return sockopt::original_dst(st_->sock.native_handle(), st_->local.ip.is_v6());
+    return sockopt::original_dst(st_->sock.native_handle(), st_->peer.ip.is_v6());  // one family both ends
   }
 
   const StreamStatePtr& state() const { return st_; }
@@ -189,9 +199,6 @@ class AsioStream final : public Stream {
 
 StreamPtr make_stream(tcp::socket sock, const Endpoint& peer) {
   auto st = std::make_shared<StreamState>(std::move(sock));
-  std::error_code ec;
-  tcp::endpoint local = st->sock.local_endpoint(ec);
-  if (!ec) st->local = from_asio(local);
   st->peer = peer;
   return std::make_unique<AsioStream>(std::move(st));
 }
@@ -450,6 +457,9 @@ struct ListenerState {
 
   tcp::acceptor acc;
   Endpoint local;
+  // Accepted sockets inherit TCP_NODELAY from the listening socket (Linux),
+  // so only a listener without it needs a setsockopt per connection.
+  bool nodelay_inherited = false;
   bool owner_alive = true;
   bool closed = false;
   bool accepting = false;
@@ -484,7 +494,7 @@ class AsioListener final : public Listener {
     st_->acc.async_accept(st_->peer, [st = st_](const std::error_code& ec, tcp::socket sock) {
       if (st->closed) return complete_accept(st, Error(Errc::cancelled));
       if (ec) return complete_accept(st, to_error(ec, "accept on " + st->local.to_string()));
-      (void)sockopt::set_nodelay(sock.native_handle(), true);
+      if (!st->nodelay_inherited) (void)sockopt::set_nodelay(sock.native_handle(), true);
       complete_accept(st, make_stream(std::move(sock), from_asio(st->peer)));
     });
   }
@@ -673,6 +683,8 @@ Result<std::unique_ptr<Listener>> AsioNetwork::listen(const Endpoint& at, const 
   st->acc.open(v6 ? tcp::v6() : tcp::v4(), ec);
   if (ec) return to_error(ec, where);
   if (auto r = sockopt::apply(st->acc.native_handle(), v6, opts); !r) return with_context(r.error(), where);
+  // Every accepted stream gets TCP_NODELAY; set here, it is inherited.
+  st->nodelay_inherited = bool(sockopt::set_nodelay(st->acc.native_handle(), true));
   st->acc.bind(to_tcp(at), ec);
   if (ec) return to_error(ec, where);
   int backlog = opts.backlog > 0 ? opts.backlog : int(asio::socket_base::max_listen_connections);

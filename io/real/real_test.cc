@@ -3,6 +3,9 @@
 #include "io/real/runtime.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <optional>
@@ -133,6 +136,22 @@ TEST_F(RealTest, PostNeverRunsInlineAndKeepsOrder) {
   EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
 }
 
+
+// A handler that is Asio's last work may post a callback that makes more:
+// the run must not end in between (posted callbacks count as work).
+TEST_F(RealTest, ARunLastsWhileAPostedCallbackCanStillMakeWork) {
+  bool second = false;
+  rt.loop().run_after(1ms, [&] {
+    rt.loop().post([&] { rt.loop().run_after(1ms, [&] { second = true; }); });
+  });
+  rt.run();
+  EXPECT_TRUE(second);
+  second = false;
+  rt.loop().run_after(1ms, [&] {
+    rt.loop().post([&] { rt.loop().run_after(1ms, [&] { second = true; }); });
+  });
+  EXPECT_TRUE(rt.run_until([&] { return second; }, 5s));
+}
 
 TEST_F(RealTest, LongChainsOfPostsYieldToTimersAndOtherThreads) {
   // Posts from the loop's thread are run in batches; a chain that never ends
@@ -649,6 +668,39 @@ TEST_P(RealTcpTest, SocketOptionsAndSourceIp) {
   ASSERT_TRUE(accepted->ok());
   EXPECT_EQ((**accepted)->peer().ip, ip());
   EXPECT_EQ((**accepted)->peer(), (**connected)->local());
+}
+
+// The descriptor of this process's TCP socket with these ends, or -1.
+int fd_with_ends(const Endpoint& local, const Endpoint& peer) {
+  for (int fd = 0; fd < 4096; ++fd) {
+    sockaddr_storage a{}, b{};
+    socklen_t la = sizeof(a), lb = sizeof(b);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &la) != 0) continue;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&b), &lb) != 0) continue;
+    auto port = [](const sockaddr_storage& s) {
+      return ntohs(s.ss_family == AF_INET ? reinterpret_cast<const sockaddr_in&>(s).sin_port
+                                          : reinterpret_cast<const sockaddr_in6&>(s).sin6_port);
+    };
+    if (port(a) == local.port && port(b) == peer.port) return fd;
+  }
+  return -1;
+}
+
+// Accepted streams get TCP_NODELAY from their listening socket (no
+// setsockopt per connection), and learn their local address on demand.
+TEST_P(RealTcpTest, AcceptedStreamsHaveNoDelayAndTheirLocalAddress) {
+  Conn c = connect_pair(ip());
+  ASSERT_TRUE(c.client && c.server);
+  const int fd = fd_with_ends(c.listener->local(), c.client->local());
+  ASSERT_GE(fd, 0);
+  int nodelay = 0;
+  socklen_t len = sizeof(nodelay);
+  ASSERT_EQ(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len), 0);
+  EXPECT_EQ(nodelay, 1);
+  EXPECT_EQ(c.server->local(), c.listener->local());
+  EXPECT_EQ(c.server->local(), c.listener->local());  // the second time from the cache
+  c.server->close();
+  EXPECT_EQ(c.server->local(), c.listener->local());  // known before close, still known
 }
 
 TEST_P(RealTcpTest, SourceIpOfOtherFamilyIsInvalid) {
