@@ -90,7 +90,8 @@ Task<void> Outbound::forward(StreamPtr downstream, Endpoint dst) {
       downstream->abort();
       co_return;
   }
-  OutboundUpstream up = co_await connect_upstream(*source, downstream->peer(), dst, std::move(plan));
+  EarlyData early(env_.loop, *downstream);
+  OutboundUpstream up = co_await connect_upstream(*source, early, dst, std::move(plan));
   const bool mtls = up.plan.kind == mesh::RouteKind::hbone || up.plan.kind == mesh::RouteKind::waypoint;
   TrafficReport report(cfg_.metrics,
                        labels_for("source", source, source->identity().to_string(), up.plan.next_hop_workload.get(),
@@ -104,8 +105,11 @@ Task<void> Outbound::forward(StreamPtr downstream, Endpoint dst) {
   }
   report.opened();
   CopyStats stats;
-  const CopyEnd end = co_await copy_bidirectional(env_, *downstream, *up.stream, stats);
-  report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, copy_error(end, true));
+  // Through `early` only when it read from the client (an HBONE attempt):
+  // a plain TCP relay keeps its socket pair, which the runtime may splice.
+  Stream& client = early.started() ? static_cast<Stream&>(early) : *downstream;
+  const CopyEnd end = co_await copy_bidirectional(env_, client, *up.stream, stats);
+  report.closed(stats.bytes_a_to_b + early.sent(), stats.bytes_b_to_a, copy_error(end, true));
   downstream->close();
   up.stream->close();
 }
