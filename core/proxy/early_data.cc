@@ -74,7 +74,14 @@ Task<void> EarlyData::settle() {
 StreamPtr EarlyData::take() {
   ZT_ASSERT(!writing_ && !chosen_);
   chosen_ = true;
+  free_buffer_when_done();
   return std::move(upstream_);
+}
+
+// The relay may run for hours: it keeps no early buffer it no longer needs.
+void EarlyData::free_buffer_when_done() {
+  if (!buf_ || !chosen_ || reading_ || writing_) return;
+  if (sent_ || got_ == 0 || relay_off_ == got_) buf_.reset();
 }
 
 // Completes `done` with what the early read left for the relay; false when
@@ -97,6 +104,7 @@ bool EarlyData::hand_to_relay(MutableBytes buf, IoCallback& done) {
     relay_done_ = relay_off_ == got_;
     out = n;
   }
+  free_buffer_when_done();
   loop_.post([alive = alive_, done = std::move(done), out = std::move(out)]() mutable {
     if (*alive) done(std::move(out));
   });

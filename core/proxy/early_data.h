@@ -31,7 +31,11 @@ namespace zt::core::proxy {
 
 class EarlyData final : public Stream {
  public:
-  static constexpr size_t kBytesMax = 16 * 1024;
+  // A first flight: a request line and headers, a TLS ClientHello. What
+  // does not fit follows after the answer, as without early data. The
+  // buffer is freed once its bytes are sent, but a client that waits for
+  // the server to speak first keeps it until it speaks.
+  static constexpr size_t kBytesMax = 2048;
 
   EarlyData(Loop& loop, Stream& client) : loop_(loop), client_(client) {}
   ~EarlyData() override { *alive_ = false; }
@@ -66,6 +70,7 @@ class EarlyData final : public Stream {
   void send();
   void on_sent(Result<size_t> r);
   bool hand_to_relay(MutableBytes buf, IoCallback& done);
+  void free_buffer_when_done();
 
   Loop& loop_;
   Stream& client_;
