@@ -9,7 +9,8 @@
 //   EarlyData early(env.loop, *client);
 //   pool.open(key, request, [&](StreamPtr t) { early.attach(std::move(t)); });
 //   ... answered 2xx: co_await early.settle(); StreamPtr tunnel = early.take();
-//   copy_bidirectional(env, early, *tunnel, stats);   // early reads as the client
+//   Stream& from = early.holds_client_data() ? early : *client;
+//   copy_bidirectional(env, from, *tunnel, stats);
 //   stats.bytes_a_to_b += early.sent();
 //
 // One read of the client, up to kBytesMax, starts with the first attempt.
@@ -53,6 +54,11 @@ class EarlyData final : public Stream {
   StreamPtr take();
   // Bytes of the client's that went to the chosen upstream before the relay.
   size_t sent() const { return chosen_ && sent_ ? got_ : 0; }
+  // After take(): whether the relay must read the client through this (a
+  // read in flight, or what one brought that the upstream has not had).
+  // Usually not: the first flight went early, and the relay reads the
+  // client itself (and this can go).
+  bool holds_client_data() const { return reading_ || (result_ && !relay_done_ && !(got_ > 0 && sent_)); }
 
   // The client, as the relay sees it: a read still in flight (or an end
   // that arrived early) completes here first.

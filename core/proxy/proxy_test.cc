@@ -206,6 +206,34 @@ TEST(Proxy, TheClientsFirstBytesGoWithTheConnect) {
   EXPECT_EQ(m.log_a[1].bytes_sent, 1u);
 }
 
+// A client that says nothing until well after the tunnel is up (as when
+// the server speaks first): the early read still waits, and the relay takes
+// over what it brings.
+TEST(Proxy, AClientThatSpeaksAfterTheAnswerIsRelayedThroughTheEarlyRead) {
+  Mesh m;
+  const auto data = testing::pattern(5000, 3);
+  testing::ReadAll got;
+  bool done = false;
+  m.client_scope.spawn([](Env& env, const std::vector<uint8_t>& data, testing::ReadAll& got, bool& done) -> Task<void> {
+    auto s = co_await io::connect(env, Endpoint{kServerIp, 8080}, {}, std::chrono::seconds(10));
+    if (s) {
+      co_await io::sleep(env.loop, std::chrono::milliseconds(50));  // the tunnel is long open by now
+      Result<void> w = co_await io::write_all(**s, data);
+      EXPECT_TRUE(w);
+      EXPECT_TRUE((*s)->shutdown_write());
+      got = co_await testing::read_all(**s);
+    }
+    done = true;
+  }(m.a->env(), data, got, done));
+  ASSERT_TRUE(m.world.run_until([&] { return done; }, std::chrono::seconds(10)));
+  EXPECT_TRUE(got.end.ok() && *got.end == 0);
+  EXPECT_TRUE(got.bytes == data);
+  m.world.run_for(std::chrono::seconds(1));
+  ASSERT_EQ(m.log_a.size(), 1u);
+  EXPECT_EQ(m.log_a[0].bytes_sent, data.size());
+  EXPECT_EQ(m.log_a[0].bytes_recv, data.size());
+}
+
 TEST(Proxy, APolicyDenialResetsTheClient) {
   Mesh m(R"(policies:
 - action: Deny
