@@ -22,6 +22,7 @@ constexpr size_t kTransportReadQuietBytes = 2048;
 // connection that went idle after a burst of streams holds little.
 constexpr size_t kTransportWriteBytes = 256 * 1024;
 constexpr size_t kTransportWriteKeep = 4 * 1024;
+constexpr size_t kStreamBacklogKeep = 16 * 1024;
 
 template <class Cb>
 Cb take(Cb& slot) {
@@ -43,8 +44,11 @@ struct StreamState {
   int32_t id = 0;
   bool closed = false;      // nghttp2 closed it (both ends done, or reset)
   bool reset = false;       // ended by RST_STREAM (either way) or connection death
-  std::optional<Error> reset_error;  // why, when known: what reads and writes then fail with
-  Error reset_reason() const { return reset_error ? *reset_error : Error(Errc::connection_reset, "HTTP/2 stream reset"); }
+  int refused_status = 0;  // client, early tunnel: the non-2xx answer, which reads and writes then fail with
+  Error reset_reason() const {
+    if (refused_status) return Error(kRefused, "HTTP/2 request answered " + std::to_string(refused_status));
+    return Error(Errc::connection_reset, "HTTP/2 stream reset");
+  }
   bool answered = false;    // client: response headers arrived
   bool has_tunnel = false;  // a Tunnel object exists
   bool early = false;            // client: the tunnel was handed out before the answer
@@ -396,7 +400,6 @@ void Core::die(Error e) {
 
 void Core::fail_stream(StreamState& st, const Error& e) {
   st.reset = true;
-  st.reset_error = e;
   // A read already filled completes with its bytes; the next one sees the reset.
   if (st.rd_cb && !st.rd_posted && st.rx_off == st.rx.size()) deliver(st, take(st.rd_cb), Result<size_t>(e));
   if (st.wr_cb) deliver(st, take(st.wr_cb), Result<size_t>(e));
@@ -417,7 +420,7 @@ void Core::consume(StreamState& st, size_t n) {
 void Core::drop_early_data(StreamState& st) {
   st.awaiting_answer = false;
   const size_t n = st.rx.size() - st.rx_off;
-  st.rx.clear();
+  std::vector<uint8_t>().swap(st.rx);
   st.rx_off = 0;
   consume(st, n);
 }
@@ -431,7 +434,14 @@ void Core::wake_reader(const std::shared_ptr<StreamState>& stp) {
     std::memcpy(st.rd_buf.data(), st.rx.data() + st.rx_off, n);
     st.rx_off += n;
     if (st.rx_off == st.rx.size()) {
-      st.rx.clear();
+      // A small backlog (early data, a few frames ahead of the reader) is
+      // freed: the tunnel may now sit idle for hours. A big one is a bulk
+      // flow's, likely needed again.
+      if (st.rx.capacity() <= kStreamBacklogKeep) {
+        std::vector<uint8_t>().swap(st.rx);
+      } else {
+        st.rx.clear();
+      }
       st.rx_off = 0;
     }
     st.rd_filled = n;
@@ -557,7 +567,8 @@ int Core::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user
       // stay half-open on both ends, holding a slot of the connection. An
       // early tunnel fails (not EOF: the peer never had a tunnel).
       if (st->early) {
-        core->fail_stream(*st, Error(kRefused, "HTTP/2 request answered " + std::to_string(opened.response.status)));
+        st->refused_status = opened.response.status;
+        core->fail_stream(*st, st->reset_reason());
       }
       st->fin_requested = true;
       if (std::exchange(st->deferred, false)) nghttp2_session_resume_data(core->session, st->id);
