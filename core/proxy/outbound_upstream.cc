@@ -1,6 +1,7 @@
 // Outbound's upstream side: opening the HBONE tunnel or TCP connection a
-// route plan names, and what happens when that fails before any byte of the
-// client's was sent (beyond upstream ztunnel): the endpoint is ejected from
+// route plan names, and what happens when that fails before the client's
+// bytes reached anything but our own peer (beyond upstream ztunnel; early
+// data sent behind a refused CONNECT is sent again): the endpoint is ejected from
 // load balancing for a while (OutlierDetector), and if the client addressed
 // a service, the connection is routed once more, avoiding ejected
 // endpoints, and tried on the other endpoint. The client sees a reset only
