@@ -1,8 +1,9 @@
 // Outbound's upstream side: opening the HBONE tunnel or TCP connection a
-// route plan names, and what happens when that fails before the client's
-// bytes reached anything but our own peer (beyond upstream ztunnel; early
-// data sent behind a refused CONNECT is sent again): the endpoint is ejected from
-// load balancing for a while (OutlierDetector), and if the client addressed
+// route plan names, and what happens when that fails before the
+// destination's application saw any of the client's bytes (beyond upstream
+// ztunnel; early data behind a refused CONNECT goes again with the retry):
+// the endpoint is ejected from load balancing for a while
+// (OutlierDetector), and if the client addressed
 // a service, the connection is routed once more, avoiding ejected
 // endpoints, and tried on the other endpoint. The client sees a reset only
 // if that fails too. A connection to a workload's own address is not sent
