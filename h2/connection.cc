@@ -22,6 +22,7 @@ constexpr size_t kTransportReadQuietBytes = 2048;
 // connection that went idle after a burst of streams holds little.
 constexpr size_t kTransportWriteBytes = 256 * 1024;
 constexpr size_t kTransportWriteKeep = 4 * 1024;
+constexpr size_t kStreamBacklogKeep = 16 * 1024;
 
 template <class Cb>
 Cb take(Cb& slot) {
@@ -43,8 +44,15 @@ struct StreamState {
   int32_t id = 0;
   bool closed = false;      // nghttp2 closed it (both ends done, or reset)
   bool reset = false;       // ended by RST_STREAM (either way) or connection death
+  int refused_status = 0;  // client, early tunnel: the non-2xx answer, which reads and writes then fail with
+  Error reset_reason() const {
+    if (refused_status) return Error(kRefused, "HTTP/2 request answered " + std::to_string(refused_status));
+    return Error(Errc::connection_reset, "HTTP/2 stream reset");
+  }
   bool answered = false;    // client: response headers arrived
   bool has_tunnel = false;  // a Tunnel object exists
+  bool early = false;            // client: the tunnel was handed out before the answer
+  bool awaiting_answer = false;  // server: handed to on_request, not yet accepted or rejected
   std::shared_ptr<bool> tunnel_alive;
 
   // Received, not yet read by the application (acknowledged only when read).
@@ -122,6 +130,7 @@ struct Core : std::enable_shared_from_this<Core> {
   void wake_reader(const std::shared_ptr<StreamState>& st);
   void complete_read_later(const std::shared_ptr<StreamState>& st);
   void consume(StreamState& st, size_t n);
+  void drop_early_data(StreamState& st);
   StreamPtr make_tunnel(const std::shared_ptr<StreamState>& st);
   nghttp2_data_provider provider(StreamState* st);
 
@@ -163,8 +172,7 @@ class Tunnel final : public Stream {
 
   void write(ConstBytes buf, IoCallback done) override {
     ZT_ASSERT(!st_->wr_cb && !buf.empty());
-    if (st_->reset || core_->dead)
-      return core_->deliver(*st_, std::move(done), Result<size_t>(Error(Errc::connection_reset, "HTTP/2 stream reset")));
+    if (st_->reset || core_->dead) return core_->deliver(*st_, std::move(done), Result<size_t>(st_->reset_reason()));
     if (st_->fin_requested || st_->closed)
       return core_->deliver(*st_, std::move(done), Result<size_t>(Error(Errc::not_connected, "write after END_STREAM")));
     st_->wr_buf = buf;
@@ -407,6 +415,16 @@ void Core::consume(StreamState& st, size_t n) {
   flush();
 }
 
+// Acknowledges early data nobody will read (the request was rejected, or
+// reset before its answer), so the connection window it held opens again.
+void Core::drop_early_data(StreamState& st) {
+  st.awaiting_answer = false;
+  const size_t n = st.rx.size() - st.rx_off;
+  std::vector<uint8_t>().swap(st.rx);
+  st.rx_off = 0;
+  consume(st, n);
+}
+
 void Core::wake_reader(const std::shared_ptr<StreamState>& stp) {
   StreamState& st = *stp;
   if (!st.rd_cb || st.rd_posted) return;
@@ -416,7 +434,14 @@ void Core::wake_reader(const std::shared_ptr<StreamState>& stp) {
     std::memcpy(st.rd_buf.data(), st.rx.data() + st.rx_off, n);
     st.rx_off += n;
     if (st.rx_off == st.rx.size()) {
-      st.rx.clear();
+      // A small backlog (early data, a few frames ahead of the reader) is
+      // freed: the tunnel may now sit idle for hours. A big one is a bulk
+      // flow's, likely needed again.
+      if (st.rx.capacity() <= kStreamBacklogKeep) {
+        std::vector<uint8_t>().swap(st.rx);
+      } else {
+        st.rx.clear();
+      }
       st.rx_off = 0;
     }
     st.rd_filled = n;
@@ -424,8 +449,7 @@ void Core::wake_reader(const std::shared_ptr<StreamState>& stp) {
     return complete_read_later(stp);
   }
   if (st.rx_fin) return deliver(st, take(st.rd_cb), Result<size_t>(size_t{0}));
-  if (st.reset || dead)
-    return deliver(st, take(st.rd_cb), Result<size_t>(Error(Errc::connection_reset, "HTTP/2 stream reset")));
+  if (st.reset || dead) return deliver(st, take(st.rd_cb), Result<size_t>(st.reset_reason()));
 }
 
 void Core::complete_read_later(const std::shared_ptr<StreamState>& stp) {
@@ -536,11 +560,26 @@ int Core::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user
     st->answered = true;
     Opened opened;
     opened.response = std::move(st->response);
-    if (st->response.status >= 200 && st->response.status < 300) opened.tunnel = core->make_tunnel(st);
+    const bool success = opened.response.status >= 200 && opened.response.status < 300;
+    if (success && !st->early) opened.tunnel = core->make_tunnel(st);
+    if (!success) {
+      // Refused: our side ends at once (END_STREAM), or the stream would
+      // stay half-open on both ends, holding a slot of the connection. An
+      // early tunnel fails (not EOF: the peer never had a tunnel).
+      if (st->early) {
+        st->refused_status = opened.response.status;
+        core->fail_stream(*st, st->reset_reason());
+      }
+      st->fin_requested = true;
+      if (std::exchange(st->deferred, false)) nghttp2_session_resume_data(core->session, st->id);
+      core->deliver(*st, take(st->open_cb), Result<Opened>(std::move(opened)));
+      return 0;
+    }
     core->deliver(*st, take(st->open_cb), Result<Opened>(std::move(opened)));
   } else if (frame->hd.type == NGHTTP2_HEADERS && core->role == Role::server &&
              frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
     // Moved, not copied: the Incoming is the request's one owner from here.
+    st->awaiting_answer = true;
     auto incoming = std::make_unique<Connection::Incoming>(core->shared_from_this(), st->id, std::move(st->request));
     if (core->on_request) {
       core->on_request(std::move(incoming));
@@ -556,6 +595,13 @@ int Core::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user
 int Core::on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len, void* user) {
   auto* core = static_cast<Core*>(user);
   auto it = core->streams.find(id);
+  if (it != core->streams.end() && it->second->awaiting_answer) {
+    // Early data, sent right behind the request: kept for the tunnel if the
+    // request is accepted (unacknowledged meanwhile, so the stream window
+    // bounds it), dropped if it is not (drop_early_data).
+    it->second->rx.insert(it->second->rx.end(), data, data + len);
+    return 0;
+  }
   if (it == core->streams.end() || !it->second->has_tunnel || it->second->orphaned) {
     // Nobody will read these: acknowledge them at once, and reset a stream
     // whose application already closed it.
@@ -587,6 +633,7 @@ int Core::on_stream_close(nghttp2_session*, int32_t id, uint32_t error_code, voi
   std::shared_ptr<StreamState> st = it->second;
   core->streams.erase(it);
   st->closed = true;
+  if (st->awaiting_answer) core->drop_early_data(*st);  // reset before our answer
   if (core->streams.empty() && core->on_idle) core->on_idle();
   if (st->open_cb) {
     const bool refused = error_code == NGHTTP2_REFUSED_STREAM;
@@ -626,7 +673,8 @@ Connection::~Connection() {
 
 void Connection::start() { core_->start(); }
 
-void Connection::open(Request request, std::function<void(Result<Opened>)> done) {
+void Connection::open(Request request, std::function<void(Result<Opened>)> done,
+                      std::function<void(StreamPtr)> early) {
   ZT_ASSERT(core_->role == Role::client);
   auto st = std::make_shared<StreamState>();
   if (!accepting_streams()) {
@@ -649,6 +697,10 @@ void Connection::open(Request request, std::function<void(Result<Opened>)> done)
   st->id = id;
   st->open_cb = std::move(done);
   core_->streams[id] = st;
+  if (early) {
+    st->early = true;
+    early(core_->make_tunnel(st));  // last: it may write at once
+  }
   core_->flush();
 }
 
@@ -713,6 +765,7 @@ StreamPtr Connection::Incoming::accept(Headers headers) {
   auto it = core_->streams.find(id_);
   if (core_->dead || it == core_->streams.end()) return nullptr;  // gone meanwhile
   std::shared_ptr<StreamState> st = it->second;
+  st->awaiting_answer = false;  // early data stays in rx, for the tunnel
   const std::string status_name = ":status", status = "200";
   std::vector<nghttp2_nv> nva{nv(status_name, status)};
   for (const auto& [k, v] : headers) nva.push_back(nv(k, v));
@@ -728,7 +781,9 @@ void Connection::Incoming::reject(int status, Headers headers) {
   ZT_ASSERT(!answered_ || status == 503);
   answered();
   ReleaseFirstWrite release{*core_};
-  if (core_->dead || !core_->streams.count(id_)) return;
+  auto it = core_->streams.find(id_);
+  if (core_->dead || it == core_->streams.end()) return;
+  core_->drop_early_data(*it->second);
   const std::string status_name = ":status", code = std::to_string(status);
   std::vector<nghttp2_nv> nva{nv(status_name, code)};
   for (const auto& [k, v] : headers) nva.push_back(nv(k, v));

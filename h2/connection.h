@@ -84,7 +84,9 @@ struct Core;
 class Connection {
  public:
   // A request arrived (server). Answer it once with accept() or reject();
-  // destroying it unanswered rejects it with 503.
+  // destroying it unanswered rejects it with 503. DATA that arrives before
+  // the answer (a client's early data) is kept for the tunnel accept()
+  // returns.
   class Incoming {
    public:
     Incoming(std::shared_ptr<Core> core, int32_t stream_id, Request request);
@@ -109,7 +111,14 @@ class Connection {
   Connection(const Connection&) = delete;
 
   void start();
-  void open(Request request, std::function<void(Result<Opened>)> done);  // client
+  // Client: sends a request; `done` gets the answer, and a 2xx one the
+  // tunnel. With `early`, the tunnel is handed out at once instead (through
+  // `early`, before open() returns; `done` then carries none): what is
+  // written to it before the answer goes as DATA right behind the request,
+  // which a server keeps for the tunnel it accepts (Incoming::accept) and
+  // drops with a request it rejects. A non-2xx answer fails the early
+  // tunnel's reads and writes with kRefused.
+  void open(Request request, std::function<void(Result<Opened>)> done, std::function<void(StreamPtr)> early = {});
   void on_request(std::function<void(std::unique_ptr<Incoming>)> fn);   // server
   void on_closed(std::function<void(const Error&)> fn);
   // Called when the connection's last open stream has closed (not on death:

@@ -124,6 +124,9 @@ TYPED_TEST_P(TunnelConformance, ARejectedRequestGivesItsStatusAndNoTunnel) {
   ASSERT_TRUE(opened && *opened);
   EXPECT_EQ((*opened)->response.status, 401);
   EXPECT_FALSE((*opened)->tunnel);
+  this->h.idle(std::chrono::milliseconds(100));
+  EXPECT_EQ(p.client->active_streams(), 0u);
+  EXPECT_EQ(p.server->active_streams(), 0u);
 }
 
 TYPED_TEST_P(TunnelConformance, ResetIsForwardedBothWays) {
@@ -242,6 +245,82 @@ TYPED_TEST_P(TunnelConformance, ClosingWhileThePeerStillSendsResetsOnlyIfMoreArr
   }
 }
 
+// Early data: a client may write before the answer; the server keeps those
+// bytes (and the END_STREAM behind them) for the tunnel it accepts.
+TYPED_TEST_P(TunnelConformance, EarlyDataIsKeptForTheAcceptedTunnel) {
+  H2Pair p;
+  ASSERT_TRUE(this->h.run(connect_h2(this->h, p), ZT_T::kLimit));
+  std::optional<Result<Opened>> answer;
+  StreamPtr c;
+  p.client->open({"CONNECT", "10.0.0.3:80", {}}, [&](Result<Opened> r) { answer = std::move(r); },
+                 [&](StreamPtr t) { c = std::move(t); });
+  ASSERT_TRUE(c);  // handed out at once
+  const auto up = testing::pattern(300000, 11), down = testing::pattern(5000, 12);
+  Scope writer;
+  writer.spawn(ZT_T::send_and_finish(*c, up));
+  auto in = this->next_request(p);
+  ASSERT_TRUE(in);
+  this->h.idle(std::chrono::milliseconds(200));  // every early byte arrives before the answer
+  EXPECT_FALSE(answer.has_value());
+  StreamPtr s = in->accept();
+  ASSERT_TRUE(s);
+  this->h.run_until([&] { return answer.has_value(); }, std::chrono::seconds(10));
+  ASSERT_TRUE(answer && *answer);
+  EXPECT_EQ((*answer)->response.status, 200);
+  EXPECT_FALSE((*answer)->tunnel);  // it was handed out early
+  testing::ReadAll at_s, at_c;
+  ASSERT_TRUE(this->h.run(ZT_T::receive(*s, at_s), ZT_T::kLimit));
+  EXPECT_TRUE(at_s.end.ok() && *at_s.end == 0);
+  EXPECT_TRUE(at_s.bytes == up);
+  ASSERT_TRUE(this->h.run(all(ZT_T::send_and_finish(*s, down), ZT_T::receive(*c, at_c)), ZT_T::kLimit));
+  EXPECT_TRUE(at_c.bytes == down);
+}
+
+// A refused request's early data is dropped and acknowledged: more than a
+// connection window of it, over several refused streams, still leaves the
+// connection able to carry a tunnel; the early tunnel fails with kRefused.
+TYPED_TEST_P(TunnelConformance, EarlyDataOfARefusedRequestIsDroppedAndItsWindowReturns) {
+  H2Pair p;
+  ASSERT_TRUE(this->h.run(connect_h2(this->h, p), ZT_T::kLimit));
+  const size_t per_stream = Settings::server().stream_window_bytes - 65536;
+  const size_t streams = Settings::server().connection_window_bytes / per_stream + 2;
+  const auto early = testing::pattern(per_stream, 13);
+  for (size_t i = 0; i < streams; ++i) {
+    std::optional<Result<Opened>> answer;
+    StreamPtr c;
+    p.client->open({"CONNECT", "10.0.0.3:80", {}}, [&](Result<Opened> r) { answer = std::move(r); },
+                   [&](StreamPtr t) { c = std::move(t); });
+    ASSERT_TRUE(c);
+    std::optional<Result<void>> written;  // stays empty while the window is closed
+    Scope writer;
+    writer.spawn([](Stream& c, const std::vector<uint8_t>& d, std::optional<Result<void>>& w) -> Task<void> {
+      w = co_await io::write_all(c, d);
+    }(*c, early, written));
+    auto in = this->next_request(p);
+    ASSERT_TRUE(in);
+    this->h.idle(std::chrono::milliseconds(200));
+    ASSERT_TRUE(written && *written) << "stream " << i;
+    in->reject(503);
+    this->h.run_until([&] { return answer.has_value(); }, std::chrono::seconds(10));
+    ASSERT_TRUE(answer && *answer);
+    EXPECT_EQ((*answer)->response.status, 503);
+    testing::ReadAll got;
+    ASSERT_TRUE(this->h.run(ZT_T::receive(*c, got), ZT_T::kLimit));
+    ASSERT_FALSE(got.end.ok());
+    EXPECT_EQ(got.end.code(), kRefused);
+    c.reset();
+    this->h.idle(std::chrono::milliseconds(100));
+    EXPECT_EQ(p.client->active_streams(), 0u);
+    EXPECT_EQ(p.server->active_streams(), 0u);
+  }
+  auto [c, s] = this->tunnel(p);
+  ASSERT_TRUE(c && s);
+  const auto data = testing::pattern(1 << 20, 14);
+  testing::ReadAll got;
+  ASSERT_TRUE(this->h.run(all(ZT_T::send_and_finish(*c, data), ZT_T::receive(*s, got)), ZT_T::kLimit));
+  EXPECT_TRUE(got.bytes == data);
+}
+
 #undef ZT_T
 
 REGISTER_TYPED_TEST_SUITE_P(TunnelConformance, BytesBothWaysAndEndStreamIsHalfClose,
@@ -249,6 +328,7 @@ REGISTER_TYPED_TEST_SUITE_P(TunnelConformance, BytesBothWaysAndEndStreamIsHalfCl
                             ResetIsForwardedBothWays, ASlowReaderHoldsAtMostOneStreamWindow,
                             GoawayStopsNewStreamsButLetsOpenOnesFinish,
                             AConnectionThatDiesBeforeTheResponseRefusesTheStream, WorksOverMutualTls,
-                            ClosingWhileThePeerStillSendsResetsOnlyIfMoreArrives);
+                            ClosingWhileThePeerStillSendsResetsOnlyIfMoreArrives, EarlyDataIsKeptForTheAcceptedTunnel,
+                            EarlyDataOfARefusedRequestIsDroppedAndItsWindowReturns);
 
 }  // namespace zt::h2

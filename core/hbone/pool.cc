@@ -14,13 +14,17 @@ namespace {
 struct OpenAwaiter {
   h2::Connection& conn;
   h2::Request request;
+  const std::function<void(StreamPtr)>& early;
   std::optional<Result<h2::Opened>> result;
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
-    conn.open(std::move(request), [this, h](Result<h2::Opened> r) {
-      result.emplace(std::move(r));
-      h.resume();
-    });
+    conn.open(
+        std::move(request),
+        [this, h](Result<h2::Opened> r) {
+          result.emplace(std::move(r));
+          h.resume();
+        },
+        early);
   }
   Result<h2::Opened> await_resume() { return std::move(*result); }
 };
@@ -147,7 +151,7 @@ Task<void> Pool::establish(PoolKey key, Conn* conn) {
   note_if_unused(*conn);
 }
 
-Task<Result<h2::Opened>> Pool::open(PoolKey key, h2::Request request) {
+Task<Result<h2::Opened>> Pool::open(PoolKey key, h2::Request request, std::function<void(StreamPtr)> early) {
   for (int attempt = 0;; ++attempt) {
     Result<Conn*> c = co_await acquire(key, /*fresh=*/attempt > 0);
     if (!c) {
@@ -156,7 +160,7 @@ Task<Result<h2::Opened>> Pool::open(PoolKey key, h2::Request request) {
     }
     Conn* conn = *c;
     h2::Request req = request;
-    OpenAwaiter awaiter{*conn->h2, std::move(req), std::nullopt};
+    OpenAwaiter awaiter{*conn->h2, std::move(req), early, std::nullopt};
     Result<h2::Opened> r = co_await awaiter;
     --conn->reserved;
     note_if_unused(*conn);  // the stream may be over already, or never opened

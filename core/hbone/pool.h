@@ -74,7 +74,10 @@ class Pool {
   Pool(const Pool&) = delete;
 
   // Opens a tunnel: CONNECT `request` over a pooled connection for `key`.
-  Task<Result<h2::Opened>> open(PoolKey key, h2::Request request);
+  // With `early`, each CONNECT submitted hands its tunnel out at once (early
+  // data, h2::Connection::open); the retry on a fresh connection hands out
+  // a second one, which replaces the first.
+  Task<Result<h2::Opened>> open(PoolKey key, h2::Request request, std::function<void(StreamPtr)> early = {});
 
   size_t connections() const;
   size_t connections_for(const PoolKey& key) const;

@@ -1,7 +1,9 @@
 // Outbound's upstream side: opening the HBONE tunnel or TCP connection a
-// route plan names, and what happens when that fails before any byte of the
-// client's was sent (beyond upstream ztunnel): the endpoint is ejected from
-// load balancing for a while (OutlierDetector), and if the client addressed
+// route plan names, and what happens when that fails before the
+// destination's application saw any of the client's bytes (beyond upstream
+// ztunnel; early data behind a refused CONNECT goes again with the retry):
+// the endpoint is ejected from load balancing for a while
+// (OutlierDetector), and if the client addressed
 // a service, the connection is routed once more, avoiding ejected
 // endpoints, and tried on the other endpoint. The client sees a reset only
 // if that fails too. A connection to a workload's own address is not sent
@@ -48,7 +50,7 @@ bool connectable(const mesh::RoutePlan& plan) {
 
 }  // namespace
 
-Task<OutboundUpstream> Outbound::connect_upstream(const mesh::Workload& source, Endpoint client, Endpoint dst,
+Task<OutboundUpstream> Outbound::connect_upstream(const mesh::Workload& source, EarlyData& client, Endpoint dst,
                                                   mesh::RoutePlan plan) {
   OutboundUpstream up;
   Opened first = co_await open_upstream(source, client, plan);
@@ -90,7 +92,7 @@ void Outbound::record_outcome(const mesh::RoutePlan& plan, OpenFailure failure) 
   }
 }
 
-Task<Outbound::Opened> Outbound::open_upstream(const mesh::Workload& source, Endpoint client,
+Task<Outbound::Opened> Outbound::open_upstream(const mesh::Workload& source, EarlyData& client,
                                                const mesh::RoutePlan& plan) {
   if (plan.kind == mesh::RouteKind::hbone || plan.kind == mesh::RouteKind::waypoint)
     co_return co_await open_hbone(source, client, plan);
@@ -98,7 +100,13 @@ Task<Outbound::Opened> Outbound::open_upstream(const mesh::Workload& source, End
   SocketOptions opts;
   opts.mark = cfg_.mark;
   Result<StreamPtr> s = co_await io::connect(env_, plan.next_hop, opts, cfg_.connect_timeout);
-  if (s) {
+  if (s && client.started()) {
+    // A retry after an HBONE attempt read the client's first bytes: they
+    // go here too.
+    client.attach(std::move(*s));
+    co_await client.settle();
+    out.stream = client.take();
+  } else if (s) {
     out.stream = std::move(*s);
   } else {
     out.failure = OpenFailure::endpoint;
@@ -107,32 +115,35 @@ Task<Outbound::Opened> Outbound::open_upstream(const mesh::Workload& source, End
   co_return out;
 }
 
-Task<Outbound::Opened> Outbound::open_hbone(const mesh::Workload& source, Endpoint client,
+Task<Outbound::Opened> Outbound::open_hbone(const mesh::Workload& source, EarlyData& client,
                                             const mesh::RoutePlan& plan) {
   hbone::PoolKey key;
   key.source_identity = source.identity().to_string();
   key.destination_identities = plan.upstream_identities;
   std::sort(key.destination_identities.begin(), key.destination_identities.end());
   key.destination = plan.next_hop;
-  key.source_ip = client.ip;
+  key.source_ip = client.peer().ip;
   hbone::SourceInfo info;
-  info.address = client;
+  info.address = client.peer();
   info.ns = source.ns;
   info.workload_name = source.name;
   if (plan.service) info.host = plan.service->hostname;
   h2::Request req{"CONNECT", plan.authority, hbone::request_headers(info, rng_)};
   Opened out;
-  Result<h2::Opened> opened = co_await pool_.open(key, std::move(req));
+  // Each CONNECT submitted gets the client's first bytes right behind it.
+  Result<h2::Opened> opened =
+      co_await pool_.open(key, std::move(req), [&client](StreamPtr tunnel) { client.attach(std::move(tunnel)); });
   if (!opened) {
     out.failure = OpenFailure::endpoint;  // no connection, TLS failure, or the stream never reached the peer
     out.error = opened.error().message();
-  } else if (!opened->tunnel) {
+  } else if (opened->response.status < 200 || opened->response.status >= 300) {
     // 503: the peer has no such workload, or the workload refused the
     // connection. Other answers (401 policy, 400) are about the request.
     out.failure = opened->response.status == 503 ? OpenFailure::endpoint : OpenFailure::rejected;
     out.error = "upstream answered " + std::to_string(opened->response.status);
   } else {
-    out.stream = std::move(opened->tunnel);
+    co_await client.settle();
+    out.stream = client.take();
   }
   co_return out;
 }

@@ -90,7 +90,11 @@ Task<void> Outbound::forward(StreamPtr downstream, Endpoint dst) {
       downstream->abort();
       co_return;
   }
-  OutboundUpstream up = co_await connect_upstream(*source, downstream->peer(), dst, std::move(plan));
+  // On the heap, and gone before the relay unless the relay still needs it:
+  // a coroutine frame that lives as long as the connection holds no more
+  // than it must.
+  auto early = std::make_unique<EarlyData>(env_.loop, *downstream);
+  OutboundUpstream up = co_await connect_upstream(*source, *early, dst, std::move(plan));
   const bool mtls = up.plan.kind == mesh::RouteKind::hbone || up.plan.kind == mesh::RouteKind::waypoint;
   TrafficReport report(cfg_.metrics,
                        labels_for("source", source, source->identity().to_string(), up.plan.next_hop_workload.get(),
@@ -104,7 +108,13 @@ Task<void> Outbound::forward(StreamPtr downstream, Endpoint dst) {
   }
   report.opened();
   CopyStats stats;
-  const CopyEnd end = co_await copy_bidirectional(env_, *downstream, *up.stream, stats);
+  stats.bytes_a_to_b = early->sent();
+  // The relay reads the client itself unless an early read still has
+  // something for it; a plain TCP relay keeps its socket pair, which the
+  // runtime may splice.
+  if (!early->holds_client_data()) early.reset();
+  Stream& client = early ? static_cast<Stream&>(*early) : *downstream;
+  const CopyEnd end = co_await copy_bidirectional(env_, client, *up.stream, stats);
   report.closed(stats.bytes_a_to_b, stats.bytes_b_to_a, copy_error(end, true));
   downstream->close();
   up.stream->close();

@@ -20,6 +20,7 @@
 #include "core/hbone/server.h"
 #include "core/proxy/access_log.h"
 #include "core/proxy/connection_tracker.h"
+#include "core/proxy/early_data.h"
 #include "core/proxy/outlier.h"
 #include "core/relay.h"
 #include "core/state/routing.h"
@@ -77,10 +78,10 @@ class Outbound {
   // before any byte was sent, eject the endpoint and, for service traffic,
   // try one other endpoint.
   mesh::RouteOptions route_options() const;
-  Task<OutboundUpstream> connect_upstream(const mesh::Workload& source, Endpoint client, Endpoint dst,
+  Task<OutboundUpstream> connect_upstream(const mesh::Workload& source, EarlyData& client, Endpoint dst,
                                           mesh::RoutePlan plan);
-  Task<Opened> open_upstream(const mesh::Workload& source, Endpoint client, const mesh::RoutePlan& plan);
-  Task<Opened> open_hbone(const mesh::Workload& source, Endpoint client, const mesh::RoutePlan& plan);
+  Task<Opened> open_upstream(const mesh::Workload& source, EarlyData& client, const mesh::RoutePlan& plan);
+  Task<Opened> open_hbone(const mesh::Workload& source, EarlyData& client, const mesh::RoutePlan& plan);
   void record_outcome(const mesh::RoutePlan& plan, OpenFailure failure);
 
   Env& env_;
