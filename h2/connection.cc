@@ -101,7 +101,6 @@ struct Core : std::enable_shared_from_this<Core> {
   bool writing = false, dead = false, goaway_sent = false, goaway_received = false;
   // The first write waits (start()): `writing` is held true meanwhile.
   bool first_write_held = false;
-  bool flush_deferred = false;  // a flush_after_ready() is queued
   size_t unanswered = 0;  // server: requests handed to on_request, not yet answered
   std::optional<Error> death;
   std::shared_ptr<bool> owner_alive = std::make_shared<bool>(true);  // the Connection exists
@@ -113,7 +112,6 @@ struct Core : std::enable_shared_from_this<Core> {
   void start();
   void release_first_write();
   void flush();
-  void flush_after_ready();
   Task<void> read_loop();
   Task<void> write_loop();
   Task<void> keepalive_loop();
@@ -310,23 +308,6 @@ void Core::flush() {
   scope.spawn(write_loop());
 }
 
-// Frames a read made the session owe the peer (a SETTINGS ACK, a PING ACK,
-// a WINDOW_UPDATE) wait until the work that read woke has run: a client's
-// ACK of the server's SETTINGS, which come with the first answer, then goes
-// with the first DATA the application sends on hearing that answer (one
-// send, one wake-up of the peer, instead of two). Loop::defer is still this
-// turn, not a timer: the peer hears the ACK as soon as it would otherwise.
-void Core::flush_after_ready() {
-  if (writing || dead || flush_deferred || nghttp2_session_want_write(session) == 0) return;
-  flush_deferred = true;
-  env.loop.defer([weak = weak_from_this()] {
-    auto self = weak.lock();
-    if (!self) return;
-    self->flush_deferred = false;
-    if (nghttp2_session_want_write(self->session) != 0) self->flush();  // else a write took them already
-  });
-}
-
 Task<void> Core::write_loop() {
   // No coroutine outlives the Connection: its destructor kills them, and a
   // dead core never starts new ones.
@@ -370,7 +351,7 @@ Task<void> Core::read_loop() {
       die(Error(Errc::connection_reset, "HTTP/2 connection finished (GOAWAY)"));
       co_return;
     }
-    flush_after_ready();
+    flush();
   }
 }
 

@@ -87,7 +87,6 @@ TEST_F(H2Sim, TheFirstRequestGoesWithThePreface) {
   StreamPtr server_side = in->accept();
   ASSERT_TRUE(h.run_until([&] { return opened.has_value(); }, kLimit));
   ASSERT_TRUE(*opened);
-  h.idle(std::chrono::milliseconds(1));  // nothing else to send with the SETTINGS ACK
   // Preface + SETTINGS + WINDOW_UPDATE + HEADERS; then the SETTINGS ACK.
   const std::vector<size_t> sent = writes.by_side(testing::SimWrites::kClient);
   ASSERT_EQ(sent.size(), 2u);

@@ -5,14 +5,6 @@
 // - run_after(d, fn) runs fn once after at least d; cancel(id) before it has
 //   run guarantees it never runs and returns true; after it ran, false.
 // - Callbacks of one loop never run concurrently with each other.
-// - defer(fn) is post(fn) that waits for the work ready to run now: the
-//   callbacks already posted, those they post, and the I/O completions they
-//   start that are ready at once (io/sim: every event due at the current
-//   virtual time; io/real: the rest of the running batch of posted callbacks
-//   and the completions queued meanwhile). For a write that the work running
-//   now may still add to (HTTP/2 frames a read made the session owe the
-//   peer, which the application's answer to that read can join). A loop
-//   without the notion falls back to post.
 //
 //   TimerId t = env.loop.run_after(10s, [this] { on_idle_timeout(); });
 //   env.loop.cancel(t);
@@ -35,7 +27,6 @@ class Loop {
   virtual void post(Callback fn) = 0;
   virtual TimerId run_after(Duration delay, Callback fn) = 0;
   virtual bool cancel(TimerId id) = 0;
-  virtual void defer(Callback fn) { post(std::move(fn)); }
 };
 
 }  // namespace zt

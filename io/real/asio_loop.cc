@@ -33,27 +33,11 @@ void AsioLoop::post(Callback fn) {
     return;
   }
   posted_.push_back(std::move(fn));
-  schedule_posted();
-}
-
-void AsioLoop::schedule_posted() {
   if (posted_scheduled_) return;
   posted_scheduled_ = true;
   asio::post(ctx_, [this, alive = alive_] {
     if (*alive) run_posted();
   });
-}
-
-void AsioLoop::defer(Callback fn) {
-  ZT_ASSERT(fn);
-  if (!ctx_.get_executor().running_in_this_thread()) {
-    asio::post(ctx_, std::move(fn));
-    return;
-  }
-  deferred_.push_back(std::move(fn));
-  // The end of a pass hands deferred callbacks to Asio; outside one, start
-  // one (it may find nothing posted).
-  schedule_posted();
 }
 
 void AsioLoop::run_posted() {
@@ -64,26 +48,11 @@ void AsioLoop::run_posted() {
     fn();
   }
   posted_scheduled_ = false;
-  if (!posted_.empty()) {
-    schedule_posted();
-    return;
-  }
-  // Nothing left posted: what was deferred goes behind whatever this pass
-  // queued in Asio (completions of operations that finished at once).
-  if (deferred_.empty() || deferred_scheduled_) return;
-  deferred_scheduled_ = true;
+  if (posted_.empty()) return;
+  posted_scheduled_ = true;
   asio::post(ctx_, [this, alive = alive_] {
-    if (*alive) run_deferred();
+    if (*alive) run_posted();
   });
-}
-
-void AsioLoop::run_deferred() {
-  deferred_scheduled_ = false;
-  std::vector<Callback> now;
-  now.swap(deferred_);
-  for (Callback& fn : now) fn();
-  now.clear();
-  if (deferred_.empty()) deferred_.swap(now);  // keeps the capacity
 }
 
 TimerId AsioLoop::run_after(Duration delay, Callback fn) {

@@ -13,7 +13,6 @@
 #include <deque>
 #include <map>
 #include <memory>
-#include <vector>
 
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
@@ -34,11 +33,7 @@ class SystemClock final : public Clock {
 // handler runs the queue (up to kPostedPerTurnMax, then it yields to I/O):
 // a chain of completions (a socket read completing a TLS read completing an
 // HTTP/2 read ...) costs one pass through Asio's scheduler, not one each,
-// and Asio polls epoll once per pass. defer() callbacks wait for the end of
-// such a pass with nothing left posted, and then go to Asio's queue, behind
-// the I/O completions the pass queued (an Asio operation that completes at
-// once, such as a read of bytes already received, queues its handler when
-// started). post from another thread goes through
+// and Asio polls epoll once per pass. post from another thread goes through
 // asio::post. Timers are asio::steady_timers kept by id. A timer's
 // presence in the map is what decides whether its callback may still run, so
 // cancel() is exact even when Asio has already queued the completion.
@@ -50,7 +45,6 @@ class AsioLoop final : public Loop {
   AsioLoop& operator=(const AsioLoop&) = delete;
 
   void post(Callback fn) override;
-  void defer(Callback fn) override;
   TimerId run_after(Duration delay, Callback fn) override;
   bool cancel(TimerId id) override;
 
@@ -65,8 +59,6 @@ class AsioLoop final : public Loop {
 
   void fire(TimerId id);
   void run_posted();
-  void schedule_posted();
-  void run_deferred();
 
   // How many posted callbacks one Asio handler runs before letting I/O and
   // timers in: bounds the latency a burst of posts adds to everything else.
@@ -77,8 +69,6 @@ class AsioLoop final : public Loop {
   TimerId next_id_ = 1;
   std::deque<Callback> posted_;  // posted on this thread, not yet run
   bool posted_scheduled_ = false;  // a run_posted() handler is queued in Asio
-  std::vector<Callback> deferred_;  // defer()red, not yet handed to Asio
-  bool deferred_scheduled_ = false;  // a run_deferred() handler is queued in Asio
   // Timer handlers may outlive this loop (queued in the io_context); they
   // check this before touching it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -14,15 +14,6 @@ Scheduler::EventId Scheduler::at(MonoTime when, HostId owner, std::string_view w
   return seq;
 }
 
-Scheduler::EventId Scheduler::after_ready(HostId owner, std::string_view what, Callback fn) {
-  ZT_ASSERT(fn);
-  const uint64_t seq = kAfterReady | next_seq_++;
-  const int64_t t = now_.time_since_epoch().count();
-  events_.emplace(Key{t, seq}, Event{owner, what, std::move(fn)});
-  time_of_.emplace(seq, t);
-  return seq;
-}
-
 bool Scheduler::cancel(EventId id) {
   auto it = time_of_.find(id);
   if (it == time_of_.end()) return false;

@@ -38,10 +38,6 @@ class Scheduler {
   EventId after(Duration delay, HostId owner, std::string_view what, Callback fn) {
     return at(now_ + delay, owner, what, std::move(fn));
   }
-  // At the current time, after every event due now, including those the
-  // events due now schedule for now (Loop::defer): its sequence number
-  // carries kAfterReady, which sorts it behind all ordinary ones.
-  EventId after_ready(HostId owner, std::string_view what, Callback fn);
   // True if the event was pending (it will now never run).
   bool cancel(EventId id);
   // Drops every pending event of owner (a crash). Returns how many.
@@ -60,7 +56,6 @@ class Scheduler {
   Trace& trace() { return trace_; }
 
  private:
-  static constexpr uint64_t kAfterReady = uint64_t{1} << 63;
   struct Key {
     int64_t time_ns;
     uint64_t seq;

@@ -106,29 +106,6 @@ TEST(SimLoop, PostNeverRunsInline) {
   EXPECT_TRUE(ran);
 }
 
-// defer() waits for everything due now, including what that schedules for
-// now, but not for later events.
-TEST(SimLoop, DeferRunsAfterEverythingDueNow) {
-  World world(1);
-  Host& h = world.add_host("h", {IpAddr::v4(10, 0, 0, 1)});
-  std::vector<int> order;
-  Loop& loop = h.env().loop;
-  loop.run_after(1us, [&] { order.push_back(9); });
-  loop.post([&] {
-    order.push_back(1);
-    loop.defer([&] { order.push_back(5); });
-    loop.post([&] {
-      order.push_back(3);
-      loop.post([&] { order.push_back(4); });
-    });
-  });
-  loop.defer([&] { order.push_back(6); });
-  loop.post([&] { order.push_back(2); });
-  EXPECT_TRUE(order.empty());
-  world.run_for(1ms);
-  EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4, 6, 5, 9}));
-}
-
 TEST(SimLoop, TimersFireAfterTheirDelayAndCancelWorks) {
   World world(1);
   Host& h = world.add_host("h", {IpAddr::v4(10, 0, 0, 1)});

@@ -34,7 +34,6 @@ class Host::SimLoop final : public Loop {
     return h_.world_.scheduler().after(d, h_.id_, "loop.timer", std::move(fn));
   }
   bool cancel(TimerId id) override { return h_.world_.scheduler().cancel(id); }
-  void defer(Callback fn) override { h_.world_.scheduler().after_ready(h_.id_, "loop.defer", std::move(fn)); }
 
  private:
   Host& h_;
