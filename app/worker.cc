@@ -86,14 +86,9 @@ Result<void> Worker::listen() {
   in_cfg.metrics = &registry_;
   in_cfg.access_log = access_log;
 
-  // HBONE (TLS) and SOCKS5 clients speak first, so those listeners accept a
-  // connection with its first bytes (ListenOptions::client_speaks_first);
-  // captured traffic (outbound, inbound plaintext) may be server-first.
-  enum class FirstWord { client, any };
-  auto open = [&](const ListenAddr& addr, FirstWord first) -> Result<std::vector<std::unique_ptr<Listener>>> {
-    ListenOptions opts;
-    opts.reuse_port = true;  // every worker listens on the same ports
-    opts.client_speaks_first = first == FirstWord::client;
+  ListenOptions opts;
+  opts.reuse_port = true;  // every worker listens on the same ports
+  auto open = [&](const ListenAddr& addr) -> Result<std::vector<std::unique_ptr<Listener>>> {
     std::vector<std::unique_ptr<Listener>> out;
     for (const Endpoint& ep : pod_endpoints(cfg, *shared_.state.get(), addr)) {
       auto l = env.net.listen(ep, opts);
@@ -104,11 +99,11 @@ Result<void> Worker::listen() {
     return out;
   };
   if (!cfg.proxy_enabled) return ok();
-  auto out_l = open(cfg.outbound_addr, FirstWord::any);
+  auto out_l = open(cfg.outbound_addr);
   if (!out_l) return out_l.error();
-  auto in_l = open(cfg.inbound_addr, FirstWord::client);
+  auto in_l = open(cfg.inbound_addr);
   if (!in_l) return in_l.error();
-  auto plain_l = open(cfg.inbound_plaintext_addr, FirstWord::any);
+  auto plain_l = open(cfg.inbound_plaintext_addr);
   if (!plain_l) return plain_l.error();
   for (auto& l : *out_l) outbounds_.push_back(std::make_unique<proxy::Outbound>(env, std::move(l), state, *pool_, out_cfg));
   for (auto& l : *in_l) {
@@ -116,7 +111,7 @@ Result<void> Worker::listen() {
   }
   for (auto& l : *plain_l) plaintexts_.push_back(std::make_unique<proxy::InboundPlaintext>(env, std::move(l), state, in_cfg));
   if (cfg.socks5_addr && !outbounds_.empty()) {
-    auto socks_l = open(*cfg.socks5_addr, FirstWord::client);
+    auto socks_l = open(*cfg.socks5_addr);
     if (!socks_l) return socks_l.error();
     for (auto& l : *socks_l) {
       socks_.push_back(std::make_unique<proxy::Socks5Server>(env, std::move(l), state, *outbounds_.front()));

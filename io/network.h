@@ -57,15 +57,6 @@ struct ListenOptions {
   bool reuse_port = false;
   bool transparent = false;  // accept connections for non-local addresses
   std::optional<uint32_t> mark;
-  // The protocol served has the client speak first (TLS, SOCKS5), so a
-  // connection is worth accepting only once its first bytes are there:
-  // io/real sets TCP_DEFER_ACCEPT, and the accept and the first read take
-  // one wake-up instead of two. A client that stays silent is still
-  // accepted, after a few seconds of SYN-ACK retransmissions (a probe that
-  // only connects sees no difference). io/sim accepts at once (documented
-  // fallback: only the timing differs). Never for captured traffic, whose
-  // protocol may have the server speak first.
-  bool client_speaks_first = false;
 };
 
 class Stream {

@@ -170,33 +170,6 @@ TEST_F(RealTest, LongChainsOfPostsYieldToTimersAndOtherThreads) {
   rt.run();  // the chain sees both and ends
   EXPECT_GT(chain, 1u);
 }
-// defer() waits for the rest of the turn: posted callbacks (also those they
-// post) and the completion of a read of bytes already received, which Asio
-// queues when the read starts. Also from outside a turn, and nested.
-TEST_F(RealTest, DeferWaitsForTheTurnAndTheCompletionsItQueued) {
-  Conn c = connect_pair(v4_loopback());
-  ASSERT_TRUE(c.client && c.server);
-  write_all(*c.client, "x");
-  run_for(20ms);  // the byte is in the server's socket buffer
-  std::vector<std::string> order;
-  std::vector<uint8_t> buf(16);
-  rt.loop().post([&] {
-    order.push_back("post");
-    rt.loop().defer([&] {
-      order.push_back("defer");
-      rt.loop().defer([&] { order.push_back("nested defer"); });
-    });
-    c.server->read(buf, [&](Result<size_t> n) { order.push_back(n && *n == 1 ? "read" : "read failed"); });
-    rt.loop().post([&] { order.push_back("post from post"); });
-  });
-  ASSERT_TRUE(spin([&] { return order.size() == 5; }));
-  EXPECT_EQ(order, (std::vector<std::string>{"post", "post from post", "read", "defer", "nested defer"}));
-  bool outside = false;
-  rt.loop().defer([&] { outside = true; });
-  EXPECT_FALSE(outside);
-  EXPECT_TRUE(spin([&] { return outside; }));
-}
-
 TEST_F(RealTest, TimersFireInOrderAfterTheirDelay) {
   std::vector<int> order;
   MonoTime start = rt.clock().now();
@@ -678,30 +651,6 @@ TEST_P(RealTcpTest, ReusePortAllowsTwoListeners) {
   ASSERT_TRUE(l);
   auto again = rt.net().listen(l->local(), opts);
   EXPECT_TRUE(again.ok()) << again.error().message();
-}
-
-// A listener for a client-first protocol (TCP_DEFER_ACCEPT) hands out a
-// connection only with its first bytes: one wake-up for the accept and the
-// first read. A plain listener accepts the same silent client at once.
-TEST_P(RealTcpTest, ClientSpeaksFirstAcceptsWithTheFirstBytes) {
-  for (bool deferred : {false, true}) {
-    SCOPED_TRACE(deferred ? "client_speaks_first" : "plain");
-    ListenOptions opts;
-    opts.client_speaks_first = deferred;
-    auto l = listen(ip(), opts);
-    ASSERT_TRUE(l);
-    std::optional<Result<StreamPtr>> accepted, connected;
-    l->accept([&](Result<StreamPtr> r) { accepted.emplace(std::move(r)); });
-    auto op = rt.net().connect(l->local(), {}, [&](Result<StreamPtr> r) { connected.emplace(std::move(r)); });
-    ASSERT_TRUE(spin([&] { return connected.has_value(); }));
-    ASSERT_TRUE(connected->ok()) << connected->error().message();
-    run_for(200ms);  // a silent client: far less than the deferral
-    EXPECT_EQ(accepted.has_value(), !deferred);
-    write_all(*connected->value(), "hello");
-    ASSERT_TRUE(spin([&] { return accepted.has_value(); }));
-    ASSERT_TRUE(accepted->ok()) << accepted->error().message();
-    EXPECT_EQ(read_exactly(*accepted->value(), 5), "hello");
-  }
 }
 
 TEST_P(RealTcpTest, SocketOptionsAndSourceIp) {

@@ -124,11 +124,6 @@ Result<void> apply(int fd, bool v6, const ListenOptions& opts) {
   if (opts.mark) {
     if (auto r = set_int(fd, SOL_SOCKET, SO_MARK, static_cast<int>(*opts.mark), "SO_MARK"); !r) return r;
   }
-  if (opts.client_speaks_first) {
-    // Seconds the kernel waits for the first bytes before accepting anyway
-    // (rounded up to its SYN-ACK retransmission schedule: 1 + 2 s).
-    if (auto r = set_int(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, 3, "TCP_DEFER_ACCEPT"); !r) return r;
-  }
   return ok();
 }
 
