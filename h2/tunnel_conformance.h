@@ -53,6 +53,15 @@ class TunnelConformance : public ::testing::Test {
     return {std::move((*opened)->tunnel), std::move(server)};
   }
 
+  // Opens a tunnel with early data: the tunnel comes at once, the answer
+  // later into `answer`.
+  static StreamPtr open_early(H2Pair& p, std::optional<Result<Opened>>& answer) {
+    StreamPtr tunnel;
+    p.client->open({"CONNECT", "10.0.0.3:80", {}}, [&answer](Result<Opened> r) { answer = std::move(r); },
+                   [&tunnel](StreamPtr t) { tunnel = std::move(t); });
+    return tunnel;
+  }
+
   static Task<void> send_and_finish(Stream& s, const std::vector<uint8_t>& d) {
     if (!d.empty()) {
       EXPECT_TRUE(co_await io::write_all(s, d));
@@ -251,9 +260,7 @@ TYPED_TEST_P(TunnelConformance, EarlyDataIsKeptForTheAcceptedTunnel) {
   H2Pair p;
   ASSERT_TRUE(this->h.run(connect_h2(this->h, p), ZT_T::kLimit));
   std::optional<Result<Opened>> answer;
-  StreamPtr c;
-  p.client->open({"CONNECT", "10.0.0.3:80", {}}, [&](Result<Opened> r) { answer = std::move(r); },
-                 [&](StreamPtr t) { c = std::move(t); });
+  StreamPtr c = ZT_T::open_early(p, answer);
   ASSERT_TRUE(c);  // handed out at once
   const auto up = testing::pattern(300000, 11), down = testing::pattern(5000, 12);
   Scope writer;
@@ -287,9 +294,7 @@ TYPED_TEST_P(TunnelConformance, EarlyDataOfARefusedRequestIsDroppedAndItsWindowR
   const auto early = testing::pattern(per_stream, 13);
   for (size_t i = 0; i < streams; ++i) {
     std::optional<Result<Opened>> answer;
-    StreamPtr c;
-    p.client->open({"CONNECT", "10.0.0.3:80", {}}, [&](Result<Opened> r) { answer = std::move(r); },
-                   [&](StreamPtr t) { c = std::move(t); });
+    StreamPtr c = ZT_T::open_early(p, answer);
     ASSERT_TRUE(c);
     std::optional<Result<void>> written;  // stays empty while the window is closed
     Scope writer;

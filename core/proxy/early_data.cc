@@ -18,7 +18,8 @@ void EarlyData::attach(StreamPtr upstream) {
   if (!started_) {
     started_ = true;
     reading_ = true;
-    buf_->resize(kBytesMax);
+    alive_ = std::make_shared<bool>(true);
+    buf_ = std::make_shared<ByteVector>(kBytesMax);
     client_.read(*buf_, [alive = alive_, this, keep = buf_](Result<size_t> r) {
       if (*alive) on_read(std::move(r));
     });

@@ -39,7 +39,9 @@ class EarlyData final : public Stream {
   static constexpr size_t kBytesMax = 2048;
 
   EarlyData(Loop& loop, Stream& client) : loop_(loop), client_(client) {}
-  ~EarlyData() override { *alive_ = false; }
+  ~EarlyData() override {
+    if (alive_) *alive_ = false;
+  }
   EarlyData(const EarlyData&) = delete;
 
   // An upstream attempt exists (a tunnel just requested, or a connection
@@ -84,8 +86,10 @@ class EarlyData final : public Stream {
   uint64_t upstream_gen_ = 0;  // which upstream a write completion is about
   // Shared with the read in flight: the client may complete into it after
   // this object is gone (io/network.h allows a completion to be dropped,
-  // not the buffer to vanish under a read).
-  std::shared_ptr<ByteVector> buf_ = std::make_shared<ByteVector>();
+  // not the buffer to vanish under a read). It and alive_ are made by the
+  // first attach(): a connection that never opens a tunnel (plain TCP)
+  // allocates nothing here.
+  std::shared_ptr<ByteVector> buf_;
   size_t wr_off_ = 0;
   std::optional<Result<size_t>> result_;  // the early read's, once in
   size_t got_ = 0;                        // bytes it brought
@@ -94,7 +98,7 @@ class EarlyData final : public Stream {
   MutableBytes relay_buf_;
   IoCallback relay_cb_;
   std::coroutine_handle<> settling_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::shared_ptr<bool> alive_;
 };
 
 }  // namespace zt::core::proxy
