@@ -451,7 +451,40 @@ Result<Config> parse_config(const EnvMap& env, const std::vector<std::string>& a
   if (Result<void> r = read_runtime(settings, cpu_cores, cfg); !r) return r.error();
   if (Result<void> r = read_listeners(settings, cfg); !r) return r.error();
   if (Result<void> r = validate(settings, cfg); !r) return r.error();
+  for (const PendingSetting& p : pending_settings()) {
+    const std::string* value = settings.find(p.key);
+    if (!value || value->empty()) continue;
+    // A boolean that is off asks for nothing.
+    if (p.key == "XDS_ON_DEMAND" && !cfg.xds_on_demand) continue;
+    if (p.key == "ISTIO_META_DNS_CAPTURE" && !cfg.dns_proxy_enabled) continue;
+    cfg.not_supported_yet.push_back(settings.label(p.key) + ": needs " + std::string(p.needs) + ", not built yet");
+  }
+  if (cfg.dns_proxy_enabled && !settings.find("ISTIO_META_DNS_CAPTURE")) {
+    cfg.not_supported_yet.push_back("ISTIO_META_DNS_CAPTURE (default true): needs the DNS proxy, not built yet");
+  }
   return cfg;
+}
+
+std::span<const PendingSetting> pending_settings() {
+  static constexpr PendingSetting kPending[] = {
+      {"XDS_ROOT_CA", "the xDS client"},
+      {"CA_ROOT_CA", "the CA client"},
+      {"AUTH_TOKEN", "the xDS and CA clients"},
+      {"XDS_ON_DEMAND", "the xDS client"},
+      {"CLUSTER_ID", "the xDS and CA clients"},
+      {"CLUSTER_DOMAIN", "the DNS proxy"},
+      {"NETWORK", "multi-network routing"},
+      {"POD_NAME", "the xDS client (node id)"},
+      {"POD_NAMESPACE", "the xDS client (node id)"},
+      {"SERVICE_ACCOUNT", "the CA client"},
+      {"INSTANCE_IP", "the xDS client (node id)"},
+      {"INPOD_UDS", "in-pod mode"},
+      {"PACKET_MARK", "in-pod mode"},
+      {"ISTIO_META_DNS_CAPTURE", "the DNS proxy"},
+      {"ISTIO_META_DNS_PROXY_ADDR", "the DNS proxy"},
+      {"PROXY_WORKLOAD_INFO", "dedicated mode"},
+  };
+  return kPending;
 }
 
 bool help_requested(const std::vector<std::string>& args) {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -162,6 +163,10 @@ struct Config {
   // workloads (node == node_name) rather than on their address above.
   bool listen_on_workload_ips = false;
 
+  // Settings that were given but have no effect yet (the feature that uses
+  // them is not built): "NAME: why", for a warning at start.
+  std::vector<std::string> not_supported_yet;
+
   // Workloads come from a local file and no xDS server is used.
   bool local_mode() const;
   // One line for the start-up log: mode, config source, identity, listeners.
@@ -177,6 +182,15 @@ Result<Config> parse_config(const EnvMap& env, const std::vector<std::string>& a
 
 // True when `args` asks for --help / -h; main then prints help_text().
 bool help_requested(const std::vector<std::string>& args);
+
+// Settings parsed (so upstream's manifests start) but with no effect until
+// the feature that uses them exists, and why: reported at start, and marked
+// in --help.
+struct PendingSetting {
+  std::string_view key;
+  std::string_view needs;  // "the xDS client", "in-pod mode", ...
+};
+std::span<const PendingSetting> pending_settings();
 
 // The --help text: every flag, the environment variable it stands for, and
 // its default.

@@ -1,5 +1,7 @@
 #include "app/flags.h"
 
+#include "app/config.h"
+
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -15,9 +17,11 @@ constexpr std::array kFlags = {
     FlagSpec{"--xds-address", "XDS_ADDRESS",
              "xDS server URI (https:// added if no scheme); empty disables xDS. Default: "
              "istiod (https://istiod.istio-system.svc:15012 in a cluster, else https://localhost:15012), "
-             "none when a local xDS file is given"},
+             "none when a local xDS file is given. NOT SUPPORTED YET: only local mode runs (empty, with "
+             "--local-xds-path and --fake-ca)"},
     FlagSpec{"--ca-address", "CA_ADDRESS",
-             "Certificate authority URI. Default: istiod, as for --xds-address; ignored with --fake-ca"},
+             "Certificate authority URI. Default: istiod, as for --xds-address; ignored with --fake-ca. "
+             "NOT SUPPORTED YET: only the fake CA runs"},
     FlagSpec{"--xds-root-ca", "XDS_ROOT_CA",
              "Roots for the xDS TLS connection: a PEM file, inline PEM, or SYSTEM. "
              "Default: ./var/run/secrets/istio/root-cert.pem"},
@@ -43,7 +47,9 @@ constexpr std::array kFlags = {
     FlagSpec{"--pod-namespace", "POD_NAMESPACE", "ztunnel's own pod namespace"},
     FlagSpec{"--service-account", "SERVICE_ACCOUNT", "ztunnel's own service account"},
     FlagSpec{"--instance-ip", "INSTANCE_IP", "ztunnel's own pod IP"},
-    FlagSpec{"--proxy-mode", "PROXY_MODE", "shared (one ztunnel per node) or dedicated (one workload). Default: shared"},
+    FlagSpec{"--proxy-mode", "PROXY_MODE",
+             "shared (one ztunnel per node) or dedicated (one workload; NOT SUPPORTED YET: refused at start). "
+             "Default: shared"},
     FlagSpec{"--proxy-workload-info", "PROXY_WORKLOAD_INFO",
              "namespace/name/service-account of the workload; required when --proxy-mode=dedicated"},
     FlagSpec{"--worker-threads", "ZTUNNEL_WORKER_THREADS",
@@ -85,6 +91,13 @@ constexpr std::array kFlags = {
 
 std::string flag_description(const FlagSpec& spec) {
   std::string text(spec.help);
+  for (const PendingSetting& p : pending_settings()) {
+    if (p.key == spec.key) {
+      text += " NOT SUPPORTED YET (needs ";
+      text += p.needs;
+      text += ")";
+    }
+  }
   if (spec.key != spec.flag) {
     text += " [env ";
     text += spec.key;

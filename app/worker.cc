@@ -1,10 +1,6 @@
 #include "app/worker.h"
 
-#include "app/log.h"
-
 #include <algorithm>
-#include <cstdio>
-#include <future>
 
 namespace zt::app {
 
@@ -23,7 +19,7 @@ std::vector<Endpoint> endpoints_of(const ListenAddr& addr, bool ipv6) {
   return {addr.endpoint};
 }
 
-std::vector<Endpoint> pod_endpoints(const Config& cfg, const mesh::StateSnapshot& state, const ListenAddr& addr) {
+std::vector<Endpoint> pod_endpoints(const Config& cfg, const core::mesh::StateSnapshot& state, const ListenAddr& addr) {
   if (!cfg.listen_on_workload_ips) return endpoints_of(addr, cfg.ipv6_enabled);
   std::vector<Endpoint> eps;
   for (const auto& [uid, w] : state.workloads().by_uid) {
@@ -37,7 +33,8 @@ std::vector<Endpoint> pod_endpoints(const Config& cfg, const mesh::StateSnapshot
   return eps;
 }
 
-Worker::Worker(size_t index, WorkerShared shared) : index_(index), shared_(shared) {}
+Worker::Worker(size_t index, WorkerShared shared)
+    : index_(index), shared_(shared), rt_(std::nullopt, &shared.log) {}
 
 Worker::~Worker() {
   if (thread_.joinable()) {
@@ -53,38 +50,17 @@ Result<void> Worker::listen() {
   pool_cfg.streams_per_connection_max = cfg.pool_max_streams_per_connection;
   pool_cfg.idle_release = cfg.pool_unused_release_timeout;
   pool_ = std::make_unique<core::hbone::Pool>(
-      env, pool_cfg, [this](const core::hbone::PoolKey& key) -> Result<std::shared_ptr<const tls::TlsContext>> {
-        auto& ctx = client_contexts_[key.source_identity];
-        if (!ctx) {
-          tls::TlsConfig tc;
-          tc.role = tls::TlsRole::client;
-          tc.credentials = shared_.certs.for_identity(key.source_identity, rt_.env().clock.wall_now());
-          if (!tc.credentials) return Error(Errc::invalid_argument, "no certificate for " + key.source_identity);
-          tc.roots = shared_.certs.roots();
-          tc.allow_tls12 = shared_.cfg.tls12_enabled;
-          auto made = tls::TlsContext::create(tc);
-          if (!made) return made.error();
-          ctx = *made;
-        }
-        return ctx;
-      });
+      env, pool_cfg, [this](const core::hbone::PoolKey& key) { return client_context(key); });
 
   // Local mode has no capture, so nothing to bypass: no SO_MARK.
   proxy::StateSource state = [this] { return shared_.state.get(); };
-  // One access log line per connection when it ends (upstream's "access"
-  // target, filtered like upstream's: info for complete, error for failed).
-  const proxy::AccessLogSink access_log = [](const proxy::ConnectionRecord& r) {
-    const log::Level level = r.ok() ? log::Level::info : log::Level::error;
-    if (log::enabled(level, "access")) log::raw(level, "access", proxy::format_access_log(r));
-  };
+  // Access log lines go through the worker's Env log (target "access").
   proxy::OutboundConfig out_cfg;
   out_cfg.mark = std::nullopt;
-  out_cfg.metrics = &registry_;
-  out_cfg.access_log = access_log;
+  out_cfg.metrics = &traffic_;
   proxy::InboundConfig in_cfg;
   in_cfg.mark = std::nullopt;
-  in_cfg.metrics = &registry_;
-  in_cfg.access_log = access_log;
+  in_cfg.metrics = &traffic_;
 
   ListenOptions opts;
   opts.reuse_port = true;  // every worker listens on the same ports
@@ -120,16 +96,33 @@ Result<void> Worker::listen() {
   return ok();
 }
 
-void Worker::start() {
+Result<std::shared_ptr<const tls::TlsContext>> Worker::client_context(const core::hbone::PoolKey& key) {
+  auto creds = shared_.certs.get(key.source_identity);
+  if (!creds) return Error(Errc::invalid_argument, "no certificate for " + key.source_identity + " yet");
+  ClientContext& cached = client_contexts_[key.source_identity];
+  if (cached.ctx && cached.creds == creds) return cached.ctx;
+  tls::TlsConfig tc;
+  tc.role = tls::TlsRole::client;
+  tc.credentials = creds;
+  tc.roots = shared_.certs.roots();
+  tc.allow_tls12 = shared_.cfg.tls12_enabled;
+  auto made = tls::TlsContext::create(tc);
+  if (!made) return made.error();
+  cached = {std::move(creds), *made};
+  return cached.ctx;
+}
+
+void Worker::start(std::function<void()> on_finished) {
   for (auto& o : outbounds_) o->start();
   for (auto& i : inbounds_) i->start();
   for (auto& p : plaintexts_) p->start();
   for (auto& s : socks_) s->start();
-  thread_ = std::thread([this] {
+  thread_ = std::thread([this, on_finished = std::move(on_finished)] {
     // Returns once drained, or at once when this worker has nothing to
     // serve (no workloads of ours with --listen-on-workload-ips).
     rt_.run();
     finished_.store(true, std::memory_order_release);
+    if (on_finished) on_finished();
   });
 }
 
@@ -157,15 +150,12 @@ void Worker::poll_drain(MonoTime until) {
   rt_.env().loop.run_after(std::chrono::milliseconds(50), [this, until] { poll_drain(until); });
 }
 
-admin::Registry Worker::metrics() {
-  if (finished() || !thread_.joinable()) return registry_;
-  auto copied = std::make_shared<std::promise<admin::Registry>>();
-  std::future<admin::Registry> result = copied->get_future();
-  rt_.env().loop.post([this, copied] { copied->set_value(registry_); });
-  if (result.wait_for(std::chrono::seconds(2)) == std::future_status::ready) return result.get();
-  // The loop ended before it ran the copy: nothing changes the registry now.
-  if (finished()) return registry_;
-  return admin::Registry{};
+void Worker::copy_metrics(std::function<void(core::metrics::Registry)> reply) {
+  // Not started, or its loop is over: nothing changes the registry any more.
+  if (finished() || !thread_.joinable()) return reply(registry_);
+  // If the loop ends before it runs this, the post is dropped and the
+  // caller's wait runs out: it keeps this worker's previous copy.
+  rt_.env().loop.post([this, reply = std::move(reply)] { reply(registry_); });
 }
 
 void Worker::state_changed() {
@@ -174,8 +164,8 @@ void Worker::state_changed() {
     for (auto& i : inbounds_) closed += i->recheck_policies();
     for (auto& p : plaintexts_) closed += p->recheck_policies();
     if (closed > 0) {
-      log::line(log::Level::info, "policy change closed connections",
-                "worker=" + std::to_string(index_) + " connections=" + std::to_string(closed));
+      ZT_LOG(rt_.env().log, info, "proxy", "policy change closed connections", {"worker", index_},
+             {"connections", closed});
     }
   });
 }

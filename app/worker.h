@@ -8,19 +8,21 @@
 //
 //   Worker w(0, shared);
 //   if (auto r = w.listen(); !r) fail(r.error());
-//   w.start();                     // its own thread from here on
+//   w.start([&] { /* on w's thread, once its loop ended */ });
 //   w.drain(deadline);             // from any thread; w.finished() once done
-//   admin::Registry m = w.metrics();
+//   w.copy_metrics([&](core::metrics::Registry copy) { /* on w's thread */ });
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
 
 #include "app/config.h"
-#include "app/local_ca.h"
-#include "core/admin/metrics.h"
+#include "app/metrics_scrape.h"
+#include "app/certificate_store.h"
+#include "core/metrics/registry.h"
 #include "core/proxy/proxy.h"
 #include "core/proxy/socks5.h"
 #include "io/real/runtime.h"
@@ -30,12 +32,13 @@ namespace zt::app {
 // The newest published mesh snapshot, readable from every thread.
 class SharedState {
  public:
-  explicit SharedState(std::shared_ptr<const mesh::StateSnapshot> s) : current_(std::move(s)) {}
-  std::shared_ptr<const mesh::StateSnapshot> get() const { return current_.load(); }
-  void set(std::shared_ptr<const mesh::StateSnapshot> s) { current_.store(std::move(s)); }
+  SharedState() = default;
+  explicit SharedState(std::shared_ptr<const core::mesh::StateSnapshot> s) : current_(std::move(s)) {}
+  std::shared_ptr<const core::mesh::StateSnapshot> get() const { return current_.load(); }
+  void set(std::shared_ptr<const core::mesh::StateSnapshot> s) { current_.store(std::move(s)); }
 
  private:
-  std::atomic<std::shared_ptr<const mesh::StateSnapshot>> current_;
+  std::atomic<std::shared_ptr<const core::mesh::StateSnapshot>> current_;
 };
 
 // What every worker uses; each member is safe from any thread, except
@@ -43,8 +46,9 @@ class SharedState {
 struct WorkerShared {
   const Config& cfg;
   SharedState& state;
-  LocalCertificates& certs;
+  CertificateStore& certs;
   std::shared_ptr<const tls::TlsContext> server_tls;
+  Log& log;
 };
 
 // The endpoints a listener address stands for. Our sockets are v6-only, so
@@ -53,25 +57,29 @@ struct WorkerShared {
 std::vector<Endpoint> endpoints_of(const ListenAddr& addr, bool ipv6);
 // The pod-facing listener endpoints for `addr`: endpoints_of(addr), or with
 // --listen-on-workload-ips, addr's port on each IP of this node's workloads.
-std::vector<Endpoint> pod_endpoints(const Config& cfg, const mesh::StateSnapshot& state, const ListenAddr& addr);
+std::vector<Endpoint> pod_endpoints(const Config& cfg, const core::mesh::StateSnapshot& state, const ListenAddr& addr);
 
-class Worker {
+class Worker final : public MetricsSource {
  public:
   Worker(size_t index, WorkerShared shared);
-  ~Worker();  // joins the thread
+  ~Worker() override;  // joins the thread
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
   // Opens this worker's listeners and builds its proxies; on the caller's
   // thread, before start(). Errors name the address.
   Result<void> listen();
-  void start();
+  // Runs the worker's loop on its own thread; `on_finished` runs there once
+  // the loop has ended (drained, or nothing to serve).
+  void start(std::function<void()> on_finished);
   // Stops accepting and lets connections run until they end or `deadline`
   // (on the steady clock) passes; then the worker's loop ends. Any thread.
   void drain(Duration deadline);
   bool finished() const { return finished_.load(std::memory_order_acquire); }
-  // A copy of this worker's metrics, taken on its own thread. Any thread.
-  admin::Registry metrics();
+  // Hands `reply` a copy of this worker's metrics, taken on the worker's
+  // thread (at once, on the caller's, when the worker has finished). Any
+  // thread; never blocks.
+  void copy_metrics(std::function<void(core::metrics::Registry)> reply) override;
   // A new snapshot was published: re-check open connections against its
   // policies (on the worker's own thread). Any thread.
   void state_changed();
@@ -81,12 +89,20 @@ class Worker {
  private:
   void drain_now(Duration deadline);
   void poll_drain(MonoTime until);
+  Result<std::shared_ptr<const tls::TlsContext>> client_context(const core::hbone::PoolKey& key);
 
   const size_t index_;
   WorkerShared shared_;
-  real::Runtime rt_;
-  admin::Registry registry_;
-  std::map<std::string, std::shared_ptr<const tls::TlsContext>> client_contexts_;
+  io::real::Runtime rt_;
+  core::metrics::Registry registry_;
+  core::proxy::TrafficMetrics traffic_{registry_};
+  // Per source identity, with the credentials it was built from: a new
+  // certificate for the identity makes a new context.
+  struct ClientContext {
+    std::shared_ptr<const tls::Credentials> creds;
+    std::shared_ptr<const tls::TlsContext> ctx;
+  };
+  std::map<std::string, ClientContext> client_contexts_;
   std::unique_ptr<core::hbone::Pool> pool_;
   std::vector<std::unique_ptr<core::proxy::Outbound>> outbounds_;
   std::vector<std::unique_ptr<core::proxy::Inbound>> inbounds_;

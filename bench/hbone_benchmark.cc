@@ -23,7 +23,7 @@ using WallClock = std::chrono::steady_clock;
 double seconds_since(WallClock::time_point t) { return std::chrono::duration<double>(WallClock::now() - t).count(); }
 
 struct Setup {
-  real::Runtime rt{uint64_t{1}};
+  io::real::Runtime rt{uint64_t{1}};
   std::optional<tls::Ca> ca;
   std::shared_ptr<const tls::TlsContext> client_ctx, server_ctx;
   std::unique_ptr<Server> server;
@@ -147,7 +147,7 @@ Task<void> tcp_bulk(Env& env, Listener& l, int conns, uint64_t bytes_each, int& 
   for (bool ok : oks) ok_count += ok;
 }
 
-double run_gbit(real::Runtime& rt, Task<void> t, uint64_t total_bytes) {
+double run_gbit(io::real::Runtime& rt, Task<void> t, uint64_t total_bytes) {
   bool done = false;
   Scope s;
   s.spawn([](Task<void> t, bool& done) -> Task<void> {

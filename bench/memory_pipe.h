@@ -24,7 +24,7 @@ class MemoryRuntime final : public Loop, public Clock, public Network {
   // `fire_timers`: timers run at once (there is no time here); without,
   // they never run (HTTP/2 keepalive would otherwise spin).
   explicit MemoryRuntime(bool fire_timers = true)
-      : fire_timers_(fire_timers), rng_(1), env_{*this, *this, *this, rng_, faults_} {}
+      : fire_timers_(fire_timers), rng_(1), env_{*this, *this, *this, rng_, faults_, log_} {}
   Env& env() { return env_; }
 
   // Loop
@@ -57,6 +57,7 @@ class MemoryRuntime final : public Loop, public Clock, public Network {
   bool fire_timers_;
   Rng rng_;
   NoFaults faults_;
+  NoLog log_;
   Env env_;
   std::deque<Callback> queue_;
   TimerId next_timer_ = 0;

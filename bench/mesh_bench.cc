@@ -9,10 +9,10 @@
 #include <cstdlib>
 #include <new>
 
-#include "core/state/lb.h"
-#include "core/state/rbac.h"
-#include "core/state/routing.h"
-#include "core/state/store.h"
+#include "core/mesh/lb.h"
+#include "core/mesh/rbac.h"
+#include "core/mesh/routing.h"
+#include "core/mesh/store.h"
 
 // Counts live heap bytes, so a benchmark can report memory per workload.
 namespace {
@@ -38,7 +38,7 @@ void operator delete[](void* p) noexcept { operator delete(p); }
 void operator delete(void* p, size_t) noexcept { operator delete(p); }
 void operator delete[](void* p, size_t) noexcept { operator delete(p); }
 
-namespace zt::mesh {
+namespace zt::core::mesh {
 namespace {
 
 IpAddr nth_ip(uint32_t n, uint8_t first = 10) {
@@ -190,6 +190,6 @@ void BM_MemoryPerWorkload(benchmark::State& state) {
 BENCHMARK(BM_MemoryPerWorkload)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
-}  // namespace zt::mesh
+}  // namespace zt::core::mesh
 
 BENCHMARK_MAIN();

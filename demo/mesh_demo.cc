@@ -228,7 +228,7 @@ bool start_node(const Options& opt, Node& node) {
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, node.log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, STDERR_FILENO, STDOUT_FILENO);  // the log is on stdout, as upstream's
   std::vector<std::string> env = {"FAKE_CA=true", "XDS_ADDRESS=", "CA_ADDRESS=", "UNSTABLE_ENABLE_SOCKS5=true",
                                   "LOCAL_XDS_PATH=" + opt.config, "NODE_NAME=" + node.name,
                                   "ZTUNNEL_WORKER_THREADS=2", "CONNECTION_TERMINATION_DEADLINE=2s"};

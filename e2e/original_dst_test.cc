@@ -12,12 +12,16 @@
 #include <cstdlib>
 #include <string>
 
-#include "core/relay.h"
+#include "testing/relay.h"
 #include "io/real/runtime.h"
 #include "testing/harness.h"
 
-namespace zt::core {
+namespace zt::e2e {
 namespace {
+
+using namespace zt::core;
+
+using namespace zt::testing;
 
 constexpr uint16_t kAppPort = 9999;
 
@@ -47,7 +51,7 @@ void run_capture(IpAddr::Family family) {
   const uint16_t relay_port = v6 ? 15006 : 15001;
   if (std::string why = enter_capture_namespace(relay_port, v6); !why.empty()) GTEST_SKIP() << why;
 
-  real::Runtime rt(uint64_t{7});
+  io::real::Runtime rt(uint64_t{7});
   Env& env = rt.env();
   auto app_listener = env.net.listen(Endpoint{lo, kAppPort}, {});
   ASSERT_TRUE(app_listener) << app_listener.error().message();
@@ -99,4 +103,4 @@ TEST(OriginalDst, RedirectedIpv4ConnectionReachesItsOriginalDestination) { run_c
 TEST(OriginalDst, RedirectedIpv6ConnectionReachesItsOriginalDestination) { run_capture(IpAddr::Family::v6); }
 
 }  // namespace
-}  // namespace zt::core
+}  // namespace zt::e2e

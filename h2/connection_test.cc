@@ -4,11 +4,13 @@
 
 #include <numeric>
 
-#include "h2/tunnel_conformance.h"
+#include "testing/tunnel_conformance.h"
 #include "testing/sim_harness.h"
 #include "testing/sim_writes.h"
 
 namespace zt::h2 {
+
+using namespace zt::testing;
 
 using SimHarnesses = ::testing::Types<testing::SimHarness<IpAddr::Family::v4>, testing::SimHarness<IpAddr::Family::v6>>;
 INSTANTIATE_TYPED_TEST_SUITE_P(Sim, TunnelConformance, SimHarnesses);

@@ -1,7 +1,7 @@
 // Everything core code may use from the outside world, passed explicitly.
 //
 // There are no globals: a component receives an Env and takes time,
-// randomness, I/O and fault points from it. io/real builds one per thread
+// randomness, I/O, fault points and its log from it. io/real builds one per thread
 // over Asio; io/sim builds one per simulated host over the scheduler.
 //
 //   Relay relay(env, config);
@@ -9,6 +9,7 @@
 #pragma once
 
 #include "io/faults.h"
+#include "io/log.h"
 #include "io/loop.h"
 #include "io/network.h"
 #include "io/rng.h"
@@ -22,6 +23,7 @@ struct Env {
   Network& net;
   Rng& rng;  // the root: subsystems take rng.stream("name")
   FaultPoints& faults;
+  Log& log;  // ZT_LOG(env.log, debug, "hbone::pool", ...)
 };
 
 }  // namespace zt

@@ -22,11 +22,11 @@
 #include <vector>
 
 #include "core/proxy/proxy.h"
-#include "core/state/store.h"
+#include "core/mesh/store.h"
 #include "io/async.h"
 #include "io/sim/world.h"
 #include "testing/harness.h"
-#include "tls/tls_test_util.h"
+#include "testing/tls_test_util.h"
 
 namespace zt::sim_tests {
 
@@ -35,10 +35,11 @@ using core::proxy::Outbound;
 
 struct MeshNode {
   size_t index = 0;
-  sim::Host* host = nullptr;
+  io::sim::Host* host = nullptr;
   IpAddr ip;
-  mesh::Workload workload;  // its pod
-  admin::Registry metrics;  // the node proxy's (kept across restarts, to read after a crash)
+  core::mesh::Workload workload;  // its pod
+  core::metrics::Registry metrics;  // the node proxy's (kept across restarts, to read after a crash)
+  core::proxy::TrafficMetrics traffic{metrics};
   std::unique_ptr<core::hbone::Pool> pool;
   std::unique_ptr<Outbound> outbound;
   std::unique_ptr<Inbound> inbound;
@@ -65,7 +66,7 @@ class MeshFixture {
  public:
   static constexpr uint16_t kAppPort = 8080;
 
-  explicit MeshFixture(uint64_t seed, sim::WorldOptions options = {})
+  explicit MeshFixture(uint64_t seed, io::sim::WorldOptions options = {})
       : world(seed, options), tls(WallTime(std::chrono::seconds(1'767'225'600))) {
     if (const char* t = std::getenv("ZT_SIM_TRACE"); t && *t == '1') world.trace().set_log(stderr);
   }
@@ -83,13 +84,13 @@ class MeshFixture {
     node->index = nodes.size();
     node->host = &world.add_host(name, {ip});
     node->ip = ip;
-    mesh::Workload& w = node->workload;
+    core::mesh::Workload& w = node->workload;
     w.uid = "cluster1//v1/Pod/default/" + name + "-pod";
     w.name = name + "-pod";
     w.ns = "default";
     w.service_account = service_account;
     w.ips = {ip};
-    w.protocol = mesh::InboundProtocol::hbone;
+    w.protocol = core::mesh::InboundProtocol::hbone;
     w.node = name;
     w.locality = {"r1", zone, ""};
     store.upsert_workload(w);
@@ -102,9 +103,9 @@ class MeshFixture {
   }
 
   // A service `name` on `vip`:80 -> 8080 backed by the pods of `backends`.
-  mesh::Service& add_service(const std::string& name, IpAddr vip, const std::vector<MeshNode*>& backends,
-                             std::optional<mesh::LoadBalancer> lb = std::nullopt) {
-    mesh::Service s;
+  core::mesh::Service& add_service(const std::string& name, IpAddr vip, const std::vector<MeshNode*>& backends,
+                             std::optional<core::mesh::LoadBalancer> lb = std::nullopt) {
+    core::mesh::Service s;
     s.name = name;
     s.ns = "default";
     s.hostname = name + ".default.svc.cluster.local";
@@ -116,7 +117,7 @@ class MeshFixture {
     services.push_back(s);
     return services.back();
   }
-  void add_backend(MeshNode& n, const mesh::NamespacedHostname& service) {
+  void add_backend(MeshNode& n, const core::mesh::NamespacedHostname& service) {
     n.workload.services[service] = {{80, 0}};
     store.upsert_workload(n.workload);
   }
@@ -156,13 +157,13 @@ class MeshFixture {
     return true;
   }
 
-  sim::World world;
-  tls::TlsWorld tls;
-  mesh::MeshStore store;
-  std::shared_ptr<const mesh::StateSnapshot> snapshot;
+  io::sim::World world;
+  testing::TlsWorld tls;
+  core::mesh::MeshStore store;
+  std::shared_ptr<const core::mesh::StateSnapshot> snapshot;
   std::shared_ptr<const tls::TlsContext> client_ctx, server_ctx;
   std::vector<std::unique_ptr<MeshNode>> nodes;
-  std::deque<mesh::Service> services;
+  std::deque<core::mesh::Service> services;
   std::deque<ClientConn> clients;  // stable addresses
   Scope client_scope;
 
@@ -178,7 +179,7 @@ class MeshFixture {
           return client_ctx;
         });
     core::proxy::OutboundConfig out_cfg;
-    out_cfg.metrics = &n.metrics;
+    out_cfg.metrics = &n.traffic;
     auto out_l = env.net.listen(Endpoint{IpAddr::unspecified(IpAddr::Family::v4), 15001}, {});
     ZT_ASSERT(out_l.ok());
     n.outbound = std::make_unique<Outbound>(env, std::move(*out_l), state, *n.pool, out_cfg);

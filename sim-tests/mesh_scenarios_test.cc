@@ -24,9 +24,9 @@ std::string replay(uint64_t seed) {
 }
 
 // Links of 0.2 to 5 ms with jitter, drawn per seed.
-sim::WorldOptions world_options(uint64_t seed) {
+io::sim::WorldOptions world_options(uint64_t seed) {
   Rng r = Rng(seed).stream("links");
-  sim::WorldOptions o;
+  io::sim::WorldOptions o;
   o.link.latency = std::chrono::microseconds(r.between(200, 5000));
   o.link.jitter = std::chrono::microseconds(r.between(0, 1000));
   return o;
@@ -254,8 +254,8 @@ void locality_failover(uint64_t seed, Departure how) {
   MeshNode& b = m.add_node("node-b", kB, "server", "z1");
   MeshNode& c = m.add_node("node-c", kC, "server", "z2");
   m.add_service("echo", kVip, {&b, &c},
-                mesh::LoadBalancer{{mesh::LbScope::region, mesh::LbScope::zone}, mesh::LbMode::failover,
-                                   mesh::HealthPolicy::only_healthy});
+                core::mesh::LoadBalancer{{core::mesh::LbScope::region, core::mesh::LbScope::zone}, core::mesh::LbMode::failover,
+                                   core::mesh::HealthPolicy::only_healthy});
   m.start();
   const MonoTime origin = m.world.now();
   Rng r = Rng(seed).stream("scenario");

@@ -21,14 +21,18 @@
 #include <deque>
 
 #include "core/proxy/proxy.h"
-#include "core/state/local_config.h"
-#include "core/state/store.h"
+#include "core/mesh/local_config.h"
+#include "core/mesh/store.h"
 #include "io/sim/world.h"
 #include "testing/harness.h"
-#include "tls/tls_test_util.h"
+#include "testing/tls_test_util.h"
 
-namespace zt::core::proxy {
+namespace zt::sim_tests {
 namespace {
+
+using namespace zt::core::proxy;
+
+using namespace zt::testing;
 
 const IpAddr kAliceIp = IpAddr::v4(10, 0, 1, 1), kBobIp = IpAddr::v4(10, 0, 1, 2);
 const IpAddr kServerIp = IpAddr::v4(10, 0, 2, 1), kOutsideIp = IpAddr::v4(10, 0, 3, 1);
@@ -143,20 +147,20 @@ struct PolicyMesh {
     b = &world.add_host("node-b", {kServerIp});
     c = &world.add_host("outside", {kOutsideIp});
     for (auto [x, y] : {std::pair{a, b}, std::pair{c, b}}) {
-      world.set_link(x->id(), y->id(), sim::LinkParams{std::chrono::microseconds(int64_t(draw.between(100, 5000))),
+      world.set_link(x->id(), y->id(), io::sim::LinkParams{std::chrono::microseconds(int64_t(draw.between(100, 5000))),
                                                        std::chrono::microseconds(int64_t(draw.below(3000)))});
     }
     set_policies("");
     StateSource state = [this] { return snapshot; };
     for (const char* sa : {"alice", "bob"}) {
-      auto creds = tls::credentials(*tls.ca->issue(tls::test_identity(sa), std::chrono::hours(24), tls.now));
-      client_ctx[tls::test_identity(sa).to_string()] = tls.context(tls.config(tls::TlsRole::client, creds));
+      auto creds = testing::credentials(*tls.ca->issue(testing::test_identity(sa), std::chrono::hours(24), tls.now));
+      client_ctx[testing::test_identity(sa).to_string()] = tls.context(tls.config(tls::TlsRole::client, creds));
     }
     a->capture_outbound(15001);
-    hbone::PoolConfig pool_cfg;
+    core::hbone::PoolConfig pool_cfg;
     pool_cfg.socket.mark = 1337;
-    pool = std::make_unique<hbone::Pool>(
-        a->env(), pool_cfg, [this](const hbone::PoolKey& key) -> Result<std::shared_ptr<const tls::TlsContext>> {
+    pool = std::make_unique<core::hbone::Pool>(
+        a->env(), pool_cfg, [this](const core::hbone::PoolKey& key) -> Result<std::shared_ptr<const tls::TlsContext>> {
           auto it = client_ctx.find(key.source_identity);
           if (it == client_ctx.end()) return Error(Errc::invalid_argument, "no certificate for " + key.source_identity);
           return it->second;
@@ -165,7 +169,7 @@ struct PolicyMesh {
     outbound = std::make_unique<Outbound>(a->env(), std::move(*out_l), state, *pool, OutboundConfig{});
     InboundConfig in_cfg;
     in_cfg.access_log = [this](const ConnectionRecord& r) { log_b.push_back(r); };
-    auto server_creds = tls::credentials(*tls.ca->issue(tls::test_identity("server"), std::chrono::hours(24), tls.now));
+    auto server_creds = testing::credentials(*tls.ca->issue(testing::test_identity("server"), std::chrono::hours(24), tls.now));
     auto in_l = b->env().net.listen(Endpoint{IpAddr::unspecified(IpAddr::Family::v4), 15008}, {});
     inbound = std::make_unique<Inbound>(b->env(), std::move(*in_l),
                                         tls.context(tls.config(tls::TlsRole::server, server_creds)), state, in_cfg);
@@ -192,9 +196,9 @@ struct PolicyMesh {
   }
 
   void set_policies(const std::string& policies) {
-    auto cfg = mesh::parse_local_config(mesh_yaml(policies), "test");
+    auto cfg = core::mesh::parse_local_config(mesh_yaml(policies), "test");
     ASSERT_TRUE(cfg) << cfg.error().message();
-    mesh::load_local_config(store, *cfg);
+    core::mesh::load_local_config(store, *cfg);
     snapshot = store.publish();
   }
 
@@ -205,7 +209,7 @@ struct PolicyMesh {
     cl.source = source;
     const size_t chunk = size_t(draw.between(1, 20000));
     const Duration pause = std::chrono::milliseconds(int64_t(draw.between(10, 300)));
-    sim::Host& from = source == Source::outside ? *c : *a;
+    io::sim::Host& from = source == Source::outside ? *c : *a;
     std::optional<IpAddr> ip;
     if (source != Source::outside) ip = source == Source::alice ? kAliceIp : kBobIp;
     client_scope.spawn(run_client(from.env(), ip, chunk, pause, cl));
@@ -214,14 +218,14 @@ struct PolicyMesh {
 
   size_t active() const { return outbound->active() + inbound->active() + plaintext->active(); }
 
-  sim::World world;
+  io::sim::World world;
   Rng draw;  // the scenario's own choices, apart from the world's
-  tls::TlsWorld tls;
-  sim::Host *a, *b, *c;
-  mesh::MeshStore store;
-  std::shared_ptr<const mesh::StateSnapshot> snapshot;
+  testing::TlsWorld tls;
+  io::sim::Host *a, *b, *c;
+  core::mesh::MeshStore store;
+  std::shared_ptr<const core::mesh::StateSnapshot> snapshot;
   std::map<std::string, std::shared_ptr<const tls::TlsContext>> client_ctx;
-  std::unique_ptr<hbone::Pool> pool;
+  std::unique_ptr<core::hbone::Pool> pool;
   std::unique_ptr<Outbound> outbound;
   std::unique_ptr<Inbound> inbound;
   std::unique_ptr<InboundPlaintext> plaintext;
@@ -402,4 +406,4 @@ TEST(PolicyScenarios, DrainKeepsLongLivedConnectionsAndRefusesNewOnes) {
 }
 
 }  // namespace
-}  // namespace zt::core::proxy
+}  // namespace zt::sim_tests

@@ -17,7 +17,7 @@
 
 #include "sim-tests/relay_scenario.h"
 
-namespace zt::simtest {
+namespace zt::sim_tests {
 namespace {
 
 struct Model {
@@ -27,7 +27,7 @@ struct Model {
 
 using Cmd = rc::state::Command<Model, RelayScenario>;
 
-sim::Host& host_by_index(RelayScenario& s, int i) {
+io::sim::Host& host_by_index(RelayScenario& s, int i) {
   switch (i) {
     case 0: return s.client();
     case 1: return s.proxy();
@@ -120,7 +120,7 @@ struct WallJump : Cmd {
 
 RC_GTEST_PROP(RelayProperty, BytesArriveResetsPropagateNothingLeaks, ()) {
   const uint64_t seed = *rc::gen::noShrink(rc::gen::arbitrary<uint64_t>());
-  RelayScenario scenario(seed, sim::WorldOptions{});
+  RelayScenario scenario(seed, io::sim::WorldOptions{});
   rc::state::check(Model{}, scenario,
                    rc::state::gen::execOneOfWithArgs<Open, Open, Open, Advance, Advance, Partition, HealAll,
                                                      ResetNext, Crash, Restart, ShortIo, WallJump>());
@@ -134,4 +134,4 @@ RC_GTEST_PROP(RelayProperty, BytesArriveResetsPropagateNothingLeaks, ()) {
 }
 
 }  // namespace
-}  // namespace zt::simtest
+}  // namespace zt::sim_tests

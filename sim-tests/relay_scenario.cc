@@ -4,7 +4,9 @@
 
 #include "io/async.h"
 
-namespace zt::simtest {
+namespace zt::sim_tests {
+
+using namespace zt::testing;
 
 using testing::pattern;
 using testing::read_all;
@@ -81,10 +83,10 @@ struct RelayScenario::ServerApp {
 // --- the relay process on the proxy host ---------------------------------
 
 struct RelayScenario::RelayApp {
-  std::unique_ptr<core::RelayServer> server;
+  std::unique_ptr<RelayServer> server;
 };
 
-RelayScenario::RelayScenario(uint64_t seed, sim::WorldOptions options) : world_(seed, options) {
+RelayScenario::RelayScenario(uint64_t seed, io::sim::WorldOptions options) : world_(seed, options) {
   client_ = &world_.add_host("client", {IpAddr::v4(10, 0, 1, 1)});
   proxy_ = &world_.add_host("proxy", {IpAddr::v4(10, 0, 2, 1)});
   servers_[0] = &world_.add_host("server-0", {IpAddr::v4(10, 0, 3, 1)});
@@ -108,11 +110,11 @@ RelayScenario::~RelayScenario() = default;
 void RelayScenario::start_relay() {
   auto l = proxy_->env().net.listen(Endpoint{proxy_->addrs()[0], kRelayPort}, {});
   ZT_ASSERT(l.ok());
-  core::RelayConfig cfg;
+  RelayConfig cfg;
   cfg.upstream.mark = 1337;
   relay_ = std::make_unique<RelayApp>();
-  relay_->server = std::make_unique<core::RelayServer>(proxy_->env(), std::move(*l), cfg,
-                                                       core::RelayServer::original_destination());
+  relay_->server = std::make_unique<RelayServer>(proxy_->env(), std::move(*l), cfg,
+                                                       RelayServer::original_destination());
   relay_->server->start();
 }
 
@@ -154,8 +156,8 @@ Task<void> RelayScenario::run_client(ConnSpec spec) {
 void RelayScenario::heal() {
   world_.heal_all();
   world_.clear_blackholes();
-  world_.options().faults = sim::FaultRates{};
-  for (sim::Host* h : {proxy_, servers_[0], servers_[1]}) world_.restart(h->id());
+  world_.options().faults = io::sim::FaultRates{};
+  for (io::sim::Host* h : {proxy_, servers_[0], servers_[1]}) world_.restart(h->id());
 }
 
 bool RelayScenario::all_done() const {
@@ -209,11 +211,11 @@ std::vector<std::string> RelayScenario::finish(Duration liveness_limit) {
   if (world_.live_connections() != 0)
     out.push_back("leak: connections left after teardown:\n" + world_.describe_leftovers());
   if (world_.buffered_bytes() != 0) out.push_back("leak: " + std::to_string(world_.buffered_bytes()) + " bytes buffered");
-  for (sim::Host* h : {client_, proxy_, servers_[0], servers_[1]}) {
+  for (io::sim::Host* h : {client_, proxy_, servers_[0], servers_[1]}) {
     if (size_t n = world_.scheduler().pending_for(h->id()))
       out.push_back("leak: " + std::to_string(n) + " timers or callbacks pending on " + h->name());
   }
   return out;
 }
 
-}  // namespace zt::simtest
+}  // namespace zt::sim_tests

@@ -19,11 +19,13 @@
 #include <string>
 #include <vector>
 
-#include "core/relay.h"
+#include "testing/relay.h"
 #include "io/sim/world.h"
 #include "testing/harness.h"
 
-namespace zt::simtest {
+namespace zt::sim_tests {
+
+using namespace zt::testing;
 
 struct ConnSpec {
   uint64_t id = 0;
@@ -48,13 +50,13 @@ class RelayScenario {
   static constexpr uint16_t kServerPort = 80;
   static constexpr uint16_t kRelayPort = 15001;
 
-  RelayScenario(uint64_t seed, sim::WorldOptions options);
+  RelayScenario(uint64_t seed, io::sim::WorldOptions options);
   ~RelayScenario();
 
-  sim::World& world() { return world_; }
-  sim::Host& client() { return *client_; }
-  sim::Host& proxy() { return *proxy_; }
-  sim::Host& server(int i) { return *servers_[size_t(i)]; }
+  io::sim::World& world() { return world_; }
+  io::sim::Host& client() { return *client_; }
+  io::sim::Host& proxy() { return *proxy_; }
+  io::sim::Host& server(int i) { return *servers_[size_t(i)]; }
 
   // Starts a client connection now.
   void open(const ConnSpec& spec);
@@ -77,10 +79,10 @@ class RelayScenario {
   bool all_done() const;
   void check_connection(const ConnSpec& spec, std::vector<std::string>& out) const;
 
-  sim::World world_;
-  sim::Host* client_;
-  sim::Host* proxy_;
-  sim::Host* servers_[2];
+  io::sim::World world_;
+  io::sim::Host* client_;
+  io::sim::Host* proxy_;
+  io::sim::Host* servers_[2];
   std::map<uint64_t, ConnSpec> specs_;
   std::map<uint64_t, EndView> client_views_;
   std::map<uint64_t, EndView> server_views_;
@@ -92,4 +94,4 @@ class RelayScenario {
 // The header a client sends first, so the server knows the connection.
 inline constexpr size_t kHeaderBytes = 16;
 
-}  // namespace zt::simtest
+}  // namespace zt::sim_tests

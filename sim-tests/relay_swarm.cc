@@ -20,7 +20,7 @@
 
 #include "sim-tests/relay_scenario.h"
 
-namespace zt::simtest {
+namespace zt::sim_tests {
 namespace {
 
 struct Swarm {
@@ -69,35 +69,35 @@ struct SeedResult {
 
 // Schedules one random fault at a random time in the first 20 s.
 void schedule_fault(RelayScenario& s, const Swarm& sw, Rng& r) {
-  sim::World& w = s.world();
+  io::sim::World& w = s.world();
   const MonoTime at = w.now() + Duration(int64_t(r.below(20'000'000'000ull)));
-  const sim::HostId hosts[] = {s.client().id(), s.proxy().id(), s.server(0).id(), s.server(1).id()};
-  const sim::HostId a = hosts[r.below(4)], b = hosts[r.below(4)];
+  const io::sim::HostId hosts[] = {s.client().id(), s.proxy().id(), s.server(0).id(), s.server(1).id()};
+  const io::sim::HostId a = hosts[r.below(4)], b = hosts[r.below(4)];
   const Duration len = std::chrono::milliseconds(int64_t(100 + r.below(15000)));
   const uint64_t kind = r.below(6);
   if (kind == 0 && sw.partitions && a != b) {
-    w.scheduler().at(at, sim::kNetwork, "swarm.partition", [&w, a, b] { w.partition(a, b); });
-    w.scheduler().at(at + len, sim::kNetwork, "swarm.heal", [&w, a, b] { w.heal(a, b); });
+    w.scheduler().at(at, io::sim::kNetwork, "swarm.partition", [&w, a, b] { w.partition(a, b); });
+    w.scheduler().at(at + len, io::sim::kNetwork, "swarm.heal", [&w, a, b] { w.heal(a, b); });
   } else if (kind == 1 && sw.one_way && a != b) {
-    w.scheduler().at(at, sim::kNetwork, "swarm.one_way", [&w, a, b] { w.partition_one_way(a, b); });
-    w.scheduler().at(at + len, sim::kNetwork, "swarm.heal", [&w, a, b] { w.heal(a, b); });
+    w.scheduler().at(at, io::sim::kNetwork, "swarm.one_way", [&w, a, b] { w.partition_one_way(a, b); });
+    w.scheduler().at(at + len, io::sim::kNetwork, "swarm.heal", [&w, a, b] { w.heal(a, b); });
   } else if (kind == 2 && sw.resets) {
-    const sim::HostId from = r.chance(0.5) ? s.client().id() : s.proxy().id();
+    const io::sim::HostId from = r.chance(0.5) ? s.client().id() : s.proxy().id();
     const int side = int(r.below(2));
     const uint64_t offset = r.chance(0.5) ? r.below(4096) : r.below(300 * 1024);
-    w.scheduler().at(at, sim::kNetwork, "swarm.reset",
+    w.scheduler().at(at, io::sim::kNetwork, "swarm.reset",
                      [&w, from, side, offset] { w.reset_next_connection_at(from, side, offset); });
   } else if (kind == 3 && sw.crash_proxy) {
-    const sim::HostId p = s.proxy().id();
-    w.scheduler().at(at, sim::kNetwork, "swarm.crash", [&w, p] { w.crash(p); });
-    w.scheduler().at(at + len, sim::kNetwork, "swarm.restart", [&w, p] { w.restart(p); });
+    const io::sim::HostId p = s.proxy().id();
+    w.scheduler().at(at, io::sim::kNetwork, "swarm.crash", [&w, p] { w.crash(p); });
+    w.scheduler().at(at + len, io::sim::kNetwork, "swarm.restart", [&w, p] { w.restart(p); });
   } else if (kind == 4 && sw.crash_servers) {
-    const sim::HostId v = s.server(int(r.below(2))).id();
-    w.scheduler().at(at, sim::kNetwork, "swarm.crash", [&w, v] { w.crash(v); });
-    w.scheduler().at(at + len, sim::kNetwork, "swarm.restart", [&w, v] { w.restart(v); });
+    const io::sim::HostId v = s.server(int(r.below(2))).id();
+    w.scheduler().at(at, io::sim::kNetwork, "swarm.crash", [&w, v] { w.crash(v); });
+    w.scheduler().at(at + len, io::sim::kNetwork, "swarm.restart", [&w, v] { w.restart(v); });
   } else if (kind == 5 && sw.wall_jumps) {
     const Duration jump = std::chrono::hours(int64_t(r.below(48)) - 24);
-    w.scheduler().at(at, sim::kNetwork, "swarm.wall_jump", [&w, a, jump] { w.jump_wall(a, jump); });
+    w.scheduler().at(at, io::sim::kNetwork, "swarm.wall_jump", [&w, a, jump] { w.jump_wall(a, jump); });
   }
 }
 
@@ -111,7 +111,7 @@ Swarm idle_profile() {
 SeedResult run_seed(uint64_t seed, std::FILE* trace, bool idle) {
   Rng r = Rng(seed).stream("swarm");
   const Swarm sw = idle ? idle_profile() : draw_swarm(r);
-  sim::WorldOptions opts;
+  io::sim::WorldOptions opts;
   opts.faults.short_io = sw.short_io;
   opts.faults.syn_drop = sw.syn_drop;
   opts.faults.buggify_enable = sw.buggify;
@@ -120,7 +120,7 @@ SeedResult run_seed(uint64_t seed, std::FILE* trace, bool idle) {
   const auto wall_start = std::chrono::steady_clock::now();
   RelayScenario s(seed, opts);
   if (trace) s.world().trace().set_log(trace);
-  sim::World& w = s.world();
+  io::sim::World& w = s.world();
   for (int i = 0; i < sw.connections; ++i) {
     ConnSpec spec{uint64_t(i + 1), draw_size(r), draw_size(r), int(r.below(2))};
     if (idle) {
@@ -131,7 +131,7 @@ SeedResult run_seed(uint64_t seed, std::FILE* trace, bool idle) {
       spec.pause = std::chrono::milliseconds(int64_t(r.below(5000)));
     }
     const MonoTime at = w.now() + Duration(int64_t(r.below(10'000'000'000ull)));
-    w.scheduler().at(at, sim::kNetwork, "swarm.open", [&s, spec] { s.open(spec); });
+    w.scheduler().at(at, io::sim::kNetwork, "swarm.open", [&s, spec] { s.open(spec); });
   }
   for (int i = 0; i < sw.fault_events; ++i) schedule_fault(s, sw, r);
   w.run_for(std::chrono::seconds(idle ? 400 : 40));  // every open and fault has happened
@@ -157,10 +157,10 @@ bool parse_range(const char* text, uint64_t& lo, uint64_t& hi) {
 }
 
 }  // namespace
-}  // namespace zt::simtest
+}  // namespace zt::sim_tests
 
 int main(int argc, char** argv) {
-  using namespace zt::simtest;
+  using namespace zt::sim_tests;
   uint64_t lo = 1, hi = 10;
   const char* trace_path = nullptr;
   bool idle = false;

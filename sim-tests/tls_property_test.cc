@@ -7,10 +7,14 @@
 #include <rapidcheck/gtest.h>
 
 #include "testing/sim_harness.h"
-#include "tls/tls_test_util.h"
+#include "testing/tls_test_util.h"
 
-namespace zt::tls {
+namespace zt::sim_tests {
 namespace {
+
+using namespace zt::tls;
+
+using namespace zt::testing;
 
 using Harness = testing::SimHarness<IpAddr::Family::v4>;
 
@@ -41,7 +45,7 @@ RC_GTEST_PROP(TlsProperty, BytesSurviveAnyChunkingAndNonResetFaults, ()) {
   const size_t window = *rc::gen::element<size_t>(1, 100, 4096, 65536);
   const int partition_ms = *rc::gen::inRange(0, 3000);
 
-  sim::WorldOptions opts;
+  io::sim::WorldOptions opts;
   opts.faults.short_io = short_io_percent / 100.0;
   opts.link.jitter = std::chrono::microseconds(jitter_us);
   opts.window_bytes = window;
@@ -54,8 +58,8 @@ RC_GTEST_PROP(TlsProperty, BytesSurviveAnyChunkingAndNonResetFaults, ()) {
   if (partition_ms > 0) {  // a partition early in the transfer, healed later
     auto& world = h.world();
     const auto c = h.client_host().id(), s = h.server_host().id();
-    world.scheduler().after(std::chrono::milliseconds(1), sim::kNetwork, "prop.partition", [&world, c, s] { world.partition(c, s); });
-    world.scheduler().after(std::chrono::milliseconds(1 + partition_ms), sim::kNetwork, "prop.heal", [&world] { world.heal_all(); });
+    world.scheduler().after(std::chrono::milliseconds(1), io::sim::kNetwork, "prop.partition", [&world, c, s] { world.partition(c, s); });
+    world.scheduler().after(std::chrono::milliseconds(1 + partition_ms), io::sim::kNetwork, "prop.heal", [&world] { world.heal_all(); });
   }
   testing::ReadAll at_server, at_client;
   bool up_ok = false, down_ok = false;
@@ -70,4 +74,4 @@ RC_GTEST_PROP(TlsProperty, BytesSurviveAnyChunkingAndNonResetFaults, ()) {
 }
 
 }  // namespace
-}  // namespace zt::tls
+}  // namespace zt::sim_tests

@@ -5,10 +5,14 @@
 
 #include "testing/sim_harness.h"
 #include "testing/sim_writes.h"
-#include "tls/tls_test_util.h"
+#include "testing/tls_test_util.h"
 
-namespace zt::tls {
+namespace zt::sim_tests {
 namespace {
+
+using namespace zt::tls;
+
+using namespace zt::testing;
 
 using Harness = testing::SimHarness<IpAddr::Family::v4>;
 
@@ -300,4 +304,4 @@ TEST(TlsSim, HandshakesReplayToTheSameTrace) {
 }
 
 }  // namespace
-}  // namespace zt::tls
+}  // namespace zt::sim_tests

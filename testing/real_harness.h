@@ -57,7 +57,7 @@ class RealHarness : public Harness {
   const char* name() const override { return F == IpAddr::Family::v4 ? "real-v4" : "real-v6"; }
 
  private:
-  real::Runtime rt_;
+  io::real::Runtime rt_;
   std::unique_ptr<Listener> backlog_;
   std::vector<std::unique_ptr<Connecting>> pending_;
   std::vector<StreamPtr> filled_;

@@ -12,7 +12,7 @@ namespace zt::testing {
 template <IpAddr::Family F>
 class SimHarness : public Harness {
  public:
-  explicit SimHarness(uint64_t seed = 1, sim::WorldOptions opts = {}) : world_(seed, opts) {
+  explicit SimHarness(uint64_t seed = 1, io::sim::WorldOptions opts = {}) : world_(seed, opts) {
     client_ = &world_.add_host("client", {ip(1)});
     proxy_ = &world_.add_host("proxy", {ip(2)});
     server_ = &world_.add_host("server", {ip(3)});
@@ -23,10 +23,10 @@ class SimHarness : public Harness {
     if (const char* t = std::getenv("ZT_SIM_TRACE"); t && *t == '1') world_.trace().set_log(stderr);
   }
 
-  sim::World& world() { return world_; }
-  sim::Host& client_host() { return *client_; }
-  sim::Host& proxy_host() { return *proxy_; }
-  sim::Host& server_host() { return *server_; }
+  io::sim::World& world() { return world_; }
+  io::sim::Host& client_host() { return *client_; }
+  io::sim::Host& proxy_host() { return *proxy_; }
+  io::sim::Host& server_host() { return *server_; }
 
   Env& client() override { return client_->env(); }
   Env& proxy() override { return proxy_->env(); }
@@ -55,10 +55,10 @@ class SimHarness : public Harness {
     return IpAddr::v6_from_bytes(raw);
   }
 
-  sim::World world_;
-  sim::Host* client_;
-  sim::Host* proxy_;
-  sim::Host* server_;
+  io::sim::World world_;
+  io::sim::Host* client_;
+  io::sim::Host* proxy_;
+  io::sim::Host* server_;
   IpAddr blackhole_;
 };
 

@@ -24,7 +24,7 @@ class SimWrites {
  public:
   static constexpr uint64_t kClient = 0, kServer = 1;  // the connecting side, the accepting side
 
-  explicit SimWrites(sim::World& w) : w_(w) {
+  explicit SimWrites(io::sim::World& w) : w_(w) {
     log_ = open_memstream(&buf_, &len_);
     w_.trace().set_log(log_);
   }
@@ -67,7 +67,7 @@ class SimWrites {
   }
 
  private:
-  sim::World& w_;
+  io::sim::World& w_;
   std::FILE* log_ = nullptr;
   char* buf_ = nullptr;
   size_t len_ = 0;

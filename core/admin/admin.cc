@@ -3,8 +3,9 @@
 #include <algorithm>
 
 #include "io/async.h"
+#include "io/log.h"
 
-namespace zt::admin {
+namespace zt::core::admin {
 
 namespace {
 
@@ -14,45 +15,46 @@ HttpResponse json(std::string body) {
   return r;
 }
 
-// Upstream's filter syntax, restricted: comma-separated directives, each a
-// level or `target=level` (e.g. "info", "hbone=debug,info").
-bool is_log_level_spec(std::string_view spec) {
-  if (spec.empty()) return false;
-  while (true) {
-    size_t comma = spec.find(',');
-    std::string_view directive = spec.substr(0, comma);
-    size_t eq = directive.find('=');
-    if (eq != std::string_view::npos) {
-      std::string_view target = directive.substr(0, eq);
-      bool target_ok = !target.empty() && std::all_of(target.begin(), target.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == ':' ||
-               c == '.' || c == '-';
-      });
-      if (!target_ok) return false;
-      directive.remove_prefix(eq + 1);
-    }
-    if (!is_log_level(directive)) return false;
-    if (comma == std::string_view::npos) return true;
-    spec.remove_prefix(comma + 1);
-  }
+constexpr std::string_view kLoggingHelp =
+    "usage: POST /logging                                  (list the current filter)\n"
+    "usage: POST /logging?level=<level>                    (change the default level)\n"
+    "usage: POST /logging?level=<target>=<level>[,...]     (change targets' levels, e.g. hbone=debug)\n"
+    "usage: POST /logging?reset[&level=...]                (back to the start-up filter, RUST_LOG)\n"
+    "levels: error, warn, info, debug, trace, off; targets: access, hbone, proxy, tls, h2, admin, app, ...\n";
+
+HttpResponse current_filter(const AdminHandlers& h) {
+  if (!h.log_filter) return HttpResponse::text(501, "log filter unavailable\n");
+  return HttpResponse::text(200, "current log level is " + h.log_filter() + "\n");
 }
 
 HttpResponse logging(const AdminHandlers& h, const HttpRequest& req) {
   std::optional<std::string> level = req.query_param("level");
-  if (!level) {
-    // query_param() also answers nullopt for a present but badly encoded value.
-    std::string_view q = req.query;
-    if (q.starts_with("level=") || q.find("&level=") != std::string_view::npos)
-      return HttpResponse::text(400, "bad level: invalid percent-encoding\n");
-    if (!h.log_level) return HttpResponse::text(400, "missing ?level=<level>\n");
-    return HttpResponse::text(200, "current log level is " + h.log_level() + "\n");
+  const std::string_view q = req.query;
+  const bool has_level = q.starts_with("level=") || q.find("&level=") != std::string_view::npos;
+  // query_param() answers nullopt for a present but badly encoded value too.
+  if (has_level && !level) return HttpResponse::text(400, "bad level: invalid percent-encoding\n");
+  const bool reset = q == "reset" || q.starts_with("reset=") || q.starts_with("reset&") ||
+                     q.find("&reset") != std::string_view::npos;
+  const std::string directives = level.value_or("");
+  if (!reset && directives.empty()) return current_filter(h);
+  if (!directives.empty() && !is_log_directives(directives)) {
+    return HttpResponse::text(400, "Invalid level provided: " + directives + "\n" + std::string(kLoggingHelp));
   }
-  if (!is_log_level_spec(*level))
-    return HttpResponse::text(400, "bad level; expected trace, debug, info, warn, error or off\n");
-  if (!h.set_log_level) return HttpResponse::text(501, "log level cannot be changed\n");
-  Result<void> set = h.set_log_level(*level);
-  if (!set) return HttpResponse::text(400, "bad level: " + set.error().detail + "\n");
-  return HttpResponse::text(200, "log level set to " + *level + "\n");
+  if (!h.change_log_filter) return HttpResponse::text(501, "log filter cannot be changed\n");
+  if (Result<void> r = h.change_log_filter(directives, reset); !r) {
+    return HttpResponse::text(400, "Failed to set new level: " + r.error().detail + "\n" + std::string(kLoggingHelp));
+  }
+  return current_filter(h);
+}
+
+Task<std::string> rendered(std::string text) { co_return text; }
+
+// Takes `render` by value: the route's copy may go (its server with it)
+// while a scrape waits.
+Task<HttpResponse> prometheus(std::function<Task<std::string>()> render) {
+  HttpResponse r = HttpResponse::text(200, co_await render());
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  co_return r;
 }
 
 std::string join_names(const std::vector<std::string>& names) {
@@ -66,53 +68,59 @@ std::string join_names(const std::vector<std::string>& names) {
 
 }  // namespace
 
-bool is_log_level(std::string_view level) {
-  return level == "trace" || level == "debug" || level == "info" || level == "warn" || level == "error" ||
-         level == "off";
+bool is_log_directives(std::string_view directives) {
+  if (directives.empty()) return false;
+  std::string_view rest = directives;
+  while (true) {
+    const size_t comma = rest.find(',');
+    const std::string_view clause = rest.substr(0, comma);
+    const bool level_only = parse_log_level(clause).has_value();
+    // A bare target (every level of it) is RUST_LOG syntax, but upstream's
+    // /logging refuses it: a typo would turn on trace.
+    if (!level_only && (clause.find('=') == std::string_view::npos || !LogFilter::parse(clause).ok())) return false;
+    if (comma == std::string_view::npos) return true;
+    rest.remove_prefix(comma + 1);
+  }
 }
 
-HttpResponse dispatch(const Routes& routes, const HttpRequest& req) {
+Task<HttpResponse> dispatch(const Routes& routes, const HttpRequest& req) {
   for (const Route& route : routes) {
     if (route.path != req.path) continue;
     if (std::find(route.methods.begin(), route.methods.end(), req.method) == route.methods.end()) {
       HttpResponse r = HttpResponse::text(405, "method " + req.method + " not allowed on " + req.path + "\n");
       r.headers.emplace_back("Allow", join_names(route.methods));
-      return r;
+      co_return r;
     }
-    return route.handle(req);
+    co_return co_await route.handle(req);
   }
-  return HttpResponse::text(404, "not found: " + req.path + "\n");
+  co_return HttpResponse::text(404, "not found: " + req.path + "\n");
 }
 
 Routes admin_routes(Env& env, AdminHandlers handlers) {
   auto h = std::make_shared<const AdminHandlers>(std::move(handlers));
   Routes routes;
-  routes.push_back({"/config_dump", {"GET"}, [h](const HttpRequest&) {
+  routes.push_back({"/config_dump", {"GET"}, answer_with([h](const HttpRequest&) {
                       if (!h->config_dump) return HttpResponse::text(501, "config dump unavailable\n");
                       return json(h->config_dump());
-                    }});
-  routes.push_back({"/logging", {"GET", "POST"}, [h](const HttpRequest& req) { return logging(*h, req); }});
-  routes.push_back({"/quitquitquit", {"POST"}, [h, &env](const HttpRequest&) {
+                    })});
+  routes.push_back({"/logging", {"POST"}, answer_with([h](const HttpRequest& req) { return logging(*h, req); })});
+  routes.push_back({"/quitquitquit", {"POST"}, answer_with([h, &env](const HttpRequest&) {
                       if (!h->shutdown) return HttpResponse::text(501, "shutdown unavailable\n");
                       // Posted: shutting down may destroy this server, which must
                       // not happen inside its own request handler.
                       env.loop.post([h] { h->shutdown(); });
                       return HttpResponse::text(200, "shutting down\n");
-                    }});
+                    })});
   return routes;
 }
 
-Routes stats_routes(const Registry& registry) {
-  return stats_routes([&registry] { return registry.render(); });
+Routes stats_routes(const metrics::Registry& registry) {
+  return stats_routes([&registry] { return rendered(registry.render()); });
 }
 
-Routes stats_routes(std::function<std::string()> render) {
+Routes stats_routes(std::function<Task<std::string>()> render) {
   ZT_ASSERT(render);
-  HttpHandler metrics = [render = std::move(render)](const HttpRequest&) {
-    HttpResponse r = HttpResponse::text(200, render());
-    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    return r;
-  };
+  HttpHandler metrics = [render = std::move(render)](const HttpRequest&) { return prometheus(render); };
   Routes routes;
   routes.push_back({"/metrics", {"GET"}, metrics});
   routes.push_back({"/stats/prometheus", {"GET"}, metrics});
@@ -122,11 +130,11 @@ Routes stats_routes(std::function<std::string()> render) {
 Routes readiness_routes(std::function<std::vector<std::string>()> pending) {
   ZT_ASSERT(pending);
   Routes routes;
-  routes.push_back({"/healthz/ready", {"GET"}, [pending = std::move(pending)](const HttpRequest&) {
+  routes.push_back({"/healthz/ready", {"GET"}, answer_with([pending = std::move(pending)](const HttpRequest&) {
                       std::vector<std::string> waiting = pending();
                       if (waiting.empty()) return HttpResponse::text(200, "ready\n");
                       return HttpResponse::text(500, "not ready, pending: " + join_names(waiting) + "\n");
-                    }});
+                    })});
   return routes;
 }
 
@@ -163,4 +171,4 @@ Task<void> AdminServer::serve(Env& env, StreamPtr stream, HttpHandler handler, H
   --active;
 }
 
-}  // namespace zt::admin
+}  // namespace zt::core::admin

@@ -3,7 +3,7 @@
 //
 //   AdminHandlers h;
 //   h.config_dump = [&] { return state.config_dump_json(); };
-//   h.set_log_level = [&](std::string_view level) { return logging.set(level); };
+//   h.change_log_filter = [&](std::string_view d, bool reset) { return logging.change(d, reset); };
 //   h.shutdown = [&] { app.drain_and_exit(); };
 //   AdminServer admin(env, std::move(listener_15000), admin_routes(h));
 //   AdminServer stats(env, std::move(listener_15020), stats_routes(registry));
@@ -22,11 +22,11 @@
 #include <vector>
 
 #include "core/admin/http.h"
-#include "core/admin/metrics.h"
+#include "core/metrics/registry.h"
 #include "io/env.h"
 #include "io/task.h"
 
-namespace zt::admin {
+namespace zt::core::admin {
 
 struct Route {
   std::string path;                  // exact match, without the query
@@ -37,30 +37,37 @@ struct Route {
 using Routes = std::vector<Route>;
 
 // Unknown path: 404; known path, other method: 405 with Allow.
-HttpResponse dispatch(const Routes& routes, const HttpRequest& req);
+Task<HttpResponse> dispatch(const Routes& routes, const HttpRequest& req);
 
 struct AdminHandlers {
   std::function<std::string()> config_dump;  // JSON document
-  // Sets the log level from a `level=` value ("debug", "info", ...); an
-  // error (with a reason) is answered with 400.
-  std::function<Result<void>(std::string_view level)> set_log_level;
-  std::function<std::string()> log_level;  // current level, for GET /logging without ?level=
-  std::function<void()> shutdown;          // POST /quitquitquit
+  // /logging: the current filter in RUST_LOG's syntax, and a change to it:
+  // `directives` added on top of the current filter, or with `reset` on top
+  // of the one the process started with (RUST_LOG). Directives reach the
+  // handler only once they parse; an error is answered with 400.
+  std::function<std::string()> log_filter;
+  std::function<Result<void>(std::string_view directives, bool reset)> change_log_filter;
+  std::function<void()> shutdown;  // POST /quitquitquit
 };
 
-// 15000: /config_dump, /logging, /quitquitquit. Missing handlers answer 501.
+// 15000: /config_dump (GET), /logging (POST, upstream's semantics:
+// no query lists the filter, ?level=<directives> adds directives, ?reset
+// returns to the start-up filter), /quitquitquit (POST). Missing handlers
+// answer 501.
 Routes admin_routes(Env& env, AdminHandlers handlers);
 // 15020: /metrics and /stats/prometheus. The registry must outlive the routes.
-Routes stats_routes(const Registry& registry);
-// The same, with the text rendered by `render` on each scrape (the binary
-// merges its workers' registries there).
-Routes stats_routes(std::function<std::string()> render);
+Routes stats_routes(const metrics::Registry& registry);
+// The same, with the text rendered by `render` on each scrape; it may wait
+// (the binary asks each worker for a copy of its registry, without blocking
+// the control loop).
+Routes stats_routes(std::function<Task<std::string>()> render);
 // 15021: /healthz/ready. `pending` lists what readiness still waits for;
 // empty means ready.
 Routes readiness_routes(std::function<std::vector<std::string>()> pending);
 
-// Log levels accepted by /logging (upstream's names).
-bool is_log_level(std::string_view level);
+// Directives /logging accepts, as upstream checks them: each comma-separated
+// clause is a level (off, error, warn, info, debug, trace) or target=level.
+bool is_log_directives(std::string_view directives);
 
 class AdminServer {
  public:
@@ -93,4 +100,4 @@ class AdminServer {
   Scope scope_;  // last member: destroyed first, while everything it uses lives
 };
 
-}  // namespace zt::admin
+}  // namespace zt::core::admin

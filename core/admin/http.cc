@@ -6,7 +6,7 @@
 
 #include "io/async.h"
 
-namespace zt::admin {
+namespace zt::core::admin {
 
 namespace {
 
@@ -283,7 +283,7 @@ Task<std::optional<HttpResponse>> read_and_answer(Stream& s, const HttpHandler& 
   // Bytes past the body (a pipelined request) are ignored: one request per connection.
   req->body = buf.substr(head.head_bytes, body_bytes);
   if (!co_await read_body(s, *req, body_bytes)) co_return std::nullopt;
-  co_return handler(*req);
+  co_return co_await handler(*req);
 }
 
 // Sends the response, FIN, then reads and drops what the client still sends
@@ -304,7 +304,14 @@ Task<void> respond_and_close(Stream& s, const HttpResponse& resp, const HttpLimi
   s.close();
 }
 
+Task<HttpResponse> answered(HttpResponse r) { co_return r; }
+
 }  // namespace
+
+HttpHandler answer_with(std::function<HttpResponse(const HttpRequest&)> fn) {
+  ZT_ASSERT(fn);
+  return [fn = std::move(fn)](const HttpRequest& req) { return answered(fn(req)); };
+}
 
 Task<void> serve_http_connection(Env& env, StreamPtr stream, HttpHandler handler, HttpLimits limits) {
   ZT_ASSERT(stream && handler);
@@ -317,4 +324,4 @@ Task<void> serve_http_connection(Env& env, StreamPtr stream, HttpHandler handler
   co_await respond_and_close(*stream, *resp, limits);
 }
 
-}  // namespace zt::admin
+}  // namespace zt::core::admin

@@ -1,9 +1,9 @@
 // A minimal HTTP/1.1 server for the admin, stats and readiness ports: one
 // request per connection over any Stream, answered with `Connection: close`.
 //
-//   HttpHandler hello = [](const HttpRequest& req) {
+//   HttpHandler hello = answer_with([](const HttpRequest& req) {
 //     return HttpResponse::text(200, "hello " + req.path + "\n");
-//   };
+//   });
 //   scope.spawn(serve_http_connection(env, std::move(stream), hello, HttpLimits{}));
 //
 // Input is never trusted: a head over `head_bytes_max` gets 431, a body over
@@ -23,7 +23,7 @@
 #include "io/result.h"
 #include "io/task.h"
 
-namespace zt::admin {
+namespace zt::core::admin {
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
@@ -52,7 +52,11 @@ struct HttpResponse {
   static HttpResponse text(int status, std::string body);
 };
 
-using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+// A handler may wait (a scrape asks every worker for its metrics); the
+// request lives until its task ends.
+using HttpHandler = std::function<Task<HttpResponse>(const HttpRequest&)>;
+// A handler that answers at once.
+HttpHandler answer_with(std::function<HttpResponse(const HttpRequest&)> fn);
 
 struct HttpLimits {
   size_t head_bytes_max = 16 * 1024;  // request line + headers + blank line
@@ -78,4 +82,4 @@ std::optional<std::string> percent_decode(std::string_view s);
 // Serves one request on `stream` and closes it.
 Task<void> serve_http_connection(Env& env, StreamPtr stream, HttpHandler handler, HttpLimits limits);
 
-}  // namespace zt::admin
+}  // namespace zt::core::admin

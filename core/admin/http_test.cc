@@ -5,7 +5,7 @@
 
 #include "core/admin/admin.h"
 
-namespace zt::admin {
+namespace zt::core::admin {
 namespace {
 
 TEST(HttpParse, RequestLineHeadersAndQuery) {
@@ -57,27 +57,44 @@ TEST(HttpResponse, Serialization) {
             "Connection: close\r\nAllow: POST\r\n\r\nno\n");
 }
 
+// Runs a dispatch whose handlers answer at once.
+HttpResponse answer(const Routes& routes, const HttpRequest& req) {
+  HttpResponse out;
+  bool done = false;
+  Scope scope;
+  scope.spawn([](const Routes& r, const HttpRequest& q, HttpResponse& o, bool& d) -> Task<void> {
+    o = co_await dispatch(r, q);
+    d = true;
+  }(routes, req, out, done));
+  EXPECT_TRUE(done);
+  return out;
+}
+
 TEST(HttpRoutes, DispatchNotFoundAndMethodNotAllowed) {
   Routes routes;
-  routes.push_back({"/a", {"GET", "POST"}, [](const HttpRequest&) { return HttpResponse::text(200, "a"); }});
+  routes.push_back({"/a", {"GET", "POST"}, answer_with([](const HttpRequest&) { return HttpResponse::text(200, "a"); })});
   HttpRequest req;
   req.method = "GET";
   req.path = "/a";
-  EXPECT_EQ(dispatch(routes, req).body, "a");
+  EXPECT_EQ(answer(routes, req).body, "a");
   req.method = "DELETE";
-  HttpResponse not_allowed = dispatch(routes, req);
+  HttpResponse not_allowed = answer(routes, req);
   EXPECT_EQ(not_allowed.status, 405);
   ASSERT_EQ(not_allowed.headers.size(), 1u);
   EXPECT_EQ(not_allowed.headers[0].second, "GET, POST");
   req.path = "/b";
-  EXPECT_EQ(dispatch(routes, req).status, 404);
+  EXPECT_EQ(answer(routes, req).status, 404);
 }
 
-TEST(HttpRoutes, LogLevels) {
-  for (const char* l : {"trace", "debug", "info", "warn", "error", "off"}) EXPECT_TRUE(is_log_level(l));
-  EXPECT_FALSE(is_log_level("INFO"));
-  EXPECT_FALSE(is_log_level("verbose"));
+TEST(HttpRoutes, LogDirectivesAsUpstreamAcceptsThem) {
+  for (const char* d : {"trace", "debug", "info", "warn", "error", "off", "INFO", "hbone=debug,info",
+                        "ztunnel::proxy=debug", "access=off,warn"}) {
+    EXPECT_TRUE(is_log_directives(d)) << d;
+  }
+  for (const char* d : {"", "verbose", "hbone", "hbone=", "=debug", "info,,warn", "a b=info"}) {
+    EXPECT_FALSE(is_log_directives(d)) << d;
+  }
 }
 
 }  // namespace
-}  // namespace zt::admin
+}  // namespace zt::core::admin

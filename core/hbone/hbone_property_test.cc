@@ -9,10 +9,12 @@
 #include <rapidcheck/gtest.h>
 #include <rapidcheck/state.h>
 
-#include "core/hbone/hbone_test_util.h"
+#include "testing/hbone_test_util.h"
 
 namespace zt::core::hbone {
 namespace {
+
+using namespace zt::testing;
 
 struct System {
   explicit System(uint64_t seed) : h(seed), w(h.client().clock.wall_now(), seed) {
@@ -23,8 +25,8 @@ struct System {
   }
   void start_server() { server = std::make_unique<HboneServerApp>(h, w); }
 
-  Harness h;
-  tls::TlsWorld w;
+  HboneHarness h;
+  testing::TlsWorld w;
   std::unique_ptr<HboneServerApp> server;
   std::unique_ptr<Client> pool;
   int failures = 0;  // tunnels that failed (allowed: faults were on)
@@ -101,7 +103,7 @@ struct Drain : Cmd {
     s.server->server->drain();
     auto old = std::move(s.server);
     s.start_server();
-    s.h.world().scheduler().after(std::chrono::minutes(2), sim::kNetwork, "prop.retire",
+    s.h.world().scheduler().after(std::chrono::minutes(2), io::sim::kNetwork, "prop.retire",
                                   [o = std::shared_ptr<HboneServerApp>(std::move(old))]() mutable { o.reset(); });
   }
   void show(std::ostream& os) const override { os << "Drain"; }

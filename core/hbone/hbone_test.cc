@@ -2,15 +2,17 @@
 // the server restarts, changes identity, drains or goes silent.
 #include <gtest/gtest.h>
 
-#include "core/hbone/hbone_test_util.h"
+#include "testing/hbone_test_util.h"
 #include "testing/sim_writes.h"
 
 namespace zt::core::hbone {
 namespace {
 
+using namespace zt::testing;
+
 TEST(Hbone, AThousandTunnelsShareTenConnections) {
-  Harness h;
-  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
   HboneServerApp srv(h, w);
   Client c(h, w);
   int failures = 0;
@@ -30,8 +32,8 @@ TEST(Hbone, AThousandTunnelsShareTenConnections) {
 // TLS client's last flight and the HTTP/2 preface: ClientHello, then one
 // send, then the SETTINGS ACK, before the tunnel is open.
 TEST(Hbone, TheFirstConnectGoesWithTheLastHandshakeFlight) {
-  Harness h;
-  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
   HboneServerApp srv(h, w);
   Client c(h, w);
   testing::SimWrites writes(h.world());
@@ -50,8 +52,8 @@ TEST(Hbone, TheFirstConnectGoesWithTheLastHandshakeFlight) {
 // answer when the request came with the handshake, so they go in one send:
 // the ServerHello flight, then SETTINGS + SETTINGS ACK + 200.
 TEST(Hbone, TheServersSettingsGoWithItsFirstAnswer) {
-  Harness h;
-  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
   HboneServerApp srv(h, w, "server", std::chrono::milliseconds(5));  // answers after "connecting" for 5 ms
   Client c(h, w);
   testing::SimWrites writes(h.world());
@@ -78,8 +80,8 @@ TEST(Hbone, TheServersSettingsGoWithItsFirstAnswer) {
 }
 
 TEST(Hbone, ABurstToANewKeyOpensOneConnection) {
-  Harness h;
-  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
   HboneServerApp srv(h, w);
   Client c(h, w);
   int failures = 0;
@@ -91,8 +93,8 @@ TEST(Hbone, ABurstToANewKeyOpensOneConnection) {
 }
 
 TEST(Hbone, ServerAnswersAreDeliveredAndBadRequestsGet400) {
-  Harness h;
-  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
   HboneServerApp srv(h, w);
   Client c(h, w);
   std::vector<int> statuses;
@@ -113,8 +115,8 @@ TEST(Hbone, ServerAnswersAreDeliveredAndBadRequestsGet400) {
 // The server restarts while load continues: tunnels that were accepted may
 // fail with it, but no tunnel that was not yet accepted fails.
 TEST(Hbone, AServerRestartUnderLoadFailsNoTunnelThatWasNotYetAccepted) {
-  Harness h;
-  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
   std::unique_ptr<HboneServerApp> srv = std::make_unique<HboneServerApp>(h, w);
   h.server_host().on_crash([&] { srv.reset(); });
   h.server_host().on_restart([&] { srv = std::make_unique<HboneServerApp>(h, w); });
@@ -139,8 +141,8 @@ TEST(Hbone, AServerRestartUnderLoadFailsNoTunnelThatWasNotYetAccepted) {
 // comes back: opens that the old server never accepted are retried on a
 // fresh connection, so no open fails; only tunnels it had accepted may break.
 TEST(Hbone, OpensDuringAServerRestartNeverFail) {
-  Harness h;
-  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
   std::unique_ptr<HboneServerApp> srv = std::make_unique<HboneServerApp>(h, w);
   h.server_host().on_crash([&] { srv.reset(); });
   h.server_host().on_restart([&] { srv = std::make_unique<HboneServerApp>(h, w); });
@@ -148,7 +150,7 @@ TEST(Hbone, OpensDuringAServerRestartNeverFail) {
   int open_failures = 0, opened = 0;
   Scope load;
   for (int i = 0; i < 400; ++i) {
-    h.world().scheduler().after(std::chrono::milliseconds(5 * i), sim::kNetwork, "test.open", [&, i] {
+    h.world().scheduler().after(std::chrono::milliseconds(5 * i), io::sim::kNetwork, "test.open", [&, i] {
       load.spawn([](Pool& pool, PoolKey key, int& failed, int& ok, uint8_t salt) -> Task<void> {
         auto t = co_await pool.open(key, connect_to());
         if (!t || !t->tunnel || t->response.status != 200) {
@@ -163,9 +165,9 @@ TEST(Hbone, OpensDuringAServerRestartNeverFail) {
       }(c.pool, key_for(h), open_failures, opened, uint8_t(i)));
     });
   }
-  h.world().scheduler().after(std::chrono::milliseconds(700), sim::kNetwork, "test.crash",
+  h.world().scheduler().after(std::chrono::milliseconds(700), io::sim::kNetwork, "test.crash",
                               [&] { h.world().crash(h.server_host().id()); });
-  h.world().scheduler().after(std::chrono::milliseconds(720), sim::kNetwork, "test.restart",
+  h.world().scheduler().after(std::chrono::milliseconds(720), io::sim::kNetwork, "test.restart",
                               [&] { h.world().restart(h.server_host().id()); });
   ASSERT_TRUE(h.run_until([&] { return opened + open_failures == 400; }, std::chrono::minutes(5)));
   EXPECT_EQ(open_failures, 0);
@@ -176,8 +178,8 @@ TEST(Hbone, OpensDuringAServerRestartNeverFail) {
 // The server's IP now belongs to a workload with another identity: the old
 // key's connections die; a tunnel for the new identity gets a new connection.
 TEST(Hbone, AReusedAddressGetsAFreshVerifiedConnection) {
-  Harness h;
-  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
   std::unique_ptr<HboneServerApp> srv = std::make_unique<HboneServerApp>(h, w, "server");
   h.server_host().on_crash([&] { srv.reset(); });
   h.server_host().on_restart([&] { srv = std::make_unique<HboneServerApp>(h, w, "new-tenant"); });
@@ -196,8 +198,8 @@ TEST(Hbone, AReusedAddressGetsAFreshVerifiedConnection) {
 }
 
 TEST(Hbone, ADrainingServerMovesNewTunnelsToAFreshConnectionInvisibly) {
-  Harness h;
-  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
   HboneServerApp srv(h, w);
   Client c(h, w);
   int failures = 0;
@@ -215,8 +217,8 @@ TEST(Hbone, ADrainingServerMovesNewTunnelsToAFreshConnectionInvisibly) {
 // server's END_STREAM) must not make the server tear down the connection:
 // nghttp2 drops connections whose peer sends RST_STREAM too fast.
 TEST(Hbone, ManyTunnelsClosedEarlyKeepTheirConnection) {
-  Harness h;
-  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
   HboneServerApp srv(h, w);
   Client c(h, w);
   int failures = 0;
@@ -245,8 +247,8 @@ TEST(Hbone, ManyTunnelsClosedEarlyKeepTheirConnection) {
 // timeout a sweep every idle_release/4 woke the worker all the time), and an
 // idle connection goes idle_release after its last stream.
 TEST(Hbone, ReleaseTimersRunOnlyWhenAConnectionIsDue) {
-  Harness h;
-  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
   HboneServerApp srv(h, w);
   PoolConfig cfg;
   cfg.idle_release = std::chrono::milliseconds(200);
@@ -273,8 +275,8 @@ TEST(Hbone, ReleaseTimersRunOnlyWhenAConnectionIsDue) {
 }
 
 TEST(Hbone, IdleConnectionsAreReleased) {
-  Harness h;
-  tls::TlsWorld w(h.client().clock.wall_now());
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
   HboneServerApp srv(h, w);
   Client c(h, w);
   int failures = 0;

@@ -3,10 +3,11 @@
 // when the connection ends, and its one-line logfmt rendering, close to
 // upstream ztunnel's "access" target.
 //
-//   OutboundConfig cfg;
-//   cfg.access_log = [](const ConnectionRecord& r) { std::fputs(format_access_log(r).c_str(), stderr); };
-//   // level=info target=access msg="connection complete" src.addr=10.0.1.1:40000
+//   log_access(env.log, record);
+//   // 2026-12-04T15:04:47.123456Z  info  access  connection complete  src.addr=10.0.1.1:40000
 //   //   src.workload="client" ... direction="outbound" bytes_sent=5 bytes_recv=5 duration="12ms"
+//   OutboundConfig cfg;
+//   cfg.access_log = [&](const ConnectionRecord& r) { records.push_back(r); };  // tests
 //
 // The record is filled where the metrics are reported (TrafficReport), so
 // the access log and istio_tcp_* always describe the same connections.
@@ -16,8 +17,9 @@
 #include <optional>
 #include <string>
 
-#include "core/state/model.h"
+#include "core/mesh/model.h"
 #include "io/address.h"
+#include "io/log.h"
 #include "io/time.h"
 
 namespace zt::core::proxy {
@@ -59,8 +61,15 @@ ConnectionRecord start_record(Direction direction, Endpoint src, const mesh::Wor
                               std::string source_identity, Endpoint dst, const mesh::Workload* destination,
                               bool mutual_tls);
 
-// One line, no trailing newline. Fields that are unknown are left out;
-// strings are quoted and escaped, addresses and numbers are bare.
+// The log target of access records: RUST_LOG=access=off silences them.
+inline constexpr std::string_view kAccessLogTarget = "access";
+// info for a connection that completed, error for one that failed.
+LogLevel access_log_level(const ConnectionRecord& r);
+// Writes the record as upstream's access log event: target "access",
+// message "connection complete", upstream's fields (see below).
+void log_access(Log& log, const ConnectionRecord& r);
+// The record's fields as logfmt, as log_access writes them: unknown ones are
+// left out; strings are quoted and escaped, addresses and numbers are bare.
 std::string format_access_log(const ConnectionRecord& r);
 
 }  // namespace zt::core::proxy

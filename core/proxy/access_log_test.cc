@@ -29,9 +29,9 @@ ConnectionRecord sample() {
 
 TEST(AccessLog, ACompletedConnectionIsOneLineWithUpstreamsFields) {
   EXPECT_EQ(format_access_log(sample()),
-            "level=info target=access msg=\"connection complete\" src.addr=10.0.1.1:40000 src.workload=\"client\" "
+            "src.addr=10.0.1.1:40000 src.workload=\"client\" "
             "src.namespace=\"default\" src.identity=\"spiffe://cluster.local/ns/default/sa/client\" "
-            "dst.addr=10.0.2.1:15008 dst.hbone_addr=10.0.2.1:8080 dst.service=\"server.default.svc.cluster.local\" "
+            "dst.addr=10.0.2.1:15008 dst.hbone_addr=\"10.0.2.1:8080\" dst.service=\"server.default.svc.cluster.local\" "
             "dst.workload=\"server\" dst.namespace=\"default\" "
             "dst.identity=\"spiffe://cluster.local/ns/default/sa/server\" direction=\"outbound\" bytes_sent=5 "
             "bytes_recv=7 duration=\"12ms\"");
@@ -46,7 +46,7 @@ TEST(AccessLog, AFailureSaysWhyAndCarriesItsFlag) {
   r.error = "connection closed due to policy rejection: \"deny\"\n";
   r.response_flags = "DENY";
   EXPECT_EQ(format_access_log(r),
-            "level=error target=access msg=\"connection complete\" src.addr=10.0.3.1:5555 dst.addr=10.0.2.1:8080 "
+            "src.addr=10.0.3.1:5555 dst.addr=10.0.2.1:8080 "
             "dst.workload=\"server\" direction=\"inbound\" bytes_sent=0 bytes_recv=0 duration=\"0ms\" "
             "response_flags=\"DENY\" error=\"connection closed due to policy rejection: \\\"deny\\\"\\n\"");
 }
@@ -54,7 +54,7 @@ TEST(AccessLog, AFailureSaysWhyAndCarriesItsFlag) {
 TEST(AccessLog, Ipv6AddressesAreBracketed) {
   ConnectionRecord r = sample();
   r.src = Endpoint{*IpAddr::parse("fd00::1"), 1};
-  EXPECT_NE(format_access_log(r).find(" src.addr=[fd00::1]:1 "), std::string::npos);
+  EXPECT_EQ(format_access_log(r).find("src.addr=[fd00::1]:1 "), 0u);
 }
 
 TEST(AccessLog, EscapesEveryControlByteWhereverItIs) {
@@ -62,7 +62,7 @@ TEST(AccessLog, EscapesEveryControlByteWhereverItIs) {
   r.src = Endpoint{IpAddr::v4(10, 0, 3, 1), 1};
   r.dst = Endpoint{IpAddr::v4(10, 0, 2, 1), 2};
   r.error = std::string("\x01") + "a\\b\tc\rd" + "\x1f" + "plain tail";  // apart: \x escapes are greedy
-  EXPECT_NE(format_access_log(r).find(" error=\"\\x01a\\\\b\\tc\\rd\\x1fplain tail\""), std::string::npos)
+  EXPECT_NE(format_access_log(r).find(" error=\"\\u0001a\\\\b\\tc\\rd\\u001fplain tail\""), std::string::npos)
       << format_access_log(r);
   r.error = "\"";  // nothing but an escape
   EXPECT_NE(format_access_log(r).find(" error=\"\\\"\""), std::string::npos) << format_access_log(r);
@@ -110,14 +110,15 @@ struct StillClock : Clock {
 TEST(TrafficReport, CountsBytesInUpstreamsDirections) {
   StillClock clock;
   for (Direction d : {Direction::outbound, Direction::inbound}) {
-    admin::Registry reg;
+    metrics::Registry reg;
+    TrafficMetrics m(reg);
     std::vector<ConnectionRecord> records;
     AccessLogSink sink = [&](const ConnectionRecord& r) { records.push_back(r); };
     ConnectionRecord start;
     start.direction = d;
-    admin::TrafficLabels labels;
+    TrafficLabels labels;
     labels.reporter = d == Direction::outbound ? "source" : "destination";
-    TrafficReport report(&reg, labels, {&sink, &clock, start});
+    TrafficReport report(&m, labels, {&sink, nullptr, &clock, start});
     report.opened();
     report.closed(/*sent=*/100, /*received=*/7);  // 100 request bytes, 7 back
     const std::string text = reg.render();
@@ -139,19 +140,45 @@ TEST(TrafficReport, CountsBytesInUpstreamsDirections) {
 // another label set, so the close must count there, not in the series the
 // open used.
 TEST(TrafficReport, AFlagSetAtTheEndCountsUnderItsOwnLabels) {
-  admin::Registry reg;
-  admin::TrafficLabels labels;
+  metrics::Registry reg;
+  TrafficMetrics m(reg);
+  TrafficLabels labels;
   labels.reporter = "destination";
-  TrafficReport report(&reg, labels);
+  TrafficReport report(&m, labels);
   report.opened();
   report.closed(1, 2, "connection closed due to policy change", kFlagDenied);
-  admin::TrafficLabels denied = labels;
+  TrafficLabels denied = labels;
   denied.response_flags = std::string(kFlagDenied);
-  EXPECT_EQ(reg.traffic_counter(admin::kTcpConnectionsOpened, labels).value(), 1u);
-  EXPECT_EQ(reg.traffic_counter(admin::kTcpConnectionsClosed, labels).value(), 0u);
-  EXPECT_EQ(reg.traffic_counter(admin::kTcpConnectionsClosed, denied).value(), 1u);
-  EXPECT_EQ(reg.traffic_counter(admin::kTcpReceivedBytes, denied).value(), 1u);
-  EXPECT_EQ(reg.traffic_counter(admin::kTcpSentBytes, denied).value(), 2u);
+  EXPECT_EQ(m.series(labels).counter(TrafficFamily::opened).value(), 1u);
+  EXPECT_EQ(m.series(labels).counter(TrafficFamily::closed).value(), 0u);
+  EXPECT_EQ(m.series(denied).counter(TrafficFamily::closed).value(), 1u);
+  EXPECT_EQ(m.series(denied).counter(TrafficFamily::received_bytes).value(), 1u);
+  EXPECT_EQ(m.series(denied).counter(TrafficFamily::sent_bytes).value(), 2u);
+}
+
+// The record goes through the node's log under target "access": info when
+// it completed, error when it failed, and RUST_LOG=access=off silences it.
+TEST(AccessLog, GoesThroughTheLogUnderTargetAccess) {
+  struct Captured final : Log {
+    LogFilter filter;
+    std::vector<std::string> lines;
+    bool enabled(LogLevel l, std::string_view t) const override { return filter.enabled(l, t); }
+    void emit(LogLevel l, std::string_view t, std::string_view m, std::span<const LogField> f) override {
+      std::string line;
+      append_log_line(line, LogFormat::plain, WallTime{}, l, t, m, f);
+      lines.push_back(line);
+    }
+  } log;
+  log_access(log, sample());
+  ConnectionRecord failed = sample();
+  failed.error = "connection refused";
+  log_access(log, failed);
+  ASSERT_EQ(log.lines.size(), 2u);
+  EXPECT_EQ(log.lines[0], "1970-01-01T00:00:00.000000Z\tinfo\taccess\tconnection complete\t" + format_access_log(sample()) + "\n");
+  EXPECT_EQ(log.lines[1].find("1970-01-01T00:00:00.000000Z\terror\taccess\tconnection complete\t"), 0u);
+  log.filter = *LogFilter::parse("info,access=off");
+  log_access(log, failed);
+  EXPECT_EQ(log.lines.size(), 2u);
 }
 
 }  // namespace

@@ -18,8 +18,8 @@
 #include <functional>
 #include <map>
 
-#include "core/state/rbac.h"
-#include "core/state/snapshot.h"
+#include "core/mesh/rbac.h"
+#include "core/mesh/snapshot.h"
 
 namespace zt::core::proxy {
 

@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include "core/state/local_config.h"
-#include "core/state/store.h"
+#include "core/mesh/local_config.h"
+#include "core/mesh/store.h"
 
 namespace zt::core::proxy {
 namespace {

@@ -9,9 +9,9 @@ std::optional<EndpointKey> endpoint_of(const mesh::RoutePlan& plan) {
   return EndpointKey{plan.next_hop_workload->uid, plan.endpoint_port};
 }
 
-admin::Counter& declare_ejections_metric(admin::Registry& registry) {
+metrics::Counter& declare_ejections_metric(metrics::Registry& registry) {
   static constexpr std::string_view kName = "ztunnel_endpoint_ejections_total";
-  registry.declare(kName, admin::MetricType::counter,
+  registry.declare(kName, metrics::MetricType::counter,
                    "Endpoints ejected from load balancing after a connection to them failed before any byte was sent");
   return registry.counter(kName, {});
 }

@@ -23,9 +23,9 @@
 #include <optional>
 #include <string>
 
-#include "core/admin/metrics.h"
-#include "core/state/lb.h"
-#include "core/state/routing.h"
+#include "core/metrics/registry.h"
+#include "core/mesh/lb.h"
+#include "core/mesh/routing.h"
 #include "io/time.h"
 
 namespace zt::core::proxy {
@@ -43,7 +43,7 @@ std::optional<EndpointKey> endpoint_of(const mesh::RoutePlan& plan);
 
 // ztunnel_endpoint_ejections_total (ours; upstream has no such metric),
 // declared in `registry`; the series to count ejections on.
-admin::Counter& declare_ejections_metric(admin::Registry& registry);
+metrics::Counter& declare_ejections_metric(metrics::Registry& registry);
 
 struct OutlierConfig {
   Duration base_ejection = std::chrono::seconds(5);

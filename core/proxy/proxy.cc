@@ -3,8 +3,8 @@
 #include "core/hbone/headers.h"
 #include "core/proxy/proxy_protocol.h"
 #include "core/proxy/traffic_metrics.h"
-#include "core/state/rbac.h"
-#include "core/state/routing.h"
+#include "core/mesh/rbac.h"
+#include "core/mesh/routing.h"
 #include "io/async.h"
 
 namespace zt::core::proxy {
@@ -44,7 +44,7 @@ Outbound::Outbound(Env& env, std::unique_ptr<Listener> listener, StateSource sta
                    OutboundConfig cfg)
     : env_(env), listener_(std::move(listener)), state_(std::move(state)), pool_(pool), cfg_(cfg),
       rng_(env.rng.stream("outbound")), outliers_(env.clock, cfg.outlier) {
-  if (cfg_.metrics) ejections_metric_ = &declare_ejections_metric(*cfg_.metrics);
+  if (cfg_.metrics) ejections_metric_ = &declare_ejections_metric(cfg_.metrics->registry());
 }
 
 Outbound::~Outbound() { scope_.clear(); }
@@ -99,7 +99,7 @@ Task<void> Outbound::forward(StreamPtr downstream, Endpoint dst) {
   TrafficReport report(cfg_.metrics,
                        labels_for("source", source, source->identity().to_string(), up.plan.next_hop_workload.get(),
                                   mtls),
-                       {&cfg_.access_log, &env_.clock, outbound_record(downstream->peer(), *source, up.plan)});
+                       {&cfg_.access_log, &env_.log, &env_.clock, outbound_record(downstream->peer(), *source, up.plan)});
   if (!up.stream) {
     ++counters_.failed;  // refused, 401, 503 or no connection: the client sees a reset
     report.failed(kFlagConnectFailure, up.error);
@@ -174,7 +174,7 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
       start_record(Direction::inbound, req.connection_peer, src, src_principal, upstream_addr, dst, true);
   record.hbone_addr = req.target.to_string();
   TrafficReport report(cfg_.metrics, labels_for("destination", src, src_principal, dst, true),
-                       {&cfg_.access_log, &env_.clock, std::move(record)});
+                       {&cfg_.access_log, &env_.log, &env_.clock, std::move(record)});
   const mesh::Decision decision = mesh::authorize(snap->policies_for(*dst), conn);
   if (!decision.allowed) {
     ++counters_.denied;
@@ -265,7 +265,7 @@ Task<void> InboundPlaintext::serve(StreamPtr downstream) {
   conn.dst = *dst;
   const mesh::Workload* src = snap->workload_by_address({"", conn.src.ip});
   TrafficReport report(cfg_.metrics, labels_for("destination", src, "", wl, false),
-                       {&cfg_.access_log, &env_.clock, start_record(Direction::inbound, conn.src, src, "", *dst, wl, false)});
+                       {&cfg_.access_log, &env_.log, &env_.clock, start_record(Direction::inbound, conn.src, src, "", *dst, wl, false)});
   const mesh::Decision decision = mesh::authorize(snap->policies_for(*wl), conn);
   if (!decision.allowed) {
     ++counters_.denied;

@@ -15,16 +15,17 @@
 #include <functional>
 #include <memory>
 
-#include "core/admin/metrics.h"
+#include "core/metrics/registry.h"
+#include "core/proxy/traffic_metrics.h"
 #include "core/hbone/pool.h"
 #include "core/hbone/server.h"
 #include "core/proxy/access_log.h"
 #include "core/proxy/connection_tracker.h"
 #include "core/proxy/early_data.h"
 #include "core/proxy/outlier.h"
-#include "core/relay.h"
-#include "core/state/routing.h"
-#include "core/state/snapshot.h"
+#include "testing/relay.h"
+#include "core/mesh/routing.h"
+#include "core/mesh/snapshot.h"
 
 namespace zt::core::proxy {
 
@@ -37,7 +38,7 @@ bool is_proxy_port(uint16_t port);
 struct OutboundConfig {
   Duration connect_timeout = std::chrono::seconds(10);
   std::optional<uint32_t> mark = 1337;  // our own connections bypass capture
-  admin::Registry* metrics = nullptr;    // connection metrics (reporter=source)
+  TrafficMetrics* metrics = nullptr;      // connection metrics (reporter=source)
   AccessLogSink access_log;              // one record per connection when it ends; empty = off
   OutlierConfig outlier;                 // ejection of endpoints that fail (outbound_upstream.cc)
 };
@@ -92,7 +93,7 @@ class Outbound {
   Rng rng_;
   OutboundCounters counters_;
   OutlierDetector outliers_;
-  admin::Counter* ejections_metric_ = nullptr;
+  metrics::Counter* ejections_metric_ = nullptr;
   size_t active_ = 0;
   Scope scope_;
 };
@@ -111,7 +112,7 @@ class ActiveGuard {
 struct InboundConfig {
   Duration connect_timeout = std::chrono::seconds(10);
   std::optional<uint32_t> mark = 1337;  // connections to local workloads bypass inbound capture
-  admin::Registry* metrics = nullptr;    // connection metrics (reporter=destination)
+  TrafficMetrics* metrics = nullptr;      // connection metrics (reporter=destination)
   AccessLogSink access_log;              // one record per connection when it ends; empty = off
 };
 

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "core/hbone/server.h"
-#include "core/state/model.h"
+#include "core/mesh/model.h"
 #include "io/address.h"
 #include "io/network.h"
 #include "io/result.h"

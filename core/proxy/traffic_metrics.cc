@@ -3,7 +3,7 @@
 namespace zt::core::proxy {
 namespace {
 
-void describe(admin::TrafficLabels& l, const mesh::Workload& w, bool source) {
+void describe(TrafficLabels& l, const mesh::Workload& w, bool source) {
   const std::string name = w.canonical_name.empty() ? w.name : w.canonical_name;
   const std::string version = w.canonical_revision.empty() ? "latest" : w.canonical_revision;
   // Upstream's workload label is the workload (deployment) name, not the pod's.
@@ -18,10 +18,76 @@ void describe(admin::TrafficLabels& l, const mesh::Workload& w, bool source) {
 
 }  // namespace
 
-admin::TrafficLabels labels_for(std::string_view reporter, const mesh::Workload* source,
+std::string_view family_name(TrafficFamily f) {
+  switch (f) {
+    case TrafficFamily::opened: return "istio_tcp_connections_opened_total";
+    case TrafficFamily::closed: return "istio_tcp_connections_closed_total";
+    case TrafficFamily::failed: return "istio_tcp_connections_failed_total";
+    case TrafficFamily::sent_bytes: return "istio_tcp_sent_bytes_total";
+    case TrafficFamily::received_bytes: return "istio_tcp_received_bytes_total";
+  }
+  return "";
+}
+
+metrics::Labels TrafficLabels::to_labels() const {
+  return {
+      {"reporter", reporter},
+      {"source_workload", source_workload},
+      {"source_canonical_service", source_canonical_service},
+      {"source_canonical_revision", source_canonical_revision},
+      {"source_workload_namespace", source_workload_namespace},
+      {"source_principal", source_principal},
+      {"source_app", source_app},
+      {"source_version", source_version},
+      {"source_cluster", source_cluster},
+      {"destination_service", destination_service},
+      {"destination_service_namespace", destination_service_namespace},
+      {"destination_service_name", destination_service_name},
+      {"destination_workload", destination_workload},
+      {"destination_canonical_service", destination_canonical_service},
+      {"destination_canonical_revision", destination_canonical_revision},
+      {"destination_workload_namespace", destination_workload_namespace},
+      {"destination_principal", destination_principal},
+      {"destination_app", destination_app},
+      {"destination_version", destination_version},
+      {"destination_cluster", destination_cluster},
+      {"request_protocol", request_protocol},
+      {"response_flags", response_flags},
+      {"connection_security_policy", connection_security_policy},
+  };
+}
+
+TrafficMetrics::TrafficMetrics(metrics::Registry& registry) : registry_(registry) {
+  using metrics::MetricType;
+  registry.declare(family_name(TrafficFamily::opened), MetricType::counter, "The total number of TCP connections opened.");
+  registry.declare(family_name(TrafficFamily::closed), MetricType::counter, "The total number of TCP connections closed.");
+  registry.declare(family_name(TrafficFamily::failed), MetricType::counter,
+                   "The total number of TCP connections that failed to establish.");
+  registry.declare(family_name(TrafficFamily::sent_bytes), MetricType::counter,
+                   "The size of total bytes sent during response in case of a TCP connection.");
+  registry.declare(family_name(TrafficFamily::received_bytes), MetricType::counter,
+                   "The size of total bytes received during request in case of a TCP connection.");
+}
+
+TrafficMetrics::Series& TrafficMetrics::series(const TrafficLabels& labels) {
+  auto it = by_labels_.find(labels);
+  if (it == by_labels_.end()) {
+    it = by_labels_.emplace(labels, Series(registry_, labels)).first;
+    it->second.labels_ = &it->first;  // the key in the map, not the caller's copy
+  }
+  return it->second;
+}
+
+metrics::Counter& TrafficMetrics::Series::counter(TrafficFamily family) {
+  metrics::Counter*& c = counters_[size_t(family)];
+  if (!c) c = &registry_->counter(family_name(family), labels_->to_labels());
+  return *c;
+}
+
+TrafficLabels labels_for(std::string_view reporter, const mesh::Workload* source,
                                 const std::string& source_principal, const mesh::Workload* destination,
                                 bool mutual_tls) {
-  admin::TrafficLabels l;
+  TrafficLabels l;
   l.reporter = std::string(reporter);
   if (source) describe(l, *source, true);
   if (destination) {
@@ -42,13 +108,13 @@ ConnectionRecord outbound_record(Endpoint src, const mesh::Workload& source, con
   return r;
 }
 
-TrafficReport::TrafficReport(admin::Registry* registry, admin::TrafficLabels labels, AccessLogContext log)
-    : registry_(registry), labels_(std::move(labels)), log_(std::move(log)) {
-  if (log_.sink && *log_.sink && log_.clock) start_ = log_.clock->now();
+TrafficReport::TrafficReport(TrafficMetrics* metrics, TrafficLabels labels, AccessLogContext log)
+    : metrics_(metrics), labels_(std::move(labels)), log_(std::move(log)) {
+  if (log_.clock && ((log_.sink && *log_.sink) || log_.log)) start_ = log_.clock->now();
 }
 
-admin::Registry::TrafficSeries& TrafficReport::series() {
-  if (!series_) series_ = &registry_->traffic_series(labels_);
+TrafficMetrics::Series& TrafficReport::series() {
+  if (!series_) series_ = &metrics_->series(labels_);
   return *series_;
 }
 
@@ -59,13 +125,13 @@ void TrafficReport::set_response_flags(std::string_view flags) {
 }
 
 void TrafficReport::opened() {
-  if (registry_) series().counter(admin::kTcpConnectionsOpened).inc(1);
+  if (metrics_) series().counter(TrafficFamily::opened).inc(1);
 }
 
 void TrafficReport::failed(std::string_view response_flags, std::string_view error) {
-  if (registry_) {
+  if (metrics_) {
     set_response_flags(response_flags);
-    series().counter(admin::kTcpConnectionsFailed).inc(1);
+    series().counter(TrafficFamily::failed).inc(1);
   }
   emit(error.empty() ? std::string_view("connection failed") : error, response_flags);
 }
@@ -78,23 +144,25 @@ void TrafficReport::closed(uint64_t sent, uint64_t received, std::string_view er
   const bool inbound = log_.record.direction == Direction::inbound;
   log_.record.bytes_sent = inbound ? received : sent;
   log_.record.bytes_recv = inbound ? sent : received;
-  if (registry_) {
+  if (metrics_) {
     set_response_flags(response_flags);
-    admin::Registry::TrafficSeries& s = series();
-    s.counter(admin::kTcpConnectionsClosed).inc(1);
-    s.counter(admin::kTcpReceivedBytes).inc(sent);
-    s.counter(admin::kTcpSentBytes).inc(received);
+    TrafficMetrics::Series& s = series();
+    s.counter(TrafficFamily::closed).inc(1);
+    s.counter(TrafficFamily::received_bytes).inc(sent);
+    s.counter(TrafficFamily::sent_bytes).inc(received);
   }
   emit(error, response_flags);
 }
 
 void TrafficReport::emit(std::string_view error, std::string_view response_flags) {
-  if (!log_.sink || !*log_.sink || !log_.clock) return;
+  const bool to_sink = log_.sink && *log_.sink;
+  if (!log_.clock || (!to_sink && !log_.log)) return;
   ConnectionRecord& r = log_.record;
   r.duration = log_.clock->now() - start_;
   r.error = std::string(error);
   r.response_flags = std::string(response_flags);
-  (*log_.sink)(r);
+  if (to_sink) (*log_.sink)(r);
+  if (log_.log) log_access(*log_.log, r);
 }
 
 }  // namespace zt::core::proxy

@@ -20,7 +20,7 @@
 #include "io/real/sockopt.h"
 #include "io/result.h"
 
-namespace zt::real {
+namespace zt::io::real {
 
 inline asio::ip::address to_asio(const IpAddr& ip) {
   if (ip.is_v4()) {
@@ -73,4 +73,4 @@ inline Error to_error(const std::error_code& ec, std::string_view what) {
   return Error(code, std::move(detail));
 }
 
-}  // namespace zt::real
+}  // namespace zt::io::real

@@ -8,7 +8,7 @@
 
 #include "io/assert.h"
 
-namespace zt::real {
+namespace zt::io::real {
 
 MonoTime SystemClock::now() const {
   auto since = std::chrono::steady_clock::now().time_since_epoch();
@@ -86,4 +86,4 @@ void AsioLoop::fire(TimerId id) {
   fn();
 }
 
-}  // namespace zt::real
+}  // namespace zt::io::real

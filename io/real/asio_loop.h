@@ -20,7 +20,7 @@
 #include "io/loop.h"
 #include "io/time.h"
 
-namespace zt::real {
+namespace zt::io::real {
 
 // now(): std::chrono::steady_clock; wall_now(): std::chrono::system_clock.
 class SystemClock final : public Clock {
@@ -74,4 +74,4 @@ class AsioLoop final : public Loop {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
-}  // namespace zt::real
+}  // namespace zt::io::real

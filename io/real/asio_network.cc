@@ -21,7 +21,7 @@
 #include "io/real/asio_convert.h"
 #include "io/real/sockopt.h"
 
-namespace zt::real {
+namespace zt::io::real {
 
 namespace {
 
@@ -763,4 +763,4 @@ Result<std::unique_ptr<DatagramSocket>> AsioNetwork::udp_bind(const Endpoint& at
   return std::unique_ptr<DatagramSocket>(std::make_unique<AsioDatagramSocket>(std::move(st)));
 }
 
-}  // namespace zt::real
+}  // namespace zt::io::real

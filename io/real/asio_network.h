@@ -20,7 +20,7 @@
 
 #include "io/network.h"
 
-namespace zt::real {
+namespace zt::io::real {
 
 struct PipePool;
 
@@ -47,4 +47,4 @@ class AsioNetwork final : public Network {
   std::shared_ptr<PipePool> pipes_;
 };
 
-}  // namespace zt::real
+}  // namespace zt::io::real

@@ -16,7 +16,7 @@
 #include "io/async.h"
 #include "io/task.h"
 
-namespace zt::real {
+namespace zt::io::real {
 namespace {
 
 using namespace std::chrono_literals;
@@ -1046,4 +1046,4 @@ TEST_F(RealTest, AsyncConnectAndSleep) {
 }
 
 }  // namespace
-}  // namespace zt::real
+}  // namespace zt::io::real

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <random>
 
 #include <asio/io_context.hpp>
@@ -10,11 +11,25 @@
 #include "io/faults.h"
 #include "io/real/asio_loop.h"
 #include "io/real/asio_network.h"
+#include "io/real/process_log.h"
 #include "io/rng.h"
 
-namespace zt::real {
+namespace zt::io::real {
 
 namespace {
+
+// Runtimes made without a log (tests, tools) share one: standard error,
+// filtered by RUST_LOG, warnings and errors when it is unset or invalid.
+Log& default_log() {
+  static ProcessLog* log = [] {
+    auto* l = new ProcessLog(LogFormat::plain, 2);
+    const char* spec = std::getenv("RUST_LOG");
+    auto f = LogFilter::parse(spec && *spec ? spec : "warn");
+    l->set_filter(f ? *f : *LogFilter::parse("warn"));
+    return l;
+  }();
+  return *log;
+}
 
 uint64_t random_seed() {
   std::random_device rd;
@@ -24,7 +39,7 @@ uint64_t random_seed() {
 }  // namespace
 
 struct Runtime::Impl {
-  explicit Impl(uint64_t seed) : rng(seed) {}
+  Impl(uint64_t seed, Log& log) : rng(seed), env{clock, loop, net, rng, faults, log} {}
 
   // Declared first, destroyed last: sockets and timers below use it.
   asio::io_context ctx{1};
@@ -33,7 +48,7 @@ struct Runtime::Impl {
   AsioNetwork net{ctx};
   Rng rng;
   NoFaults faults;
-  Env env{clock, loop, net, rng, faults};
+  Env env;
   std::atomic<bool> stop_requested{false};
 
   // Clears a stop() made outside a run; true if there was one.
@@ -46,7 +61,8 @@ struct Runtime::Impl {
   }
 };
 
-Runtime::Runtime(std::optional<uint64_t> seed) : impl_(std::make_unique<Impl>(seed ? *seed : random_seed())) {}
+Runtime::Runtime(std::optional<uint64_t> seed, Log* log)
+    : impl_(std::make_unique<Impl>(seed ? *seed : random_seed(), log ? *log : default_log())) {}
 
 Runtime::~Runtime() = default;
 
@@ -90,4 +106,4 @@ void Runtime::stop() {
 
 void* Runtime::native_context() { return &impl_->ctx; }
 
-}  // namespace zt::real
+}  // namespace zt::io::real

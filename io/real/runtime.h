@@ -3,10 +3,10 @@
 //
 // A Runtime owns an io_context and, over it, a Clock (steady_clock and
 // system_clock), a Loop (posts and timers), a Network (TCP and UDP sockets),
-// the root Rng and inert FaultPoints. Everything created through env() must
+// the root Rng, inert FaultPoints and a Log. Everything created through env() must
 // be destroyed before the Runtime, and used only from the thread that runs it.
 //
-//   zt::real::Runtime rt;
+//   zt::io::real::Runtime rt;
 //   zt::Scope scope;
 //   scope.spawn(serve(rt.env()));
 //   rt.run();                                      // until stop() or out of work
@@ -19,14 +19,17 @@
 #include <optional>
 
 #include "io/env.h"
+#include "io/log.h"
 #include "io/time.h"
 
-namespace zt::real {
+namespace zt::io::real {
 
 class Runtime {
  public:
-  // No seed: the root Rng is seeded from std::random_device.
-  explicit Runtime(std::optional<uint64_t> seed = std::nullopt);
+  // No seed: the root Rng is seeded from std::random_device. No log: one
+  // shared by such runtimes, on standard error, filtered by RUST_LOG
+  // (default "warn"). The log must outlive the runtime.
+  explicit Runtime(std::optional<uint64_t> seed = std::nullopt, Log* log = nullptr);
   ~Runtime();
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
@@ -57,4 +60,4 @@ class Runtime {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace zt::real
+}  // namespace zt::io::real

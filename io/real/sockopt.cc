@@ -12,7 +12,7 @@
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
 
-namespace zt::real::sockopt {
+namespace zt::io::real::sockopt {
 
 namespace {
 
@@ -151,4 +151,4 @@ Result<Endpoint> original_dst(int fd, bool v6) {
   return Endpoint{IpAddr::v4_from_bytes(bytes), ntohs(addr.sin_port)};
 }
 
-}  // namespace zt::real::sockopt
+}  // namespace zt::io::real::sockopt

@@ -13,7 +13,7 @@
 #include "io/network.h"
 #include "io/result.h"
 
-namespace zt::real::sockopt {
+namespace zt::io::real::sockopt {
 
 // errno -> Errc (ECONNREFUSED -> connection_refused, ECONNRESET/EPIPE/
 // ECONNABORTED -> connection_reset, ...; anything unlisted -> io_error).
@@ -40,4 +40,4 @@ Result<void> set_linger_zero(int fd);
 // Errc::unsupported (with the reason in detail) when the kernel has none.
 Result<Endpoint> original_dst(int fd, bool v6);
 
-}  // namespace zt::real::sockopt
+}  // namespace zt::io::real::sockopt

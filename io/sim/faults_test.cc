@@ -2,7 +2,7 @@
 
 #include "io/sim/world.h"
 
-namespace zt::sim {
+namespace zt::io::sim {
 namespace {
 
 TEST(Buggify, InertOutsideSimulation) {
@@ -40,4 +40,4 @@ TEST(Buggify, RecordsWhichPointsFired) {
 }
 
 }  // namespace
-}  // namespace zt::sim
+}  // namespace zt::io::sim

@@ -2,7 +2,7 @@
 
 #include "io/assert.h"
 
-namespace zt::sim {
+namespace zt::io::sim {
 
 Scheduler::EventId Scheduler::at(MonoTime when, HostId owner, std::string_view what, Callback fn) {
   ZT_ASSERT(fn);
@@ -75,4 +75,4 @@ bool Scheduler::run_until(const std::function<bool()>& done, MonoTime limit) {
   return true;
 }
 
-}  // namespace zt::sim
+}  // namespace zt::io::sim

@@ -21,7 +21,7 @@
 #include "io/sim/trace.h"
 #include "io/time.h"
 
-namespace zt::sim {
+namespace zt::io::sim {
 
 using HostId = uint32_t;
 inline constexpr HostId kNetwork = 0;
@@ -75,4 +75,4 @@ class Scheduler {
   std::unordered_map<EventId, int64_t> time_of_;  // lookup only, never iterated
 };
 
-}  // namespace zt::sim
+}  // namespace zt::io::sim

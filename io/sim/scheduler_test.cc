@@ -6,7 +6,7 @@
 
 #include "io/sim/world.h"
 
-namespace zt::sim {
+namespace zt::io::sim {
 namespace {
 
 TEST(Scheduler, OrdersByTimeThenBySchedulingOrder) {
@@ -136,4 +136,4 @@ TEST(SimClock, WallClockJumpsBothWaysMonotonicDoesNot) {
 }
 
 }  // namespace
-}  // namespace zt::sim
+}  // namespace zt::io::sim

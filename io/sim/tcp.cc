@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-namespace zt::sim {
+namespace zt::io::sim {
 namespace {
 
 int64_t ns(World& w) { return w.now().time_since_epoch().count(); }
@@ -559,4 +559,4 @@ void TcpEngine::restart(World& w, HostId h) {
   }
 }
 
-}  // namespace zt::sim
+}  // namespace zt::io::sim

@@ -11,7 +11,7 @@
 #include "io/network.h"
 #include "io/sim/world.h"
 
-namespace zt::sim {
+namespace zt::io::sim {
 
 struct Segment {
   enum Kind : uint8_t { data, fin, rst, ack };
@@ -157,4 +157,4 @@ class SimConnecting final : public Connecting {
   std::shared_ptr<ConnectState> st_;
 };
 
-}  // namespace zt::sim
+}  // namespace zt::io::sim

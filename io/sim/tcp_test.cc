@@ -2,10 +2,12 @@
 // and each fault kind of SIMULATION.md.
 #include <gtest/gtest.h>
 
-#include "io/sim/sim_test_util.h"
+#include "testing/sim_test_util.h"
 
-namespace zt::sim {
+namespace zt::io::sim {
 namespace {
+
+using namespace zt::testing;
 
 using Family = IpAddr::Family;
 
@@ -459,4 +461,4 @@ TEST_P(SimTcp, DatagramsArriveAndAreLostToPartitions) {
 }
 
 }  // namespace
-}  // namespace zt::sim
+}  // namespace zt::io::sim

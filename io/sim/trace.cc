@@ -4,7 +4,7 @@
 
 #include "io/rng.h"
 
-namespace zt::sim {
+namespace zt::io::sim {
 namespace {
 
 uint64_t mix(uint64_t h, uint64_t v) {
@@ -28,4 +28,4 @@ void Trace::record(std::string_view what, int64_t time_ns, uint64_t a, uint64_t 
   }
 }
 
-}  // namespace zt::sim
+}  // namespace zt::io::sim

@@ -15,7 +15,7 @@
 #include <cstdio>
 #include <string_view>
 
-namespace zt::sim {
+namespace zt::io::sim {
 
 class Trace {
  public:
@@ -31,4 +31,4 @@ class Trace {
   std::FILE* log_ = nullptr;
 };
 
-}  // namespace zt::sim
+}  // namespace zt::io::sim

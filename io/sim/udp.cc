@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-namespace zt::sim {
+namespace zt::io::sim {
 namespace {
 int64_t ns(World& w) { return w.now().time_since_epoch().count(); }
 }  // namespace
@@ -120,4 +120,4 @@ void SimUdpSocket::close() {
   }
 }
 
-}  // namespace zt::sim
+}  // namespace zt::io::sim

@@ -9,7 +9,7 @@
 #include "io/network.h"
 #include "io/sim/world.h"
 
-namespace zt::sim {
+namespace zt::io::sim {
 
 struct UdpState {
   HostId host = 0;
@@ -45,4 +45,4 @@ class SimUdpSocket final : public DatagramSocket {
   std::map<uint64_t, Scheduler::EventId> sends_;  // send completions not yet delivered
 };
 
-}  // namespace zt::sim
+}  // namespace zt::io::sim

@@ -8,7 +8,7 @@
 #include "io/sim/tcp.h"
 #include "io/sim/udp.h"
 
-namespace zt::sim {
+namespace zt::io::sim {
 
 // --- per-host views of the world: Clock, Loop, Network ----------------------
 
@@ -156,13 +156,36 @@ class SimNetwork final : public Network {
   std::shared_ptr<TransferStats> stats_ = std::make_shared<TransferStats>();
 };
 
+// Renders on the host's own wall clock and names the host, so a line says
+// where and when (simulated) it happened; counted per level by the world.
+class Host::SimLog final : public Log {
+ public:
+  explicit SimLog(Host& h) : h_(h) {}
+  bool enabled(LogLevel level, std::string_view target) const override {
+    const WorldOptions& o = h_.world_.options();
+    return o.log_sink && o.log_filter.enabled(level, target);
+  }
+  void emit(LogLevel level, std::string_view target, std::string_view message,
+            std::span<const LogField> fields) override {
+    std::vector<LogField> all{LogField("host", h_.name_)};
+    all.insert(all.end(), fields.begin(), fields.end());
+    std::string line;
+    append_log_line(line, LogFormat::plain, h_.clock_->wall_now(), level, target, message, all);
+    h_.world_.options().log_sink(line);
+  }
+
+ private:
+  Host& h_;
+};
+
 Host::Host(World& world, HostId id, std::string name, std::vector<IpAddr> addrs)
     : world_(world), id_(id), name_(std::move(name)), addrs_(std::move(addrs)) {
   clock_ = std::make_unique<SimClock>(*this);
   loop_ = std::make_unique<SimLoop>(*this);
   net_ = std::make_unique<SimNetwork>(*this);
   rng_ = std::make_unique<Rng>(world.rng().stream("host:" + name_).next());
-  env_ = std::make_unique<Env>(Env{*clock_, *loop_, *net_, *rng_, world.fault_points()});
+  log_ = std::make_unique<SimLog>(*this);
+  env_ = std::make_unique<Env>(Env{*clock_, *loop_, *net_, *rng_, world.fault_points(), *log_});
 }
 
 Host::~Host() = default;
@@ -359,4 +382,4 @@ std::string World::describe_leftovers() const {
   return out;
 }
 
-}  // namespace zt::sim
+}  // namespace zt::io::sim

@@ -30,7 +30,7 @@
 #include "io/sim/scheduler.h"
 #include "io/sim/trace.h"
 
-namespace zt::sim {
+namespace zt::io::sim {
 
 class World;
 struct Conn;
@@ -60,6 +60,10 @@ struct WorldOptions {
   int syn_retries = 6;             // then connect fails with timed_out
   size_t udp_queue_max = 256;
   FaultRates faults;
+  // What core code logs (ZT_LOG) and where lines go: off unless a test sets
+  // both. Lines carry the host's wall time and name, so they replay too.
+  LogFilter log_filter = *LogFilter::parse("off");
+  std::function<void(std::string_view line)> log_sink;
 };
 
 class Host;
@@ -118,6 +122,7 @@ class Host {
   friend struct UdpEngine;
   class SimClock;
   class SimLoop;
+  class SimLog;
 
   World& world_;
   HostId id_;
@@ -139,6 +144,7 @@ class Host {
   std::unique_ptr<Loop> loop_;
   std::unique_ptr<Network> net_;
   std::unique_ptr<Rng> rng_;
+  std::unique_ptr<Log> log_;
   std::unique_ptr<Env> env_;
 };
 
@@ -231,4 +237,4 @@ class World {
   uint64_t in_flight_bytes_ = 0;  // data segments scheduled, not yet arrived
 };
 
-}  // namespace zt::sim
+}  // namespace zt::io::sim

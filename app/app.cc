@@ -1,0 +1,217 @@
+#include "app/app.h"
+
+#include <chrono>
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+#include "app/version.h"
+#include "core/mesh/config_dump.h"
+#include "tls/context.h"
+
+namespace zt::app {
+namespace {
+
+namespace admin = core::admin;
+namespace control = core::control;
+
+std::string rfc3339_seconds(WallTime t) {
+  const std::string micros = format_rfc3339_micros(t);  // "...:SS.ffffffZ"
+  return micros.substr(0, 19) + "Z";
+}
+
+Result<std::vector<std::unique_ptr<Listener>>> listen_all(Env& env, const ListenAddr& addr, bool ipv6) {
+  std::vector<std::unique_ptr<Listener>> out;
+  for (const Endpoint& ep : endpoints_of(addr, ipv6)) {
+    auto l = env.net.listen(ep, {});
+    if (!l) return Error(l.code(), "listening on " + ep.to_string() + ": " + l.error().message());
+    out.push_back(std::move(*l));
+  }
+  return out;
+}
+
+}  // namespace
+
+int exit_code_for(const Error& e) { return e.code == Errc::invalid_argument ? kExitBadConfig : kExitFailed; }
+
+App::App(const Config& cfg, io::real::ProcessLog& log, const Logging& logging)
+    : cfg_(cfg), log_(log), logging_(logging), rt_(std::nullopt, &log), listeners_block_(readiness_.block("listeners")) {
+  readiness_.on_release([this](const std::string& name, size_t left) {
+    ZT_LOG(log_, info, "readiness", left == 0 ? "task complete, marking server ready" : "task complete",
+           {"task", name}, {"pending", left});
+  });
+}
+
+App::~App() {
+  // Blocks released while the app comes apart are not news.
+  readiness_.on_release(nullptr);
+}
+
+Result<std::unique_ptr<App>> App::build(const Config& cfg, const EnvMap& environment, io::real::ProcessLog& log,
+                                        const Logging& logging) {
+  if (auto fips = tls::check_fips_build(); !fips) return Error(Errc::unsupported, fips.error().detail);
+  if (!cfg.local_mode()) {
+    return Error(Errc::invalid_argument,
+                 "only local mode is supported so far (set LOCAL_XDS_PATH, FAKE_CA=true and XDS_ADDRESS=\"\")");
+  }
+  if (cfg.proxy_mode == ProxyMode::dedicated) {
+    return Error(Errc::invalid_argument, "PROXY_MODE=dedicated: not supported yet (shared only)");
+  }
+  for (const std::string& s : cfg.not_supported_yet) ZT_LOG(log, warn, "app", "setting has no effect", {"setting", s});
+  (void)environment;
+  std::unique_ptr<App> app(new App(cfg, log, logging));
+  if (auto r = app->build_control(); !r) return r.error();
+  if (auto r = app->build_workers(); !r) return r.error();
+  if (auto r = app->build_endpoints(); !r) return r.error();
+  return app;
+}
+
+// The mesh source (local file), the certificate source (fake CA) and the
+// control plane that joins them to the workers.
+Result<void> App::build_control() {
+  Env& env = rt_.env();
+  mesh_ = std::make_unique<LocalMeshSource>(env, cfg_, control_metrics_);
+  auto initial = mesh_->load();
+  if (!initial) return Error(Errc::invalid_argument, "invalid local configuration: " + initial.error().detail);
+  // Workers listen (on their workloads' IPs, with --listen-on-workload-ips)
+  // before the control plane has run: they start from this state.
+  state_.set(*initial);
+  auto ca = open_fake_ca(cfg_.fake_ca_dir, cfg_.trust_domain, env.rng.stream("ca"), env.clock.wall_now());
+  if (!ca) return Error(Errc::invalid_argument, "cannot set up the fake CA: " + ca.error().message());
+  ca_ = std::make_unique<control::FakeCaSource>(env, std::move(*ca), cfg_.secret_ttl);
+  certs_.set_roots(ca_->roots());
+  control::ControlPlaneOutputs out;
+  out.on_state = [this](std::shared_ptr<const core::mesh::StateSnapshot> s) {
+    const bool changed = s != state_.get();
+    state_.set(std::move(s));
+    // Workers re-check open connections against the new policies.
+    if (changed) {
+      for (auto& w : workers_) w->state_changed();
+    }
+  };
+  out.on_certificate = [this](const std::string& id, std::shared_ptr<const tls::Credentials> c) {
+    certs_.put(id, std::move(c));
+  };
+  out.on_forget = [this](const std::string& id) { certs_.forget(id); };
+  control::ControlPlaneConfig cp_cfg;
+  cp_cfg.node_name = cfg_.node_name;
+  control_ = std::make_unique<control::ControlPlane>(env, *mesh_, *ca_, readiness_, cp_cfg, std::move(out));
+  // A certificate a worker did not find: fetched for the next connection.
+  Loop& control_loop = env.loop;
+  certs_.on_miss([this, &control_loop](const std::string& id) {
+    control_loop.post([this, id] { control_->request(id); });
+  });
+  return ok();
+}
+
+Result<void> App::build_workers() {
+  tls::TlsConfig server_tls;
+  server_tls.role = tls::TlsRole::server;
+  server_tls.roots = certs_.roots();
+  server_tls.trust_domain = cfg_.trust_domain;
+  server_tls.allow_tls12 = cfg_.tls12_enabled;
+  // HBONE clients send no SNI: the certificate is the called workload's.
+  server_tls.credentials_for = [this](const Endpoint& local) -> std::shared_ptr<const tls::Credentials> {
+    const core::mesh::Workload* w = state_.get()->workload_by_address({"", local.ip});
+    return w ? certs_.get(w->identity().to_string()) : nullptr;
+  };
+  for (uint32_t i = 0; i < cfg_.worker_threads; ++i) {
+    // One server context per worker: a context remembers the peer chains it
+    // verified, unlocked (tls::TlsContext::verified_chain).
+    auto server_ctx = tls::TlsContext::create(server_tls);
+    if (!server_ctx) return Error(Errc::unsupported, "cannot configure TLS: " + server_ctx.error().message());
+    workers_.push_back(std::make_unique<Worker>(i, WorkerShared{cfg_, state_, certs_, *server_ctx, log_}));
+    if (auto r = workers_.back()->listen(); !r) return Error(r.code(), "cannot listen: " + r.error().message());
+  }
+  if (cfg_.listen_on_workload_ips && workers_.front()->listening().empty()) {
+    ZT_LOG(log_, warn, "app", "no workload of this node to listen for", {"node", cfg_.node_name.value_or("")});
+  }
+  listeners_block_.release();
+  return ok();
+}
+
+// Admin (15000), stats (15020), readiness (15021), the scrape, the drain and
+// the signal watcher.
+Result<void> App::build_endpoints() {
+  Env& env = rt_.env();
+  control_metrics_.declare("istio_build", core::metrics::MetricType::gauge, "Istio component build info.");
+  control_metrics_.gauge("istio_build", {{"component", "ztunnel"}, {"tag", version()}}).set(1);
+  std::vector<MetricsSource*> sources;
+  for (auto& w : workers_) sources.push_back(w.get());
+  scrape_ = std::make_unique<MetricsScrape>(env, std::move(sources), control_metrics_);
+  drain_ = std::make_unique<Drain>(env, workers_, readiness_, cfg_.connection_termination_deadline,
+                                   [this] { rt_.stop(); });
+  admin::AdminHandlers handlers;
+  handlers.config_dump = [this] { return config_dump(); };
+  handlers.log_filter = [this] { return log_.filter().to_string(); };
+  handlers.change_log_filter = [this](std::string_view directives, bool reset) -> Result<void> {
+    if (auto r = logging_.change(log_, directives, reset); !r) return r;
+    ZT_LOG(log_, info, "admin", "log filter changed", {"filter", log_.filter().to_string()});
+    return ok();
+  };
+  handlers.shutdown = [this] { begin_drain("quitquitquit"); };
+  const std::pair<const ListenAddr*, admin::Routes> endpoints[] = {
+      {&cfg_.admin_addr, admin::admin_routes(env, handlers)},
+      {&cfg_.stats_addr, admin::stats_routes([this] { return scrape_->render(); })},
+      {&cfg_.readiness_addr, admin::readiness_routes([this] { return readiness_.pending(); })},
+  };
+  for (const auto& [addr, routes] : endpoints) {
+    auto listeners = listen_all(env, *addr, cfg_.ipv6_enabled);
+    if (!listeners) return Error(listeners.code(), "cannot listen: " + listeners.error().message());
+    for (auto& l : *listeners) servers_.push_back(std::make_unique<admin::AdminServer>(env, std::move(l), routes));
+  }
+  signals_ = std::make_unique<SignalWatcher>(env.loop, log_, [this](int sig) { begin_drain(signal_name(sig)); });
+  return ok();
+}
+
+void App::begin_drain(std::string_view reason) {
+  if (drain_->draining()) return;
+  signals_->draining();
+  control_->stop();
+  drain_->begin(reason);
+}
+
+int App::run() {
+  for (auto& s : servers_) s->start();
+  for (auto& w : workers_) w->start([this] { drain_->worker_finished(); });
+  control_->start();
+  std::string pod_listeners;
+  for (const std::string& ep : workers_.front()->listening()) pod_listeners += (pod_listeners.empty() ? "" : ",") + ep;
+  ZT_LOG(log_, info, "app", "serving", {"workers", workers_.size()}, {"proxy", pod_listeners},
+         {"admin", cfg_.admin_addr.to_string()}, {"stats", cfg_.stats_addr.to_string()},
+         {"readiness", cfg_.readiness_addr.to_string()});
+  rt_.run();
+  workers_.clear();  // joins the worker threads
+  ZT_LOG(log_, info, "app", "stopped");
+  return 0;
+}
+
+// The mesh state plus each certificate the control plane holds, in
+// upstream's "certificates" shape (identity, state, chain with validity).
+std::string App::config_dump() const {
+  nlohmann::json doc = nlohmann::json::parse(core::mesh::config_dump_json(*state_.get()));
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& [identity, st] : control_->certificates()) {
+    nlohmann::json entries = nlohmann::json::array();
+    if (st.credentials) {
+      for (const tls::Certificate& c : st.credentials->chain) {
+        entries.push_back({{"pem", c.to_pem()}, {"validFrom", rfc3339_seconds(c.not_before())},
+                           {"expirationTime", rfc3339_seconds(c.not_after())}});
+      }
+    }
+    nlohmann::json entry = {{"identity", identity}, {"certChain", entries}};
+    switch (st.state) {
+      case control::CertificateStatus::State::available: entry["state"] = "Available"; break;
+      case control::CertificateStatus::State::pending: entry["state"] = "Initializing"; break;
+      case control::CertificateStatus::State::failed:
+        entry["state"] = st.credentials ? "Available" : "Unavailable";
+        entry["lastError"] = st.last_error;
+        break;
+    }
+    list.push_back(std::move(entry));
+  }
+  doc["certificates"] = list;
+  return doc.dump(2) + "\n";
+}
+
+}  // namespace zt::app

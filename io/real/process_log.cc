@@ -1,0 +1,51 @@
+#include "io/real/process_log.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include <chrono>
+
+namespace zt::io::real {
+
+ProcessLog::ProcessLog(LogFormat format, int fd)
+    : format_(format), fd_(fd), most_verbose_(uint8_t(LogLevel::info)), filter_(std::make_shared<LogFilter>()) {}
+
+bool ProcessLog::enabled(LogLevel level, std::string_view target) const {
+  if (level == LogLevel::off || uint8_t(level) < most_verbose_.load(std::memory_order_relaxed)) return false;
+  std::lock_guard lock(mu_);  // uncontended but for a /logging change
+  return filter_->enabled(level, target);
+}
+
+void ProcessLog::emit(LogLevel level, std::string_view target, std::string_view message,
+                      std::span<const LogField> fields) {
+  thread_local std::string line;
+  line.clear();
+  const WallTime now = std::chrono::time_point_cast<Duration>(std::chrono::system_clock::now());
+  append_log_line(line, format_.load(std::memory_order_relaxed), now, level, target, message, fields);
+  const char* p = line.data();
+  size_t left = line.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd_, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // nowhere to log to: drop the line, never block the proxy on it
+    p += n;
+    left -= size_t(n);
+  }
+  // A line that held a big event gives its memory back.
+  if (line.capacity() > 64 * 1024) std::string().swap(line);
+}
+
+void ProcessLog::set_filter(LogFilter filter) {
+  const uint8_t verbose = uint8_t(filter.most_verbose());
+  auto f = std::make_shared<const LogFilter>(std::move(filter));
+  std::lock_guard lock(mu_);
+  filter_ = std::move(f);
+  most_verbose_.store(verbose, std::memory_order_relaxed);
+}
+
+LogFilter ProcessLog::filter() const {
+  std::lock_guard lock(mu_);
+  return *filter_;
+}
+
+}  // namespace zt::io::real

@@ -1,0 +1,44 @@
+// The binary's log: one writer for every thread, on the wall clock, to a
+// file descriptor (standard output, as upstream ztunnel writes).
+//
+// The filter changes at run time (/logging) while workers log: enabled()
+// reads an atomic threshold first, so a disabled debug event on the data
+// path costs one relaxed load; only events at or above the most verbose
+// directive look at the (locked, shared) filter. Each line is one write(2),
+// so lines of concurrent threads never interleave.
+//
+//   ProcessLog log(LogFormat::plain);
+//   log.set_filter(*LogFilter::parse("info,hbone=debug"));
+//   ZT_LOG(log, info, "app", "ztunnel starting", {"version", "0.1.0"});
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "io/log.h"
+
+namespace zt::io::real {
+
+class ProcessLog final : public Log {
+ public:
+  explicit ProcessLog(LogFormat format = LogFormat::plain, int fd = 1);
+
+  bool enabled(LogLevel level, std::string_view target) const override;
+  void emit(LogLevel level, std::string_view target, std::string_view message,
+            std::span<const LogField> fields) override;
+
+  void set_filter(LogFilter filter);
+  LogFilter filter() const;
+  void set_format(LogFormat format) { format_.store(format, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<LogFormat> format_;
+  const int fd_;
+  std::atomic<uint8_t> most_verbose_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const LogFilter> filter_;
+};
+
+}  // namespace zt::io::real
