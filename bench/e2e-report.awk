@@ -1,7 +1,7 @@
 # The report of bench/e2e-bench: reads its samples (tab-separated lines
 # "mode path figure round value"), prints per mode three tables (median and
 # min-max over the rounds, one row per path) and the targets of
-# /work/shared/BENCHMARKS.md as same-round ratios, and writes the same as
+# docs/BENCHMARKS.md as same-round ratios, and writes the same as
 # JSON. Plain POSIX awk (Debian's mawk), no sorting builtins.
 #
 #   awk -F'\t' -v rounds=3 -v paths="direct hbone ..." -v json=out.json \
@@ -106,7 +106,7 @@ function target(mode, name, our_path, our_fig, peer_path, peer_fig, op, goal,   
 }
 
 function print_targets(mode) {
-  printf "\ntargets (BENCHMARKS.md): ours / peer in each round, then the median (min-max) of those ratios;\n"
+  printf "\ntargets (docs/BENCHMARKS.md): ours / peer in each round, then the median (min-max) of those ratios;\n"
   printf "a limit without a peer compares the figure itself\n"
   printf "  %-46s %-10s %-10s %-21s %-8s %s\n", "target", "ours", "peer", "ratio (or value)", "need", "met"
   target(mode, "HBONE CPU-s/GB, 1 stream", "hbone", "cpu_s_per_gb_1", "-", "", "<=", 2.0)

@@ -34,7 +34,7 @@ namespace zt::h2 {
 
 enum class Role : uint8_t { client, server };
 
-// HTTP/2 settings (PROTOCOL.md: HBONE).
+// HTTP/2 settings (docs/PROTOCOL.md: HBONE).
 struct Settings {
   uint32_t stream_window_bytes = 4 << 20;
   uint32_t connection_window_bytes = 16 << 20;

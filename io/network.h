@@ -41,7 +41,7 @@ struct Keepalive {
   int probes = 9;
 };
 
-// Per-socket options ztunnel sets (PROTOCOL.md, sockets).
+// Per-socket options ztunnel sets (docs/PROTOCOL.md, sockets).
 struct SocketOptions {
   bool nodelay = true;
   std::optional<Keepalive> keepalive;

@@ -49,25 +49,19 @@ RelayServer::Destination RelayServer::original_destination() {
 }
 
 RelayServer::RelayServer(Env& env, std::unique_ptr<Listener> listener, RelayConfig cfg, Destination dst)
-    : env_(env), listener_(std::move(listener)), cfg_(std::move(cfg)), dst_(std::move(dst)) {
-  ZT_ASSERT(listener_ && dst_);
+    : env_(env),
+      cfg_(std::move(cfg)),
+      dst_(std::move(dst)),
+      acceptor_(env, std::move(listener), [this](StreamPtr s) { return serve(std::move(s)); }) {
+  ZT_ASSERT(dst_);
 }
 
 RelayServer::~RelayServer() = default;
 
-void RelayServer::start() { scope_.spawn(accept_loop()); }
-
-Task<void> RelayServer::accept_loop() {
-  return io::accept_each(
-      env_, *listener_,
-      [this](StreamPtr s) {
-        ++counters_.accepted;
-        scope_.spawn(serve(std::move(s)));
-      },
-      [this] { ++counters_.accept_errors; });
-}
+void RelayServer::start() { acceptor_.start(); }
 
 Task<void> RelayServer::serve(StreamPtr downstream) {
+  ++counters_.accepted;
   ++counters_.active;
   RelayResult r;
   Result<Endpoint> dst = dst_(*downstream);

@@ -17,6 +17,7 @@
 #include <memory>
 
 #include "core/copy.h"
+#include "io/acceptor.h"
 #include "io/env.h"
 #include "io/task.h"
 
@@ -62,7 +63,6 @@ class RelayServer {
     uint64_t finished = 0;
     uint64_t reset = 0;           // by either side
     uint64_t connect_failed = 0;  // includes no_destination
-    uint64_t accept_errors = 0;
     uint64_t bytes_to_upstream = 0;
     uint64_t bytes_to_downstream = 0;
   };
@@ -72,22 +72,20 @@ class RelayServer {
   RelayServer(const RelayServer&) = delete;
 
   void start();
-  Endpoint local() const { return listener_->local(); }
+  Endpoint local() const { return acceptor_.local(); }
   const Counters& counters() const { return counters_; }
   // Called when a connection ends (tests and, later, access logs).
   void on_finished(std::function<void(const RelayResult&)> fn) { on_finished_ = std::move(fn); }
 
  private:
-  Task<void> accept_loop();
   Task<void> serve(StreamPtr downstream);
 
   Env& env_;
-  std::unique_ptr<Listener> listener_;
   RelayConfig cfg_;
   Destination dst_;
   Counters counters_;
   std::function<void(const RelayResult&)> on_finished_;
-  Scope scope_;  // last member: destroyed first, while everything it uses lives
+  Acceptor acceptor_;  // last: its tasks go first
 };
 
 }  // namespace zt::testing

@@ -8,7 +8,7 @@
 //   cfg.roots = ca.trust_bundle();
 //   auto ctx = TlsContext::create(cfg);      // Result<std::shared_ptr<const TlsContext>>
 //
-// The rules (PROTOCOL.md): TLS 1.3 only unless allow_tls12; AES-GCM suites;
+// The rules (docs/PROTOCOL.md): TLS 1.3 only unless allow_tls12; AES-GCM suites;
 // ALPN "h2" on both sides; mutual authentication; the client requires the
 // server's identity (first URI SAN) to be one it expects; the server
 // requires the client's trust domain to be its own; no session resumption,

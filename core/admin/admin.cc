@@ -139,36 +139,19 @@ Routes readiness_routes(std::function<std::vector<std::string>()> pending) {
 }
 
 AdminServer::AdminServer(Env& env, std::unique_ptr<Listener> listener, Routes routes, HttpLimits limits)
-    : env_(env), listener_(std::move(listener)), routes_(std::move(routes)), limits_(limits) {
-  ZT_ASSERT(listener_);
-}
+    : env_(env),
+      routes_(std::move(routes)),
+      limits_(limits),
+      acceptor_(
+          env, std::move(listener),
+          [this](StreamPtr s) {
+            return serve_http_connection(env_, std::move(s),
+                                         [this](const HttpRequest& req) { return dispatch(routes_, req); }, limits_);
+          },
+          kConnectionsMax) {}
 
 AdminServer::~AdminServer() = default;
 
-void AdminServer::start() { scope_.spawn(accept_loop()); }
-
-Task<void> AdminServer::accept_loop() {
-  HttpHandler handler = [this](const HttpRequest& req) { return dispatch(routes_, req); };
-  return io::accept_each(
-      env_, *listener_,
-      [this, handler](StreamPtr s) {
-        ++counters_.accepted;
-        if (active_ >= kConnectionsMax) {
-          // A probe or scraper that opens connections faster than it finishes
-          // them must not grow memory without bound.
-          ++counters_.rejected_busy;
-          s->abort();
-          return;
-        }
-        scope_.spawn(serve(env_, std::move(s), handler, limits_, active_));
-      },
-      [this] { ++counters_.accept_errors; });
-}
-
-Task<void> AdminServer::serve(Env& env, StreamPtr stream, HttpHandler handler, HttpLimits limits, size_t& active) {
-  ++active;
-  co_await serve_http_connection(env, std::move(stream), std::move(handler), limits);
-  --active;
-}
+void AdminServer::start() { acceptor_.start(); }
 
 }  // namespace zt::core::admin

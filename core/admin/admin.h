@@ -23,6 +23,7 @@
 
 #include "core/admin/http.h"
 #include "core/metrics/registry.h"
+#include "io/acceptor.h"
 #include "io/env.h"
 #include "io/task.h"
 
@@ -71,11 +72,8 @@ bool is_log_directives(std::string_view directives);
 
 class AdminServer {
  public:
-  struct Counters {
-    uint64_t accepted = 0;
-    uint64_t rejected_busy = 0;  // over connections_max, closed at once
-    uint64_t accept_errors = 0;
-  };
+  // accepted, refused_busy (over kConnectionsMax: reset at once), accept_errors.
+  using Counters = Acceptor::Counters;
   static constexpr size_t kConnectionsMax = 64;
 
   AdminServer(Env& env, std::unique_ptr<Listener> listener, Routes routes, HttpLimits limits = {});
@@ -84,20 +82,14 @@ class AdminServer {
   AdminServer& operator=(const AdminServer&) = delete;
 
   void start();
-  Endpoint local() const { return listener_->local(); }
-  const Counters& counters() const { return counters_; }
+  Endpoint local() const { return acceptor_.local(); }
+  const Counters& counters() const { return acceptor_.counters(); }
 
  private:
-  Task<void> accept_loop();
-  static Task<void> serve(Env& env, StreamPtr stream, HttpHandler handler, HttpLimits limits, size_t& active);
-
   Env& env_;
-  std::unique_ptr<Listener> listener_;
   Routes routes_;
   HttpLimits limits_;
-  Counters counters_;
-  size_t active_ = 0;
-  Scope scope_;  // last member: destroyed first, while everything it uses lives
+  Acceptor acceptor_;  // last: its tasks go first
 };
 
 }  // namespace zt::core::admin

@@ -165,7 +165,7 @@ TEST_F(AdminSim, ConnectionsOverTheLimitAreReset) {
   std::vector<StreamPtr> held;
   ASSERT_TRUE(h.run(hold(h.client(), admin->local(), held, AdminServer::kConnectionsMax + 1), kLimit));
   EXPECT_EQ(admin->counters().accepted, AdminServer::kConnectionsMax + 1);
-  EXPECT_EQ(admin->counters().rejected_busy, 1u);
+  EXPECT_EQ(admin->counters().refused_busy, 1u);
   held.clear();
 }
 

@@ -1,4 +1,4 @@
-// The request headers an HBONE client sends with CONNECT (PROTOCOL.md):
+// The request headers an HBONE client sends with CONNECT (docs/PROTOCOL.md):
 // forwarded (the original source), baggage (who the source is, for the
 // destination's telemetry) and traceparent (W3C trace context).
 //

@@ -15,25 +15,21 @@ Result<Endpoint> parse_authority(std::string_view authority) { return Endpoint::
 
 Server::Server(Env& env, std::unique_ptr<Listener> listener, std::shared_ptr<const tls::TlsContext> tls,
                Handler handler, h2::Settings settings)
-    : env_(env), listener_(std::move(listener)), tls_(std::move(tls)), handler_(std::move(handler)),
-      settings_(settings) {}
+    : env_(env), tls_(std::move(tls)), handler_(std::move(handler)), settings_(settings),
+      acceptor_(env, std::move(listener), [this](StreamPtr s) { return serve(std::move(s)); }) {}
 
 Server::~Server() {
   *alive_ = false;
-  scope_.clear();
+  acceptor_.tasks().clear();  // the connections' tasks, before the connections
   conns_.clear();
 }
 
-void Server::start() { scope_.spawn(accept_loop()); }
+void Server::start() { acceptor_.start(); }
 
 void Server::drain() {
   draining_ = true;
-  listener_->close();
+  acceptor_.drain();
   for (auto& c : conns_) c->goaway();
-}
-
-Task<void> Server::accept_loop() {
-  return io::accept_each(env_, *listener_, [this](StreamPtr s) { scope_.spawn(serve(std::move(s))); });
 }
 
 Task<void> Server::serve(StreamPtr tcp) {

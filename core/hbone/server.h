@@ -18,6 +18,7 @@
 #include <optional>
 
 #include "h2/connection.h"
+#include "io/acceptor.h"
 #include "io/env.h"
 #include "tls/context.h"
 #include "tls/identity.h"
@@ -52,19 +53,17 @@ class Server {
   Server(const Server&) = delete;
 
   void start();
-  Endpoint local() const { return listener_->local(); }
+  Endpoint local() const { return acceptor_.local(); }
   // Sends GOAWAY on every connection and stops accepting new ones.
   void drain();
   size_t connections() const { return conns_.size(); }
   const ServerCounters& counters() const { return counters_; }
 
  private:
-  Task<void> accept_loop();
   Task<void> serve(StreamPtr tcp);
   void on_request(h2::Connection& conn, const std::optional<tls::Identity>& peer, Answer in);
 
   Env& env_;
-  std::unique_ptr<Listener> listener_;
   std::shared_ptr<const tls::TlsContext> tls_;
   Handler handler_;
   h2::Settings settings_;
@@ -72,7 +71,7 @@ class Server {
   std::list<std::unique_ptr<h2::Connection>> conns_;
   bool draining_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  Scope scope_;
+  Acceptor acceptor_;  // last: its tasks go first
 };
 
 // Parses an HBONE :authority: "ip:port" or "[ipv6]:port".

@@ -42,23 +42,18 @@ std::string rejection(const mesh::Decision& d) {
 
 Outbound::Outbound(Env& env, std::unique_ptr<Listener> listener, StateSource state, hbone::Pool& pool,
                    OutboundConfig cfg)
-    : env_(env), listener_(std::move(listener)), state_(std::move(state)), pool_(pool), cfg_(cfg),
-      rng_(env.rng.stream("outbound")), outliers_(env.clock, cfg.outlier) {
+    : env_(env), state_(std::move(state)), pool_(pool), cfg_(cfg), rng_(env.rng.stream("outbound")),
+      outliers_(env.clock, cfg.outlier),
+      acceptor_(env, std::move(listener), [this](StreamPtr s) { return serve(std::move(s)); }) {
   if (cfg_.metrics) ejections_metric_ = &declare_ejections_metric(cfg_.metrics->registry());
 }
 
-Outbound::~Outbound() { scope_.clear(); }
+Outbound::~Outbound() = default;
 
-void Outbound::start() { scope_.spawn(accept_loop()); }
-
-Task<void> Outbound::accept_loop() {
-  return io::accept_each(env_, *listener_, [this](StreamPtr s) {
-    ++counters_.accepted;
-    scope_.spawn(serve(std::move(s)));
-  });
-}
+void Outbound::start() { acceptor_.start(); }
 
 Task<void> Outbound::serve(StreamPtr downstream) {
+  ++counters_.accepted;
   Result<Endpoint> dst = downstream->original_dst();
   if (!dst) {
     ++counters_.refused;  // not captured: nowhere to go
@@ -239,18 +234,14 @@ size_t Inbound::recheck_policies() {
 // --- inbound plaintext -------------------------------------------------------------
 
 InboundPlaintext::InboundPlaintext(Env& env, std::unique_ptr<Listener> listener, StateSource state, InboundConfig cfg)
-    : env_(env), listener_(std::move(listener)), state_(std::move(state)), cfg_(cfg) {}
+    : env_(env), state_(std::move(state)), cfg_(cfg),
+      acceptor_(env, std::move(listener), [this](StreamPtr s) { return serve(std::move(s)); }) {}
 
-InboundPlaintext::~InboundPlaintext() { scope_.clear(); }
+InboundPlaintext::~InboundPlaintext() = default;
 
-void InboundPlaintext::start() { scope_.spawn(accept_loop()); }
-
-Task<void> InboundPlaintext::accept_loop() {
-  return io::accept_each(env_, *listener_, [this](StreamPtr s) { scope_.spawn(serve(std::move(s))); });
-}
+void InboundPlaintext::start() { acceptor_.start(); }
 
 Task<void> InboundPlaintext::serve(StreamPtr downstream) {
-  ActiveGuard active(active_);
   ++counters_.requests;
   Result<Endpoint> dst = downstream->original_dst();
   auto snap = state_();

@@ -23,7 +23,8 @@
 #include "core/proxy/connection_tracker.h"
 #include "core/proxy/early_data.h"
 #include "core/proxy/outlier.h"
-#include "testing/relay.h"
+#include "core/copy.h"
+#include "io/acceptor.h"
 #include "core/mesh/routing.h"
 #include "core/mesh/snapshot.h"
 
@@ -64,7 +65,7 @@ class Outbound {
   void start();
   const OutboundCounters& counters() const { return counters_; }
   // Stops accepting; connections in flight go on.
-  void drain() { listener_->close(); }
+  void drain() { acceptor_.drain(); }
   size_t active() const { return active_; }
   const OutlierDetector& outliers() const { return outliers_; }
   // Routes and carries one connection to `dst` (captured, or named by SOCKS5).
@@ -73,7 +74,6 @@ class Outbound {
  private:
   enum class OpenFailure : uint8_t;
   struct Opened;
-  Task<void> accept_loop();
   Task<void> serve(StreamPtr downstream);
   // In outbound_upstream.cc: open the plan's upstream; when that fails
   // before any byte was sent, eject the endpoint and, for service traffic,
@@ -86,7 +86,6 @@ class Outbound {
   void record_outcome(const mesh::RoutePlan& plan, OpenFailure failure);
 
   Env& env_;
-  std::unique_ptr<Listener> listener_;
   StateSource state_;
   hbone::Pool& pool_;
   OutboundConfig cfg_;
@@ -94,8 +93,8 @@ class Outbound {
   OutboundCounters counters_;
   OutlierDetector outliers_;
   metrics::Counter* ejections_metric_ = nullptr;
-  size_t active_ = 0;
-  Scope scope_;
+  size_t active_ = 0;  // connections forwarded, captured or from SOCKS5
+  Acceptor acceptor_;  // last: its tasks go first
 };
 
 // Counts a connection as active for as long as it lives.
@@ -158,23 +157,20 @@ class InboundPlaintext {
   ~InboundPlaintext();
   void start();
   const InboundCounters& counters() const { return counters_; }
-  void drain() { listener_->close(); }
-  size_t active() const { return active_; }
+  void drain() { acceptor_.drain(); }
+  size_t active() const { return acceptor_.serving(); }
   // As Inbound::recheck_policies, for plaintext connections (no identity).
   size_t recheck_policies();
 
  private:
-  Task<void> accept_loop();
   Task<void> serve(StreamPtr downstream);
 
   Env& env_;
-  std::unique_ptr<Listener> listener_;
   StateSource state_;
   InboundConfig cfg_;
   InboundCounters counters_;
-  size_t active_ = 0;
-  ConnectionTracker tracker_;  // before scope_: the tasks hold handles into it
-  Scope scope_;
+  ConnectionTracker tracker_;  // before the acceptor: the tasks hold handles into it
+  Acceptor acceptor_;          // last: its tasks go first
 };
 
 }  // namespace zt::core::proxy

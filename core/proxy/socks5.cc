@@ -133,20 +133,15 @@ Task<Result<Socks5Request>> read_socks5_request(Stream& s,
 }
 
 Socks5Server::Socks5Server(Env& env, std::unique_ptr<Listener> listener, StateSource state, Outbound& outbound)
-    : env_(env), listener_(std::move(listener)), state_(std::move(state)), outbound_(outbound) {}
+    : env_(env), state_(std::move(state)), outbound_(outbound),
+      acceptor_(env, std::move(listener), [this](StreamPtr s) { return serve(std::move(s)); }) {}
 
-Socks5Server::~Socks5Server() { scope_.clear(); }
+Socks5Server::~Socks5Server() = default;
 
-void Socks5Server::start() { scope_.spawn(accept_loop()); }
-
-Task<void> Socks5Server::accept_loop() {
-  return io::accept_each(env_, *listener_, [this](StreamPtr s) {
-    ++counters_.accepted;
-    scope_.spawn(serve(std::move(s)));
-  });
-}
+void Socks5Server::start() { acceptor_.start(); }
 
 Task<void> Socks5Server::serve(StreamPtr client) {
+  ++counters_.accepted;
   auto snap = state_();
   Socks5Failure failure;
   std::vector<uint8_t> answer;  // the method choice, when still owed: one write with the reply
@@ -185,7 +180,7 @@ Task<void> Socks5Server::serve(StreamPtr client) {
   ++counters_.forwarded;
   // A task of its own rather than awaited here: this frame (the handshake's
   // state and its reject path) is freed while the connection lives on.
-  scope_.spawn(outbound_.forward(std::move(client), req->destination));
+  acceptor_.tasks().spawn(outbound_.forward(std::move(client), req->destination));
 }
 
 }  // namespace zt::core::proxy

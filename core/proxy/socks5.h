@@ -8,6 +8,7 @@
 #pragma once
 
 #include "core/proxy/proxy.h"
+#include "io/acceptor.h"
 
 namespace zt::core::proxy {
 
@@ -53,18 +54,16 @@ class Socks5Server {
   ~Socks5Server();
   void start();
   const Socks5Counters& counters() const { return counters_; }
-  void drain() { listener_->close(); }
+  void drain() { acceptor_.drain(); }
 
  private:
-  Task<void> accept_loop();
   Task<void> serve(StreamPtr client);
 
   Env& env_;
-  std::unique_ptr<Listener> listener_;
   StateSource state_;
   Outbound& outbound_;
   Socks5Counters counters_;
-  Scope scope_;
+  Acceptor acceptor_;  // last: its tasks go first
 };
 
 }  // namespace zt::core::proxy

@@ -22,7 +22,7 @@
 
 namespace zt::core::proxy {
 
-// The istio_tcp_* families (PROTOCOL.md, Metrics).
+// The istio_tcp_* families (docs/PROTOCOL.md, Metrics).
 enum class TrafficFamily : uint8_t { opened, closed, failed, sent_bytes, received_bytes };
 inline constexpr size_t kTrafficFamilies = 5;
 std::string_view family_name(TrafficFamily f);

@@ -1,5 +1,5 @@
 // Semantics of simulated TCP: delivery, ordering, flow control, half-close,
-// and each fault kind of SIMULATION.md.
+// and each fault kind of docs/SIMULATION.md.
 #include <gtest/gtest.h>
 
 #include "testing/sim_test_util.h"

@@ -1,6 +1,6 @@
 // The simulated network: hosts with IPv4/IPv6 addresses, links with latency
 // and jitter, TCP-like byte streams with flow control, UDP, and the faults of
-// SIMULATION.md. Each host hands out an Env whose Network, Loop and Clock run
+// docs/SIMULATION.md. Each host hands out an Env whose Network, Loop and Clock run
 // on the one Scheduler, so the proxy core runs here unchanged.
 //
 //   World world(seed);
