@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <sstream>
 #include <string>
@@ -383,6 +384,18 @@ TEST(ZtunnelBinary, ASecondSignalWhileDrainingExitsAtOnce) {
   servers.spawn(echo_once(**echo_l, accepted));
   StreamPtr tunnel = open_socks_tunnel(rt, (*echo_l)->local());
   ASSERT_TRUE(tunnel) << "no tunnel through SOCKS5";
+  // One byte there and back: the tunnel is up end to end before the drain.
+  bool echoed = false, done = false;
+  Scope s;
+  s.spawn([](Stream& t, bool& ok, bool& done) -> Task<void> {
+    std::array<uint8_t, 1> out{7}, back{};
+    ok = (co_await io::write_all(t, out)).ok();
+    auto n = co_await io::read(t, back);
+    ok = ok && n && *n == 1 && back[0] == 7;
+    done = true;
+  }(*tunnel, echoed, done));
+  rt.run_until([&] { return done; }, std::chrono::seconds(5));
+  ASSERT_TRUE(echoed);
   kill(pid, SIGTERM);
   usleep(500'000);
   int status = 0;

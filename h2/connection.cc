@@ -130,6 +130,7 @@ struct Core : std::enable_shared_from_this<Core> {
   void wake_reader(const std::shared_ptr<StreamState>& st);
   void complete_read_later(const std::shared_ptr<StreamState>& st);
   void consume(StreamState& st, size_t n);
+  void goaway();
   void drop_early_data(StreamState& st);
   StreamPtr make_tunnel(const std::shared_ptr<StreamState>& st);
   nghttp2_data_provider provider(StreamState* st);
@@ -407,6 +408,23 @@ void Core::fail_stream(StreamState& st, const Error& e) {
 
 void Core::consume(StreamState& st, size_t n) {
   if (dead || n == 0) return;
+  // A reader that acknowledges late (fault point): the sender meets a zero
+  // window and waits for the WINDOW_UPDATE, which comes within a second.
+  if (ZT_BUGGIFY(env, "h2.zero_window")) {
+    const Duration delay = std::chrono::milliseconds(10 + int64_t(n % 990));
+    env.loop.run_after(delay, [weak = weak_from_this(), id = st.id, n] {
+      auto core = weak.lock();
+      if (!core || core->dead) return;
+      auto it = core->streams.find(id);
+      if (it != core->streams.end() && !it->second->closed) {
+        nghttp2_session_consume(core->session, id, n);
+      } else {
+        nghttp2_session_consume_connection(core->session, n);
+      }
+      core->flush();
+    });
+    return;
+  }
   if (!st.closed) {
     nghttp2_session_consume(session, st.id, n);
   } else {
@@ -464,6 +482,7 @@ void Core::complete_read_later(const std::shared_ptr<StreamState>& stp) {
 }
 
 StreamPtr Core::make_tunnel(const std::shared_ptr<StreamState>& st) {
+  ZT_ASSERT(!st->has_tunnel);  // one tunnel per stream
   return std::make_unique<Tunnel>(shared_from_this(), st);
 }
 
@@ -632,6 +651,7 @@ int Core::on_stream_close(nghttp2_session*, int32_t id, uint32_t error_code, voi
   if (it == core->streams.end()) return 0;
   std::shared_ptr<StreamState> st = it->second;
   core->streams.erase(it);
+  ZT_ASSERT(!st->closed && st->id == id);  // a stream closes once
   st->closed = true;
   if (st->awaiting_answer) core->drop_early_data(*st);  // reset before our answer
   if (core->streams.empty() && core->on_idle) core->on_idle();
@@ -708,13 +728,15 @@ void Connection::on_request(std::function<void(std::unique_ptr<Incoming>)> fn) {
 void Connection::on_closed(std::function<void(const Error&)> fn) { core_->on_closed = std::move(fn); }
 void Connection::on_idle(std::function<void()> fn) { core_->on_idle = std::move(fn); }
 
-void Connection::goaway() {
-  if (core_->dead || core_->goaway_sent) return;
-  core_->goaway_sent = true;
-  core_->release_first_write();
-  nghttp2_submit_goaway(core_->session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(core_->session),
+void Connection::goaway() { core_->goaway(); }
+
+void Core::goaway() {
+  if (dead || goaway_sent) return;
+  goaway_sent = true;
+  release_first_write();
+  nghttp2_submit_goaway(session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session),
                         NGHTTP2_NO_ERROR, nullptr, 0);
-  core_->flush();
+  flush();
 }
 
 bool Connection::accepting_streams() const {
@@ -772,6 +794,9 @@ StreamPtr Connection::Incoming::accept(Headers headers) {
   nghttp2_data_provider prd = core_->provider(st.get());
   if (nghttp2_submit_response(core_->session, id_, nva.data(), nva.size(), &prd) != 0) return nullptr;
   StreamPtr tunnel = core_->make_tunnel(st);
+  // A server that goes away early (fault point): this stream was answered,
+  // the client must move the next ones to a fresh connection invisibly.
+  if (ZT_BUGGIFY(core_->env, "h2.early_goaway")) core_->goaway();
   core_->flush();
   request_ = {};  // answered: an open tunnel does not keep its request's strings
   return tunnel;

@@ -25,6 +25,7 @@
 #include "core/mesh/store.h"
 #include "io/async.h"
 #include "io/sim/world.h"
+#include "testing/sim_log.h"
 #include "testing/harness.h"
 #include "testing/tls_test_util.h"
 
@@ -69,6 +70,7 @@ class MeshFixture {
   explicit MeshFixture(uint64_t seed, io::sim::WorldOptions options = {})
       : world(seed, options), tls(WallTime(std::chrono::seconds(1'767'225'600))) {
     if (const char* t = std::getenv("ZT_SIM_TRACE"); t && *t == '1') world.trace().set_log(stderr);
+    testing::log_from_environment(world);  // ZT_SIM_LOG=debug
   }
   ~MeshFixture() {
     client_scope.clear();

@@ -2,6 +2,16 @@
 // are on and how often (swarm testing), a load of connections and a fault
 // schedule, heals, and checks the invariants of RelayScenario::finish().
 //
+// What it exercises, plainly: the test relay (testing/relay.h, which the
+// binary does not run) over the simulated network, so the code under test is
+// what every proxied connection of the binary goes through below the proxy:
+// core/copy.h's copy_bidirectional (half-close, reset forwarding,
+// backpressure, buffer growth and shrinking, the transfer path),
+// io::connect's timeout, the Acceptor, and the io/sim stream model and fault
+// kinds themselves. It runs no TLS, HTTP/2, pool, policy or routing code;
+// those are swept by the HBONE property (core/hbone/hbone_property_test.cc)
+// and the mesh scenarios (sim-tests/mesh_scenarios_test.cc).
+//
 //   relay_swarm --seeds 1-100            # run a range; exit 1 if any seed fails
 //   relay_swarm --seeds 7 --trace t.log  # one seed with the readable event log
 //   ZT_SIM_SEED=7 relay_swarm            # the environment overrides --seeds

@@ -6,6 +6,7 @@
 
 #include "io/sim/world.h"
 #include "testing/harness.h"
+#include "testing/sim_log.h"
 
 namespace zt::testing {
 
@@ -21,6 +22,7 @@ class SimHarness : public Harness {
     // ZT_SIM_TRACE=1 prints every simulator event (tests may read the
     // environment; the simulator itself never does).
     if (const char* t = std::getenv("ZT_SIM_TRACE"); t && *t == '1') world_.trace().set_log(stderr);
+    log_from_environment(world_);  // ZT_SIM_LOG=debug
   }
 
   io::sim::World& world() { return world_; }

@@ -177,8 +177,13 @@ void TlsStream::write(ConstBytes buf, IoCallback done) {
   if (hs_error_) return deliver(std::move(done), Result<size_t>(*hs_error_));
   if (!hs_done_ || fin_pending_ || SSL_get_shutdown(ssl_.get()) & SSL_SENT_SHUTDOWN)
     return deliver(std::move(done), Result<size_t>(Error(Errc::not_connected, "TLS write before handshake or after shutdown")));
+  ZT_ASSERT(hs_done_ && wr_taken_ == 0);
   wr_buf_ = buf;
   wr_cb_ = std::move(done);
+  // Tiny records now and then (fault point): the peer reassembles many
+  // records per read, and this write completes with a prefix, as any may.
+  // Decided once per write: a retried SSL_write must repeat its length.
+  wr_limit_ = ZT_BUGGIFY(env_, "tls.short_records") ? 1 + buf.size() % 97 : kWritePlaintextMax;
   tx_hold_ = false;  // goes with the held flight, if any
   progress();
 }
@@ -258,6 +263,7 @@ void TlsStream::drive_handshake() {
       failure_ = TlsFailure::cipher;
       return fail_handshake(Error(Errc::handshake_failed, "cipher: negotiated " + cipher() + ", not AES-GCM"));
     }
+    ZT_ASSERT(!hs_done_ && !hs_error_);  // the handshake completes once
     hs_done_ = true;
     if (ctx_->config().role == TlsRole::client) {
       // The client's last flight (Certificate, CertificateVerify, Finished)
@@ -293,6 +299,7 @@ void TlsStream::drive_handshake() {
 }
 
 void TlsStream::fail_handshake(Error e) {
+  ZT_ASSERT(!hs_done_);  // a completed handshake cannot fail afterwards
   if (failure_ == TlsFailure::none) failure_ = TlsFailure::other;
   hs_error_ = e;
   deliver(take(hs_cb_), Result<void>(std::move(e)));
@@ -330,7 +337,8 @@ void TlsStream::drive_write() {
   if (!wr_cb_ || wr_taken_ > 0) return;
   if (transport_error_) return deliver(take(wr_cb_), Result<size_t>(*transport_error_));
   // SSL_write cuts this into records of at most 16 KiB itself.
-  const int n = int(std::min(wr_buf_.size(), kWritePlaintextMax));
+  ZT_ASSERT(hs_done_ && !hs_error_);
+  const int n = int(std::min(wr_buf_.size(), wr_limit_));
   const int r = SSL_write(ssl_.get(), wr_buf_.data(), n);
   if (r > 0) {
     wr_taken_ = size_t(r);  // completes once its ciphertext is handed to the transport

@@ -109,6 +109,7 @@ class TlsStream final : public Stream {
   ConstBytes wr_buf_;
   IoCallback wr_cb_;
   size_t wr_taken_ = 0;      // plaintext SSL_write accepted, waiting for the flush
+  size_t wr_limit_ = 0;      // plaintext of this write one SSL_write may take
   bool fin_pending_ = false;  // send FIN once the close_notify is flushed
   bool closed_ = false;
 

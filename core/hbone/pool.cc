@@ -82,8 +82,11 @@ Pool::Conn* Pool::pick(const PoolKey& key) {
 Task<Result<Pool::Conn*>> Pool::acquire(const PoolKey& key, bool fresh) {
   if (!fresh) {
     if (Conn* c = pick(key)) {
+      ZT_ASSERT(c->h2 && !c->failed);
       ++c->reserved;
       c->idle_since.reset();
+      ZT_LOG(env_.log, debug, "hbone::pool", "reusing connection", {"key", key.to_string()},
+             {"streams", c->h2->active_streams()}, {"reserved", c->reserved});
       co_return c;
     }
   }
@@ -96,12 +99,15 @@ Task<Result<Pool::Conn*>> Pool::acquire(const PoolKey& key, bool fresh) {
     }
   }
   if (!conn) {
+    ZT_LOG(env_.log, debug, "hbone::pool", "opening connection", {"key", key.to_string()}, {"fresh", fresh});
     conns_[key].push_back(std::make_unique<Conn>(env_.loop));
     conn = conns_[key].back().get();
     scope_.spawn(establish(key, conn));
   }
   ++conn->reserved;
   co_await conn->ready.wait();
+  ZT_ASSERT(conn->ready.is_set() && conn->reserved > 0);
+  ZT_ASSERT(conn->failed.has_value() != bool(conn->h2));  // one outcome: failed, or connected
   if (conn->failed) {
     --conn->reserved;
     note_if_unused(*conn);
@@ -112,8 +118,11 @@ Task<Result<Pool::Conn*>> Pool::acquire(const PoolKey& key, bool fresh) {
 
 Task<void> Pool::establish(PoolKey key, Conn* conn) {
   auto fail = [&](Error e) {
+    ZT_ASSERT(!conn->ready.is_set());
     ++counters_.connection_failures;
     conn->failed = Error(e.code, "HBONE connection to " + key.to_string() + ": " + e.message());
+    ZT_LOG(env_.log, debug, "hbone::pool", "connection failed", {"key", key.to_string()},
+           {"error", conn->failed->message()});
     conn->ready.set();
     note_if_unused(*conn);  // usually still promised to the waiters, who note it when they let go
   };
@@ -124,6 +133,9 @@ Task<void> Pool::establish(PoolKey key, Conn* conn) {
   const MonoTime deadline = env_.clock.now() + config_.connect_timeout;
   auto tcp = co_await io::connect(env_, key.destination, opts, config_.connect_timeout);
   if (!tcp) co_return fail(tcp.error());
+  // A peer that refuses after accepting TCP (fault point): the callers
+  // joined to this connection fail, and the pool must keep nothing of it.
+  if (ZT_BUGGIFY(env_, "hbone.pool.connect_fails")) co_return fail(Error(Errc::connection_refused, "fault point"));
   auto tls = std::make_unique<tls::TlsStream>(env_, *ctx, std::move(*tcp));
   std::vector<tls::Identity> expected;
   for (const auto& s : key.destination_identities) {
@@ -140,14 +152,20 @@ Task<void> Pool::establish(PoolKey key, Conn* conn) {
     if (hs.code() == Errc::cancelled) co_return fail(Error(Errc::timed_out, "TLS handshake timed out"));
     co_return fail(Error(hs.code(), std::string(tls::tls_failure_name(tls->failure())) + ": " + hs.error().detail));
   }
+  if (ZT_BUGGIFY(env_, "hbone.pool.handshake_fails")) {
+    co_return fail(Error(Errc::handshake_failed, "fault point: handshake refused after it completed"));
+  }
   conn->h2 = std::make_unique<h2::Connection>(env_, std::move(tls), h2::Role::client, config_.h2);
   conn->h2->on_idle([this, conn] { note_if_unused(*conn); });
   conn->h2->on_closed([this, conn](const Error&) { note_if_unused(*conn); });
   // Waiters first: they resume (and submit their CONNECTs) before the
   // connection's first write, so the CONNECTs go with the preface.
+  ZT_ASSERT(!conn->failed && !conn->ready.is_set());
   conn->ready.set();
   conn->h2->start();
   ++counters_.connections_opened;
+  ZT_LOG(env_.log, debug, "hbone::pool", "connection established", {"key", key.to_string()},
+         {"waiting", conn->reserved});
   note_if_unused(*conn);
 }
 
@@ -159,13 +177,17 @@ Task<Result<h2::Opened>> Pool::open(PoolKey key, h2::Request request, std::funct
       co_return c.error();
     }
     Conn* conn = *c;
+    ZT_ASSERT(conn->h2 && conn->reserved > 0);
     h2::Request req = request;
     OpenAwaiter awaiter{*conn->h2, std::move(req), early, std::nullopt};
     Result<h2::Opened> r = co_await awaiter;
+    ZT_ASSERT(conn->reserved > 0);
     --conn->reserved;
     note_if_unused(*conn);  // the stream may be over already, or never opened
     if (!r && r.code() == h2::kRefused && attempt == 0) {
       ++counters_.retries;  // never reached the peer's application: try once more, fresh
+      ZT_LOG(env_.log, debug, "hbone::pool", "stream refused; retrying on a fresh connection",
+             {"key", key.to_string()}, {"error", r.error().message()});
       continue;
     }
     r ? ++counters_.tunnels_opened : ++counters_.tunnels_failed;
@@ -213,7 +235,10 @@ void Pool::release_idle() {
       if (!conn.idle_since) conn.idle_since = now;  // not noted (cannot happen; kept safe)
       const bool is_broken = broken(conn);
       if (is_broken || now - *conn.idle_since >= config_.idle_release) {
+        ZT_ASSERT(conn.reserved == 0);  // promised to nobody: safe to drop
         if (!is_broken) ++counters_.connections_released;
+        ZT_LOG(env_.log, debug, "hbone::pool", is_broken ? "dropped dead connection" : "released idle connection",
+               {"key", it->first.to_string()});
         c = list.erase(c);  // the peer sees the connection end; it had no streams
       } else {
         const MonoTime due = *conn.idle_since + config_.idle_release;

@@ -33,10 +33,13 @@ void Server::drain() {
 }
 
 Task<void> Server::serve(StreamPtr tcp) {
+  const Endpoint from = tcp->peer();
   auto tls = std::make_unique<tls::TlsStream>(env_, tls_, std::move(tcp));
   Result<void> hs = co_await tls::handshake(*tls);
   if (!hs || draining_) {
     ++counters_.handshake_failures;
+    ZT_LOG(env_.log, debug, "hbone::server", "TLS handshake failed", {"peer", from},
+           {"failure", tls::tls_failure_name(tls->failure())}, {"error", hs ? std::string("draining") : hs.error().message()});
     co_return;  // the stream closes; a failed handshake already sent its alert
   }
   ++counters_.connections;
@@ -61,8 +64,12 @@ void Server::on_request(h2::Connection& conn, const std::optional<tls::Identity>
   auto target = parse_authority(req.authority);
   if (req.method != "CONNECT" || !target) {
     ++counters_.bad_requests;
+    ZT_LOG(env_.log, debug, "hbone::server", "bad request: 400", {"peer", conn.peer()}, {"method", req.method},
+           {"authority", req.authority});
     return in->reject(400);
   }
+  ZT_LOG(env_.log, debug, "hbone::server", "request", {"peer", conn.peer()},
+         {"identity", peer ? peer->to_string() : std::string()}, {"authority", req.authority});
   InboundRequest r;
   r.target = *target;
   r.peer_identity = peer;

@@ -21,7 +21,9 @@ ConnectionTracker::Handle& ConnectionTracker::Handle::operator=(Handle&& other) 
 }
 
 ConnectionTracker::Handle::~Handle() {
-  if (tracker_) tracker_->open_.erase(id_);
+  if (!tracker_) return;
+  const size_t erased = tracker_->open_.erase(id_);
+  ZT_ASSERT(erased == 1);  // a handle stays registered until it goes
 }
 
 bool ConnectionTracker::Handle::revoked() const {
@@ -34,7 +36,8 @@ ConnectionTracker::~ConnectionTracker() { ZT_ASSERT(open_.empty()); }
 
 ConnectionTracker::Handle ConnectionTracker::track(mesh::Connection conn, std::function<void()> abort) {
   const uint64_t id = next_id_++;
-  open_.emplace(id, Entry{std::move(conn), std::move(abort), false});
+  const bool added = open_.emplace(id, Entry{std::move(conn), std::move(abort), false}).second;
+  ZT_ASSERT(added);
   return Handle(this, id);
 }
 
@@ -47,6 +50,7 @@ size_t ConnectionTracker::recheck(const mesh::StateSnapshot& snap) {
   for (uint64_t id : denied) {
     auto it = open_.find(id);
     if (it == open_.end()) continue;
+    ZT_ASSERT(!it->second.revoked);  // revoked once: its abort runs once
     it->second.revoked = true;
     ++revoked_total_;
     if (it->second.abort) it->second.abort();

@@ -70,10 +70,15 @@ Task<void> Outbound::forward(StreamPtr downstream, Endpoint dst) {
   const mesh::Workload* source = snap ? snap->workload_by_address({"", src_ip}) : nullptr;
   if (is_proxy_port(dst.port) || !source) {
     ++counters_.refused;  // a loop, or a source we do not serve
+    ZT_LOG(env_.log, debug, "proxy::outbound", "refused", {"src", downstream->peer()}, {"dst", dst},
+           {"reason", source ? "the destination is a proxy port" : "the source is not a workload of this node"});
     downstream->abort();
     co_return;
   }
   mesh::RoutePlan plan = mesh::route_outbound(*snap, *source, dst, rng_, route_options());
+  ZT_LOG(env_.log, debug, "proxy::outbound", "routed", {"src", downstream->peer()}, {"dst", dst},
+         {"kind", mesh::to_string(plan.kind)}, {"next_hop", plan.next_hop}, {"authority", plan.authority},
+         {"reason", plan.reason});
   switch (plan.kind) {
     case mesh::RouteKind::hbone:
     case mesh::RouteKind::waypoint: ++counters_.hbone; break;
@@ -171,6 +176,9 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
   TrafficReport report(cfg_.metrics, labels_for("destination", src, src_principal, dst, true),
                        {&cfg_.access_log, &env_.log, &env_.clock, std::move(record)});
   const mesh::Decision decision = mesh::authorize(snap->policies_for(*dst), conn);
+  ZT_LOG(env_.log, debug, "proxy::inbound", "authorization", {"src", req.connection_peer},
+         {"src.identity", src_principal}, {"dst", req.target}, {"allowed", decision.allowed},
+         {"policy", decision.policy}, {"reason", mesh::to_string(decision.reason)});
   if (!decision.allowed) {
     ++counters_.denied;
     report.failed(kFlagDenied, rejection(decision));
@@ -185,7 +193,13 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
   });
   SocketOptions opts;
   opts.mark = cfg_.mark;
-  Result<StreamPtr> connected = co_await io::connect(env_, upstream_addr, opts, cfg_.connect_timeout);
+  // A workload that refuses now and then (fault point): the client's side
+  // sees 503, ejects the endpoint and tries another, invisibly for service
+  // traffic.
+  Result<StreamPtr> connected = Error(Errc::connection_refused, "fault point: the workload refused");
+  if (!ZT_BUGGIFY(env_, "proxy.inbound.upstream_refuses")) {
+    connected = co_await io::connect(env_, upstream_addr, opts, cfg_.connect_timeout);
+  }
   Result<void> header_written;
   if (connected) {
     upstream = std::move(*connected);
