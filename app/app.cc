@@ -95,6 +95,9 @@ Result<void> App::build_control() {
   out.on_forget = [this](const std::string& id) { certs_.forget(id); };
   control::ControlPlaneConfig cp_cfg;
   cp_cfg.node_name = cfg_.node_name;
+  // The built-in CA issues in-process: every identity of the mesh file is
+  // ready before its first connection, whichever node it sends through.
+  cp_cfg.every_identity = cfg_.fake_ca;
   control_ = std::make_unique<control::ControlPlane>(env, *mesh_, *ca_, readiness_, cp_cfg, std::move(out));
   // A certificate a worker did not find: fetched for the next connection.
   Loop& control_loop = env.loop;

@@ -38,8 +38,10 @@ void operator delete[](void* p) noexcept { operator delete(p); }
 void operator delete(void* p, size_t) noexcept { operator delete(p); }
 void operator delete[](void* p, size_t) noexcept { operator delete(p); }
 
-namespace zt::core::mesh {
+namespace zt::bench {
 namespace {
+
+using namespace core::mesh;
 
 IpAddr nth_ip(uint32_t n, uint8_t first = 10) {
   return IpAddr::v4(first, uint8_t(n >> 16), uint8_t(n >> 8), uint8_t(n));
@@ -190,6 +192,6 @@ void BM_MemoryPerWorkload(benchmark::State& state) {
 BENCHMARK(BM_MemoryPerWorkload)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
-}  // namespace zt::core::mesh
+}  // namespace zt::bench
 
 BENCHMARK_MAIN();

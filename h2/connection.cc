@@ -387,6 +387,8 @@ void Core::die(Error e) {
   if (dead) return;
   dead = true;
   death = e;
+  ZT_LOG(env.log, debug, "h2", "connection ended", {"peer", peer}, {"role", role == Role::client ? "client" : "server"},
+         {"streams", streams.size()}, {"error", e.message()});
   // Streams the peer never answered were never seen by its application.
   for (auto& [id, st] : streams) {
     if (st->open_cb) {
@@ -563,7 +565,11 @@ int Core::on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t*
 int Core::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
   auto* core = static_cast<Core*>(user);
   switch (frame->hd.type) {
-    case NGHTTP2_GOAWAY: core->goaway_received = true; return 0;
+    case NGHTTP2_GOAWAY:
+      core->goaway_received = true;
+      ZT_LOG(core->env.log, debug, "h2", "GOAWAY received", {"peer", core->peer},
+             {"last_stream_id", frame->goaway.last_stream_id}, {"error_code", frame->goaway.error_code});
+      return 0;
     case NGHTTP2_PING:
       if (frame->hd.flags & NGHTTP2_FLAG_ACK) core->ping_outstanding = false;
       return 0;

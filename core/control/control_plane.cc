@@ -64,7 +64,7 @@ void ControlPlane::publish(std::shared_ptr<const mesh::StateSnapshot> snapshot) 
 std::set<std::string> ControlPlane::local_identities(const mesh::StateSnapshot& s) const {
   std::set<std::string> out;
   for (const auto& [uid, w] : s.workloads().by_uid) {
-    if (cfg_.node_name && w->node != *cfg_.node_name) continue;
+    if (cfg_.node_name && !cfg_.every_identity && w->node != *cfg_.node_name) continue;
     out.insert(w->identity().to_string());
   }
   return out;

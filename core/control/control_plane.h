@@ -11,8 +11,9 @@
 //   cp.start();
 //
 // Which identities: those of the workloads on this node (node == node_name;
-// every workload when no node name is set, local mode's single node), plus
-// any the data path asked for (request()) while a workload still has it.
+// every workload when no node name is set, local mode's single node, or
+// with every_identity), plus any the data path asked for (request()) while
+// a workload still has it.
 // Fetches run at most kFetchesInFlightMax at a time; a failure is retried
 // with backoff (1 s doubling to 150 s, +-20%) and a certificate already
 // held is never dropped while retrying. Rotation before expiry is the
@@ -38,6 +39,10 @@ namespace zt::core::control {
 
 struct ControlPlaneConfig {
   std::optional<std::string> node_name;  // unset: every workload is this node's
+  // Keep a certificate for every workload identity in the state, not only
+  // this node's: local mode with the built-in CA, where issuing costs
+  // nothing and any workload of the file may send through this node.
+  bool every_identity = false;
 };
 
 struct ControlPlaneOutputs {

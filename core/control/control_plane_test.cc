@@ -129,6 +129,29 @@ TEST(ControlPlane, CertificatesFollowTheNodesWorkloads) {
   EXPECT_FALSE(f.held.contains("spiffe://cluster.local/ns/default/sa/nobody"));
 }
 
+TEST(ControlPlane, EveryIdentityWhenAskedTo) {
+  io::sim::World world(5);
+  io::sim::Host& host = world.add_host("control", {ip("10.0.0.1")});
+  ScriptedSource source(host.env());
+  tls::CaOptions opts;
+  opts.pin_signature_sizes = true;
+  FakeCaSource ca(host.env(), *tls::Ca::create(opts, Rng(3), host.env().clock.wall_now()), std::chrono::hours(1));
+  Readiness readiness;
+  std::set<std::string> held;
+  ControlPlaneOutputs out;
+  out.on_certificate = [&](const std::string& id, auto) { held.insert(id); };
+  ControlPlaneConfig cfg{"node-a"};
+  cfg.every_identity = true;
+  ControlPlane cp(host.env(), source, ca, readiness, cfg, out);
+  cp.start();
+  source.store.upsert_workload(on_node("w1", "sleep", "node-a", "10.1.0.1"));
+  source.store.upsert_workload(on_node("w2", "echo", "node-b", "10.1.0.2"));
+  source.push();
+  world.run_for(std::chrono::seconds(1));
+  EXPECT_EQ(held, (std::set<std::string>{kEcho, kSleep}));
+  EXPECT_TRUE(readiness.ready());
+}
+
 TEST(ControlPlane, AFailingCaIsRetriedWithBackoffAndReadinessDoesNotWaitForever) {
   Fixture f;
   f.ca->down = true;
