@@ -121,14 +121,12 @@ void LogField::append_json(std::string& out) const {
   }
 }
 
-std::string format_rfc3339_micros(WallTime t) {
+void append_rfc3339_micros(std::string& out, WallTime t) {
   using namespace std::chrono;
   const auto micros = floor<microseconds>(t);
   const auto days = floor<std::chrono::days>(micros);
   const year_month_day ymd{days};
   const hh_mm_ss<microseconds> hms{micros - days};
-  std::string out;
-  out.reserve(27);
   append_padded(out, int(ymd.year()), 4);
   out += '-';
   append_padded(out, unsigned(ymd.month()), 2);
@@ -143,6 +141,12 @@ std::string format_rfc3339_micros(WallTime t) {
   out += '.';
   append_padded(out, hms.subseconds().count(), 6);
   out += 'Z';
+}
+
+std::string format_rfc3339_micros(WallTime t) {
+  std::string out;
+  out.reserve(27);
+  append_rfc3339_micros(out, t);
   return out;
 }
 
@@ -152,7 +156,7 @@ void append_log_line(std::string& out, LogFormat format, WallTime time, LogLevel
     out += "{\"level\":\"";
     out += to_string(level);
     out += "\",\"time\":\"";
-    out += format_rfc3339_micros(time);
+    append_rfc3339_micros(out, time);
     out += "\",\"scope\":";
     append_quoted(out, target);
     out += ",\"message\":";
@@ -166,7 +170,7 @@ void append_log_line(std::string& out, LogFormat format, WallTime time, LogLevel
     out += "}\n";
     return;
   }
-  out += format_rfc3339_micros(time);
+  append_rfc3339_micros(out, time);
   out += '\t';
   out += to_string(level);
   out += '\t';
@@ -244,9 +248,9 @@ LogLevel LogFilter::level_for(std::string_view target) const {
 LogFilter LogFilter::combined(const LogFilter& later) const {
   LogFilter f = *this;
   if (later.default_) f.default_ = later.default_;
-  for (const auto& [target, level] : later.targets_) {
-    std::erase_if(f.targets_, [&](const auto& t) { return t.first == target; });
-    f.targets_.emplace_back(target, level);
+  for (const auto& directive : later.targets_) {
+    std::erase_if(f.targets_, [&](const auto& t) { return t.first == directive.first; });
+    f.targets_.push_back(directive);
   }
   f.recompute();
   return f;

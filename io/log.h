@@ -87,6 +87,7 @@ enum class LogFormat : uint8_t { plain, json };
 
 // "2026-12-04T15:04:47.123456Z": RFC 3339, UTC, microseconds.
 std::string format_rfc3339_micros(WallTime t);
+void append_rfc3339_micros(std::string& out, WallTime t);
 // One line (ending in '\n') in either format, appended to `out`.
 void append_log_line(std::string& out, LogFormat format, WallTime time, LogLevel level, std::string_view target,
                      std::string_view message, std::span<const LogField> fields);
