@@ -76,9 +76,14 @@ struct StreamState {
   // END_STREAM closes it quietly, but more DATA resets it (as TCP would).
   bool orphaned = false;
 
-  // Client: waiting for the response.
+  // Client: waiting for the response; then the trailers, filled before the
+  // END_STREAM that ends them reads as EOF.
   std::function<void(Result<Opened>)> open_cb;
   Response response;
+  std::shared_ptr<Headers> trailers_in;
+  // Server: trailers to end the stream with (gRPC's status), instead of an
+  // END_STREAM on the last DATA; read when the tunnel's FIN goes out.
+  std::shared_ptr<const Headers> trailers_out;
   // Server: the request being received.
   Request request;
 };
@@ -498,7 +503,7 @@ nghttp2_data_provider Core::provider(StreamState* st) {
 // DATA payloads are not copied into nghttp2's frame buffer: read_data only
 // says how much goes in the frame (NO_COPY), and send_data appends header
 // and payload straight from the writer's buffer to the transport batch.
-ssize_t Core::read_data(nghttp2_session*, int32_t, uint8_t*, size_t len, uint32_t* flags, nghttp2_data_source* src,
+ssize_t Core::read_data(nghttp2_session* session, int32_t, uint8_t*, size_t len, uint32_t* flags, nghttp2_data_source* src,
                         void*) {
   auto* st = static_cast<StreamState*>(src->ptr);
   if (st->wr_cb && st->wr_off < st->wr_buf.size()) {
@@ -508,6 +513,13 @@ ssize_t Core::read_data(nghttp2_session*, int32_t, uint8_t*, size_t len, uint32_
   if (st->fin_requested) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     st->fin_sent = true;
+    if (st->trailers_out && !st->trailers_out->empty()) {
+      // END_STREAM goes with the trailers (nghttp2 copies them).
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      std::vector<nghttp2_nv> nva;
+      for (const auto& [k, v] : *st->trailers_out) nva.push_back(nv(k, v));
+      nghttp2_submit_trailer(session, st->id, nva.data(), nva.size());
+    }
     return 0;
   }
   st->deferred = true;
@@ -555,6 +567,9 @@ int Core::on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t*
     else if (n == ":path") st.request.path = std::move(v);
     else if (n == ":scheme") st.request.scheme = std::move(v);
     else if (n[0] != ':') st.request.headers.emplace_back(std::move(n), std::move(v));
+  } else if (st.answered && frame->headers.cat == NGHTTP2_HCAT_HEADERS) {
+    // Trailers: the response went to the application already.
+    if (st.trailers_in && n[0] != ':') st.trailers_in->emplace_back(std::move(n), std::move(v));
   } else {
     if (n == ":status") std::from_chars(v.data(), v.data() + v.size(), st.response.status);
     else if (n[0] != ':') st.response.headers.emplace_back(std::move(n), std::move(v));
@@ -585,6 +600,7 @@ int Core::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user
     st->answered = true;
     Opened opened;
     opened.response = std::move(st->response);
+    opened.trailers = st->trailers_in;
     const bool success = opened.response.status >= 200 && opened.response.status < 300;
     if (success && !st->early) opened.tunnel = core->make_tunnel(st);
     if (!success) {
@@ -722,6 +738,7 @@ void Connection::open(Request request, std::function<void(Result<Opened>)> done,
   }
   st->id = id;
   st->open_cb = std::move(done);
+  st->trailers_in = std::make_shared<Headers>();
   core_->streams[id] = st;
   if (early) {
     st->early = true;
@@ -786,7 +803,7 @@ Connection::Incoming::~Incoming() {
   if (!answered_) reject(503);
 }
 
-StreamPtr Connection::Incoming::accept(Headers headers) {
+StreamPtr Connection::Incoming::accept(Headers headers, std::shared_ptr<const Headers> trailers) {
   ZT_ASSERT(!answered_);
   answered();
   ReleaseFirstWrite release{*core_};
@@ -794,6 +811,7 @@ StreamPtr Connection::Incoming::accept(Headers headers) {
   if (core_->dead || it == core_->streams.end()) return nullptr;  // gone meanwhile
   std::shared_ptr<StreamState> st = it->second;
   st->awaiting_answer = false;  // early data stays in rx, for the tunnel
+  st->trailers_out = std::move(trailers);
   const std::string status_name = ":status", status = "200";
   std::vector<nghttp2_nv> nva{nv(status_name, status)};
   for (const auto& [k, v] : headers) nva.push_back(nv(k, v));

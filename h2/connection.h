@@ -72,6 +72,9 @@ struct Response {
 struct Opened {
   Response response;
   StreamPtr tunnel;  // set for a 2xx answer
+  // The response's trailers (gRPC's status): filled when they arrive, before
+  // the tunnel reads EOF; empty if the peer sent none.
+  std::shared_ptr<const Headers> trailers;
 };
 
 // Why open() failed. `refused` streams never reached the peer's application
@@ -95,7 +98,9 @@ class Connection {
     const Request& request() const { return request_; }
     Request& request() { return request_; }
     int32_t stream_id() const { return id_; }
-    StreamPtr accept(Headers headers = {});  // 200, then the tunnel
+    // 200, then the tunnel. With `trailers`, the tunnel's shutdown_write()
+    // ends the stream with them (read then, so they may be set late).
+    StreamPtr accept(Headers headers = {}, std::shared_ptr<const Headers> trailers = nullptr);
     void reject(int status, Headers headers = {});
 
    private:

@@ -1,0 +1,66 @@
+// A gRPC channel: the one HTTP/2 connection to a server (istiod's xDS or
+// CA), over TLS or plaintext, made when first needed and made again when it
+// has died. Calls (call.h) run on the connection it hands out.
+//
+//   Channel ch(env, {.address = istiod, .tls = ctx, .authority = "istiod.istio-system.svc:15012"});
+//   Result<h2::Connection*> conn = co_await ch.connection();
+//   if (conn) ClientCall call(env, **conn, path, options);
+//
+// Reconnect pacing is the caller's (the xDS client backs off); a channel
+// only connects when asked. Keepalive is HTTP/2's (h2::Settings: PING after
+// idle, dropped when unanswered).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "h2/connection.h"
+#include "io/env.h"
+#include "io/event.h"
+#include "io/task.h"
+#include "tls/context.h"
+
+namespace zt::xds::grpc {
+
+struct ChannelConfig {
+  Endpoint address;
+  // Null: plaintext HTTP/2 (an http:// address, as upstream allows).
+  std::shared_ptr<const tls::TlsContext> tls;
+  std::string authority;  // :authority of every call, host:port
+  Duration connect_timeout = std::chrono::seconds(10);  // TCP and TLS together
+  SocketOptions socket;
+  h2::Settings settings = h2::Settings::client();
+};
+
+class Channel {
+ public:
+  Channel(Env& env, ChannelConfig config);
+  ~Channel();
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+
+  // The live connection, connecting first when there is none (callers that
+  // ask while a connect is under way share it). The pointer stays valid
+  // until reset() or the channel goes; calls already opened on it keep
+  // their streams either way.
+  Task<Result<h2::Connection*>> connection();
+  // Drops the connection (its calls fail); the next connection() makes a new one.
+  void reset();
+  const ChannelConfig& config() const { return config_; }
+  std::string scheme() const { return config_.tls ? "https" : "http"; }
+  uint64_t connects() const { return connects_; }
+
+ private:
+  Task<void> connect();
+
+  Env& env_;
+  ChannelConfig config_;
+  std::unique_ptr<h2::Connection> conn_;
+  std::optional<Error> last_error_;
+  std::shared_ptr<Event> connecting_;  // set while a connect runs
+  uint64_t connects_ = 0;
+  Scope scope_;  // last: a connect in flight goes first
+};
+
+}  // namespace zt::xds::grpc
