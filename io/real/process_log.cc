@@ -8,10 +8,15 @@
 namespace zt::io::real {
 
 ProcessLog::ProcessLog(LogFormat format, int fd)
-    : format_(format), fd_(fd), most_verbose_(uint8_t(LogLevel::info)), filter_(std::make_shared<LogFilter>()) {}
+    : format_(format),
+      fd_(fd),
+      most_verbose_(uint8_t(LogLevel::info)),
+      default_level_(uint8_t(LogLevel::info)),
+      filter_(std::make_shared<LogFilter>()) {}
 
 bool ProcessLog::enabled(LogLevel level, std::string_view target) const {
   if (level == LogLevel::off || uint8_t(level) < most_verbose_.load(std::memory_order_relaxed)) return false;
+  if (!has_targets_.load(std::memory_order_acquire)) return uint8_t(level) >= default_level_.load(std::memory_order_relaxed);
   std::lock_guard lock(mu_);  // uncontended but for a /logging change
   return filter_->enabled(level, target);
 }
@@ -38,9 +43,13 @@ void ProcessLog::emit(LogLevel level, std::string_view target, std::string_view 
 void ProcessLog::set_filter(LogFilter filter) {
   const uint8_t verbose = uint8_t(filter.most_verbose());
   auto f = std::make_shared<const LogFilter>(std::move(filter));
+  const bool targets = f->to_string().find('=') != std::string::npos;
+  const uint8_t level = uint8_t(f->level_for(""));
   std::lock_guard lock(mu_);
   filter_ = std::move(f);
   most_verbose_.store(verbose, std::memory_order_relaxed);
+  default_level_.store(level, std::memory_order_relaxed);
+  has_targets_.store(targets, std::memory_order_release);
 }
 
 LogFilter ProcessLog::filter() const {

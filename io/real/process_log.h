@@ -3,8 +3,9 @@
 //
 // The filter changes at run time (/logging) while workers log: enabled()
 // reads an atomic threshold first, so a disabled debug event on the data
-// path costs one relaxed load; only events at or above the most verbose
-// directive look at the (locked, shared) filter. Each line is one write(2),
+// path costs one relaxed load; events at or above it are decided by the
+// default level alone when the filter names no target, else by the
+// (locked, shared) filter. Each line is one write(2),
 // so lines of concurrent threads never interleave.
 //
 //   ProcessLog log(LogFormat::plain);
@@ -37,6 +38,10 @@ class ProcessLog final : public Log {
   std::atomic<LogFormat> format_;
   const int fd_;
   std::atomic<uint8_t> most_verbose_;
+  // Without target directives the default level decides alone: no lock
+  // (the common case, access logs at info on every connection).
+  std::atomic<bool> has_targets_ = false;
+  std::atomic<uint8_t> default_level_;
   mutable std::mutex mu_;
   std::shared_ptr<const LogFilter> filter_;
 };

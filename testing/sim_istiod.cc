@@ -1,0 +1,167 @@
+#include "testing/sim_istiod.h"
+
+#include <set>
+
+#include "io/async.h"
+#include "io/event.h"
+#include "xds/proto/xds.pb.h"
+
+namespace zt::testing {
+
+namespace pb = envoy::service::discovery::v3;
+using xds::grpc::Code;
+
+// One client stream: what it holds of each type (name -> version), and a
+// wake-up for pushes.
+struct SimIstiod::Stream {
+  explicit Stream(Loop& loop) : wake(std::make_unique<Event>(loop)) {}
+  xds::grpc::ServerCall* call = nullptr;
+  std::map<std::string, std::map<std::string, std::string>> holds;
+  std::set<std::string> subscribed;  // types the client asked for
+  std::unique_ptr<Event> wake;
+  bool ended = false;
+};
+
+SimIstiod::SimIstiod(Env& env, std::unique_ptr<Listener> listener, std::shared_ptr<const tls::TlsContext> tls)
+    : env_(env), server_(env, std::move(listener), std::move(tls)) {
+  server_.handle(std::string(xds::kDeltaAdsPath), [this](xds::grpc::ServerCall& c) { return serve(c); });
+}
+
+SimIstiod::~SimIstiod() = default;
+
+void SimIstiod::set(std::string_view type_url, const std::string& name, std::string bytes) {
+  resources_[std::string(type_url)][name] = Held{std::to_string(++version_), std::move(bytes)};
+}
+
+void SimIstiod::remove(std::string_view type_url, const std::string& name) {
+  resources_[std::string(type_url)].erase(name);
+}
+
+void SimIstiod::push() {
+  for (auto& [id, s] : streams_) s->wake->set();
+}
+
+void SimIstiod::reset_streams() {
+  for (auto& [id, s] : streams_) {
+    s->ended = true;
+    s->call->finish({Code::unavailable, "stream reset by the test"});
+    s->wake->set();
+  }
+}
+
+std::vector<SimIstiod::Request> SimIstiod::nacks() const {
+  std::vector<Request> out;
+  for (const Request& r : requests_) {
+    if (!r.error_detail.empty()) out.push_back(r);
+  }
+  return out;
+}
+
+// The delta from what the stream holds to what is here: changed resources
+// and removed names. Updates what the stream holds.
+std::string SimIstiod::build(Stream& s, const std::string& type_url) {
+  pb::DeltaDiscoveryResponse r;
+  r.set_type_url(type_url);
+  r.set_nonce(std::to_string(++nonce_));
+  auto& holds = s.holds[type_url];
+  const auto& here = resources_[type_url];
+  for (const auto& [name, held] : here) {
+    auto it = holds.find(name);
+    if (it != holds.end() && it->second == held.version) continue;
+    pb::Resource* res = r.add_resources();
+    res->set_name(name);
+    res->set_version(held.version);
+    res->mutable_resource()->set_type_url(type_url);
+    res->mutable_resource()->set_value(held.bytes);
+    holds[name] = held.version;
+    ++resources_sent_;
+  }
+  for (auto it = holds.begin(); it != holds.end();) {
+    if (here.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    r.add_removed_resources(it->first);
+    it = holds.erase(it);
+  }
+  return r.SerializeAsString();
+}
+
+bool SimIstiod::changed(Stream& s, const std::string& type_url) {
+  const auto& holds = s.holds[type_url];
+  const auto& here = resources_[type_url];
+  if (holds.size() != here.size()) return true;
+  for (const auto& [name, held] : here) {
+    auto it = holds.find(name);
+    if (it == holds.end() || it->second != held.version) return true;
+  }
+  return false;
+}
+
+Task<void> SimIstiod::respond(Stream& s, const std::string& type_url) {
+  if (answer_delay > Duration(0)) co_await io::sleep(env_.loop, answer_delay);
+  if (s.ended) co_return;
+  (void)co_await s.call->send(build(s, type_url));
+}
+
+Task<void> SimIstiod::serve(xds::grpc::ServerCall& call) {
+  ++streams_opened_;
+  last_metadata_ = call.metadata();
+  if (refuse_streams) co_return call.finish({Code::unavailable, "istiod is refusing streams (test knob)"});
+  Stream s(env_.loop);
+  s.call = &call;
+  const uint64_t id = next_stream_++;
+  streams_[id] = &s;
+  // Requests and pushes are read by one loop: a request is read, then any
+  // push waiting is served.
+  struct Reader {
+    static Task<void> run(xds::grpc::ServerCall& call, Stream& s, std::vector<Request>& log,
+                          std::vector<pb::DeltaDiscoveryRequest>& inbox, Event& done) {
+      while (auto m = co_await call.receive()) {
+        pb::DeltaDiscoveryRequest req;
+        if (!req.ParseFromString(*m)) break;
+        Request r{req.type_url(), req.response_nonce(), req.error_detail().message(),
+                  size_t(req.initial_resource_versions_size()), req.has_node(), req.node().id()};
+        log.push_back(r);
+        inbox.push_back(std::move(req));
+        s.wake->set();
+      }
+      s.ended = true;
+      s.wake->set();
+      done.set();
+    }
+  };
+  std::vector<pb::DeltaDiscoveryRequest> inbox;
+  // The reader shares the call's stream: it must end (the client closes
+  // once it has our status) before this handler does, or its read would
+  // outlive its frame.
+  Event reader_done(env_.loop);
+  Scope reader;
+  reader.spawn(Reader::run(call, s, requests_, inbox, reader_done));
+  while (!s.ended) {
+    co_await s.wake->wait();
+    s.wake = std::make_unique<Event>(env_.loop);
+    std::vector<pb::DeltaDiscoveryRequest> got = std::move(inbox);
+    inbox.clear();
+    std::set<std::string> fresh;
+    for (const auto& req : got) {
+      if (!req.response_nonce().empty()) continue;  // an ACK or NACK
+      // A new subscription: what the client holds is what it says it holds.
+      auto& holds = s.holds[req.type_url()];
+      holds.clear();
+      for (const auto& [name, version] : req.initial_resource_versions()) holds[name] = version;
+      s.subscribed.insert(req.type_url());
+      fresh.insert(req.type_url());
+    }
+    // A new subscription is always answered (the client waits for it);
+    // the others only when something changed.
+    for (const std::string& type : s.subscribed) {
+      if (fresh.contains(type) || changed(s, type)) co_await respond(s, type);
+    }
+  }
+  streams_.erase(id);
+  if (!call.finished()) call.finish({});
+  co_await reader_done.wait();
+}
+
+}  // namespace zt::testing
