@@ -4,6 +4,7 @@
 
 #include "io/async.h"
 #include "io/event.h"
+#include "xds/proto/citadel.pb.h"
 #include "xds/proto/xds.pb.h"
 
 namespace zt::testing {
@@ -28,6 +29,45 @@ SimIstiod::SimIstiod(Env& env, std::unique_ptr<Listener> listener, std::shared_p
 }
 
 SimIstiod::~SimIstiod() = default;
+
+void SimIstiod::serve_ca(tls::Ca ca) {
+  ca_.emplace(std::move(ca));
+  server_.handle(std::string(xds::kCreateCertificatePath), [this](xds::grpc::ServerCall& c) { return sign(c); });
+}
+
+Task<void> SimIstiod::sign(xds::grpc::ServerCall& call) {
+  last_metadata_ = call.metadata();
+  auto m = co_await call.receive();
+  if (!m) co_return call.finish({Code::invalid_argument, "no request"});
+  if (answer_delay > Duration(0)) co_await io::sleep(env_.loop, answer_delay);
+  if (ca_down) co_return call.finish({Code::unavailable, "the CA is down (test knob)"});
+  istio::v1::auth::IstioCertificateRequest req;
+  if (!req.ParseFromString(*m)) co_return call.finish({Code::invalid_argument, "a request that does not parse"});
+  auto csr = tls::parse_csr(req.csr());
+  if (!csr || csr->uri_sans.empty()) co_return call.finish({Code::invalid_argument, "a CSR without a URI SAN"});
+  std::string who = csr->uri_sans.front();
+  auto it = req.metadata().fields().find("ImpersonatedIdentity");
+  if (it != req.metadata().fields().end()) who = it->second.string_value();
+  auto id = tls::Identity::parse(who);
+  if (!id) co_return call.finish({Code::invalid_argument, id.error().message()});
+  Duration lifetime = std::chrono::seconds(req.validity_duration());
+  if (ca_lifetime_max > Duration(0)) lifetime = std::min(lifetime, ca_lifetime_max);
+  std::vector<tls::Certificate> chain;
+  if (ca_wrong_identity) {
+    auto other = ca_->issue(tls::Identity(id->trust_domain(), id->ns(), id->service_account() + "-not"), lifetime,
+                            env_.clock.wall_now());
+    if (other) chain = std::move(other->chain);
+  } else {
+    auto signed_chain = ca_->sign_csr(req.csr(), *id, lifetime, env_.clock.wall_now());
+    if (!signed_chain) co_return call.finish({Code::invalid_argument, signed_chain.error().message()});
+    chain = std::move(*signed_chain);
+  }
+  ++signed_;
+  istio::v1::auth::IstioCertificateResponse resp;
+  for (const tls::Certificate& c : chain) resp.add_cert_chain(c.to_pem());
+  (void)co_await call.send(resp.SerializeAsString());
+  call.finish({});
+}
 
 void SimIstiod::set(std::string_view type_url, const std::string& name, std::string bytes) {
   resources_[std::string(type_url)][name] = Held{std::to_string(++version_), std::move(bytes)};

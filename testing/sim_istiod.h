@@ -18,7 +18,9 @@
 #include <string>
 #include <vector>
 
+#include "tls/ca.h"
 #include "xds/ads_client.h"
+#include "xds/ca_client.h"
 #include "xds/grpc/server.h"
 
 namespace zt::testing {
@@ -35,8 +37,17 @@ class SimIstiod {
   // Sends what changed since the last push to every open stream.
   void push();
 
+  // The CA (CreateCertificate): signs CSRs with `ca` for the identity the
+  // call impersonates (or the CSR's).
+  void serve_ca(tls::Ca ca);
+  tls::Ca* ca() { return ca_ ? &*ca_ : nullptr; }
+
   // Knobs.
   bool refuse_streams = false;           // new streams end UNAVAILABLE at once
+  bool ca_down = false;                  // CreateCertificate answers UNAVAILABLE
+  bool ca_wrong_identity = false;        // signs a certificate for another identity
+  Duration ca_lifetime_max = Duration(0);  // caps the lifetime given (0: as asked)
+  uint64_t certificates_signed() const { return signed_; }
   Duration answer_delay = Duration(0);   // before each response
   void reset_streams();                  // every open stream ends UNAVAILABLE
 
@@ -58,6 +69,7 @@ class SimIstiod {
  private:
   struct Stream;
   Task<void> serve(xds::grpc::ServerCall& call);
+  Task<void> sign(xds::grpc::ServerCall& call);
   Task<void> respond(Stream& s, const std::string& type_url);
   std::string build(Stream& s, const std::string& type_url);
   bool changed(Stream& s, const std::string& type_url);
@@ -76,6 +88,8 @@ class SimIstiod {
   size_t streams_opened_ = 0;
   h2::Headers last_metadata_;
   uint64_t resources_sent_ = 0;
+  std::optional<tls::Ca> ca_;
+  uint64_t signed_ = 0;
 };
 
 }  // namespace zt::testing

@@ -205,4 +205,29 @@ Result<CsrInfo> parse_csr(std::string_view pem) {
   return info;
 }
 
+Result<Identity> verify_chain(const std::vector<Certificate>& chain, const std::vector<Certificate>& roots,
+                              WallTime now) {
+  if (chain.empty()) return Error(Errc::invalid_argument, "an empty certificate chain");
+  if (roots.empty()) return Error(Errc::invalid_argument, "no trust roots to verify against");
+  bssl::UniquePtr<X509_STORE> store(X509_STORE_new());
+  bssl::UniquePtr<STACK_OF(X509)> rest(sk_X509_new_null());
+  if (!store || !rest) return Error(Errc::io_error, "out of memory");
+  for (const Certificate& r : roots) {
+    if (!X509_STORE_add_cert(store.get(), r.get())) return Error(Errc::invalid_argument, "a trust root cannot be used");
+  }
+  for (size_t i = 1; i < chain.size(); ++i) {
+    if (!bssl::PushToStack(rest.get(), bssl::UpRef(chain[i].get()))) return Error(Errc::io_error, "out of memory");
+  }
+  bssl::UniquePtr<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
+  if (!ctx || !X509_STORE_CTX_init(ctx.get(), store.get(), chain[0].get(), rest.get())) {
+    return Error(Errc::io_error, "cannot set up chain verification");
+  }
+  X509_STORE_CTX_set_time(ctx.get(), 0, time_t(to_unix_seconds(now)));
+  if (X509_verify_cert(ctx.get()) != 1) {
+    return Error(Errc::invalid_argument,
+                 std::string("the chain does not verify: ") + X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())));
+  }
+  return chain[0].identity();
+}
+
 }  // namespace zt::tls

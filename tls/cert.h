@@ -78,6 +78,13 @@ struct CsrInfo {
 // Parses a CSR and checks its self-signature.
 Result<CsrInfo> parse_csr(std::string_view pem);
 
+// Verifies `chain` (leaf first; intermediates may follow, roots too) up to
+// one of `roots` at `now`, and returns the leaf's identity; an error says
+// why (expired, not yet valid, untrusted, no SPIFFE identity). For chains
+// a CA hands back, before they are used; handshakes verify in TlsStream.
+Result<Identity> verify_chain(const std::vector<Certificate>& chain, const std::vector<Certificate>& roots,
+                              WallTime now);
+
 // Conversions between our wall time and the seconds certificates count in.
 int64_t to_unix_seconds(WallTime t);
 WallTime from_unix_seconds(int64_t s);

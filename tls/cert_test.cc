@@ -87,3 +87,28 @@ TEST(Certificate, ValidityWindowAndDerRoundTrip) {
 
 }  // namespace
 }  // namespace zt::tls
+
+namespace zt::tls {
+namespace {
+
+TEST(VerifyChain, ChainsToTheRootsAtTheTimeGivenAndNamesTheLeaf) {
+  const WallTime now = WallTime(std::chrono::seconds(1'767'225'600));
+  auto ca = Ca::create(CaOptions{}, Rng(1), now);
+  auto other = Ca::create(CaOptions{}, Rng(2), now);
+  ASSERT_TRUE(ca && other);
+  const Identity id("cluster.local", "ns", "sa");
+  auto issued = ca->issue(id, std::chrono::hours(1), now);
+  ASSERT_TRUE(issued);
+  auto who = verify_chain(issued->chain, ca->trust_bundle(), now);
+  ASSERT_TRUE(who.ok()) << who.error().message();
+  EXPECT_EQ(*who, id);
+  EXPECT_FALSE(verify_chain(issued->chain, other->trust_bundle(), now).ok());  // another root
+  auto late = verify_chain(issued->chain, ca->trust_bundle(), now + std::chrono::hours(2));
+  ASSERT_FALSE(late.ok());
+  EXPECT_NE(late.error().detail.find("expired"), std::string::npos) << late.error().detail;
+  EXPECT_FALSE(verify_chain({}, ca->trust_bundle(), now).ok());
+  EXPECT_FALSE(verify_chain(issued->chain, {}, now).ok());
+}
+
+}  // namespace
+}  // namespace zt::tls
