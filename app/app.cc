@@ -203,6 +203,9 @@ std::string App::config_dump() const {
       }
     }
     nlohmann::json entry = {{"identity", identity}, {"certChain", entries}};
+    if (st.credentials) entry["nextRefresh"] = rfc3339_seconds(st.refresh_at);
+    entry["fetches"] = st.fetches;
+    entry["failures"] = st.failures;
     switch (st.state) {
       case control::CertificateStatus::State::available: entry["state"] = "Available"; break;
       case control::CertificateStatus::State::pending: entry["state"] = "Initializing"; break;

@@ -13,11 +13,8 @@
 // Which identities: those of the workloads on this node (node == node_name;
 // every workload when no node name is set, local mode's single node, or
 // with every_identity), plus any the data path asked for (request()) while
-// a workload still has it.
-// Fetches run at most kFetchesInFlightMax at a time; a failure is retried
-// with backoff (1 s doubling to 150 s, +-20%) and a certificate already
-// held is never dropped while retrying. Rotation before expiry is the
-// certificate manager's next step (not here yet).
+// a workload still has it. The certificate manager (certificate_manager.h)
+// fetches, renews and retries them.
 //
 // Single-threaded: the control loop.
 #pragma once
@@ -29,6 +26,7 @@
 #include <set>
 #include <string>
 
+#include "core/control/certificate_manager.h"
 #include "core/control/certificate_source.h"
 #include "core/control/mesh_source.h"
 #include "core/control/readiness.h"
@@ -51,26 +49,10 @@ struct ControlPlaneOutputs {
   std::function<void(const std::string& identity)> on_forget;
 };
 
-// One identity's certificate, as /config_dump shows it.
-struct CertificateStatus {
-  // pending: not tried yet; failed: the last attempt failed (a certificate
-  // from before, if any, is still `credentials` and still served).
-  enum class State : uint8_t { pending, available, failed };
-  State state = State::pending;
-  std::shared_ptr<const tls::Credentials> credentials;  // the one in use, if any
-  std::string last_error;
-  MonoTime next_attempt{};  // when failed: the retry
-};
-std::string_view to_string(CertificateStatus::State s);
-
 class ControlPlane {
  public:
-  static constexpr size_t kFetchesInFlightMax = 8;
-  static constexpr Duration kRetryFirst = std::chrono::seconds(1);
-  static constexpr Duration kRetryMax = std::chrono::seconds(150);
-
   ControlPlane(Env& env, MeshSource& mesh, CertificateSource& certs, Readiness& readiness, ControlPlaneConfig cfg,
-               ControlPlaneOutputs out);
+               ControlPlaneOutputs out, CertificateManagerConfig certificates = {});
   ~ControlPlane();
   ControlPlane(const ControlPlane&) = delete;
   ControlPlane& operator=(const ControlPlane&) = delete;
@@ -81,31 +63,23 @@ class ControlPlane {
   void request(const std::string& identity);
 
   std::shared_ptr<const mesh::StateSnapshot> state() const { return state_; }
-  const std::map<std::string, CertificateStatus>& certificates() const { return certs_; }
+  const std::map<std::string, CertificateStatus>& certificates() const { return manager_.certificates(); }
   std::vector<tls::Certificate> roots() const { return source_certs_.roots(); }
 
  private:
   void publish(std::shared_ptr<const mesh::StateSnapshot> snapshot);
   std::set<std::string> local_identities(const mesh::StateSnapshot& s) const;
-  void want(const std::set<std::string>& identities);
-  void pump();
-  Task<void> fetch(std::string identity);
+  void check_ready();
 
   Env& env_;
   MeshSource& mesh_;
   CertificateSource& source_certs_;
   ControlPlaneConfig cfg_;
   ControlPlaneOutputs out_;
-  Rng rng_;
   std::shared_ptr<const mesh::StateSnapshot> state_;
-  std::map<std::string, CertificateStatus> certs_;  // wanted identities
-  std::set<std::string> requested_;                 // asked for by the data path
-  std::map<std::string, Duration> backoff_;         // per identity, after a failure
-  std::set<std::string> in_flight_;
-  TimerId retry_timer_ = kNoTimer;
-  bool stopped_ = false;
+  std::set<std::string> identities_;  // of every workload in the state
   ReadyBlock state_block_, certs_block_;
-  Scope scope_;  // last: fetches go before what they use
+  CertificateManager manager_;  // last: its fetches go before what they use
 };
 
 }  // namespace zt::core::control

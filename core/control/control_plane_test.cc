@@ -201,7 +201,7 @@ TEST(ControlPlane, NoMoreThanEightFetchesAtOnce) {
   }
   source.push();
   world.run_for(std::chrono::seconds(5));
-  EXPECT_EQ(ca.calls, int(ControlPlane::kFetchesInFlightMax));
+  EXPECT_EQ(ca.calls, int(CertificateManagerConfig{}.fetches_max));
   EXPECT_EQ(readiness.pending(), std::vector<std::string>{"workload certificates"});
 }
 
