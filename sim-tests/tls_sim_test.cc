@@ -305,3 +305,51 @@ TEST(TlsSim, HandshakesReplayToTheSameTrace) {
 
 }  // namespace
 }  // namespace zt::sim_tests
+
+namespace zt::sim_tests {
+namespace {
+
+// A client that knows its server by DNS name (the xDS and CA clients and
+// istiod): the chain against the roots and the name against the DNS SANs;
+// no client certificate; SPIFFE identities play no part.
+TEST(TlsServerName, AServerKnownByItsDnsName) {
+  testing::SimHarness<IpAddr::Family::v4> h;
+  tls::CaOptions opts;
+  opts.pin_signature_sizes = true;
+  auto ca = tls::Ca::create(opts, Rng(1), h.client().clock.wall_now());
+  ASSERT_TRUE(ca.ok());
+  auto serving = ca->issue_for_dns({"istiod.istio-system.svc", "istiod"}, std::chrono::hours(1), h.client().clock.wall_now());
+  ASSERT_TRUE(serving.ok());
+  tls::TlsConfig server_cfg;
+  server_cfg.role = tls::TlsRole::server;
+  server_cfg.credentials = std::make_shared<tls::Credentials>(tls::Credentials{serving->chain, std::move(serving->key)});
+  server_cfg.roots = ca->trust_bundle();
+  server_cfg.pin_signature_sizes = true;
+  server_cfg.require_client_certificate = false;  // istiod: clients bring a token
+  auto connect_as = [&](std::string name, std::vector<tls::Certificate> roots) {
+    tls::TlsConfig client_cfg;
+    client_cfg.role = tls::TlsRole::client;
+    client_cfg.roots = std::move(roots);
+    client_cfg.expected_server_name = std::move(name);
+    testing::TlsPair p;
+    EXPECT_TRUE(h.run(testing::connect_pair(h, *tls::TlsContext::create(client_cfg), *tls::TlsContext::create(server_cfg), p),
+                      std::chrono::seconds(30)));
+    return p;
+  };
+  testing::TlsPair good = connect_as("istiod.istio-system.svc", ca->trust_bundle());
+  EXPECT_TRUE(good.client_hs.ok()) << good.client_hs.error().message();
+  EXPECT_TRUE(good.server_hs.ok()) << good.server_hs.error().message();
+  EXPECT_FALSE(good.server->peer_identity());
+  testing::TlsPair wrong_name = connect_as("evil.example.com", ca->trust_bundle());
+  ASSERT_FALSE(wrong_name.client_hs.ok());
+  EXPECT_NE(wrong_name.client_hs.error().message().find("not for evil.example.com"), std::string::npos)
+      << wrong_name.client_hs.error().message();
+  auto other = tls::Ca::create(opts, Rng(2), h.client().clock.wall_now());
+  testing::TlsPair untrusted = connect_as("istiod", other->trust_bundle());
+  ASSERT_FALSE(untrusted.client_hs.ok());
+  EXPECT_NE(untrusted.client_hs.error().message().find("untrusted"), std::string::npos)
+      << untrusted.client_hs.error().message();
+}
+
+}  // namespace
+}  // namespace zt::sim_tests

@@ -87,10 +87,14 @@ Result<Ca::Root> Ca::make_root(WallTime now) {
 
 Result<Certificate> Ca::sign_leaf(EVP_PKEY* subject_key, const Identity& id, WallTime not_before,
                                   WallTime not_after) {
+  return sign_leaf_san(subject_key, "critical,URI:" + id.to_string(), not_before, not_after);
+}
+
+Result<Certificate> Ca::sign_leaf_san(EVP_PKEY* subject_key, const std::string& san, WallTime not_before,
+                                      WallTime not_after) {
   const Root& root = roots_.back();
   bssl::UniquePtr<X509> x(X509_new());
   auto serial = serial_from(rng_);
-  const std::string san = "critical,URI:" + id.to_string();
   const bool ok = X509_set_version(x.get(), X509_VERSION_3) && X509_set_serialNumber(x.get(), serial.get()) &&
                   X509_set_issuer_name(x.get(), X509_get_subject_name(root.cert.get())) &&
                   set_validity(x.get(), not_before, not_after) && X509_set_pubkey(x.get(), subject_key) &&
@@ -121,6 +125,17 @@ Result<std::vector<Certificate>> Ca::sign_csr(std::string_view csr_pem, const Id
 
 Result<Issued> Ca::issue(const Identity& id, Duration lifetime, WallTime now) {
   return issue_between(id, now - options_.backdate, now + lifetime);
+}
+
+Result<Issued> Ca::issue_for_dns(const std::vector<std::string>& names, Duration lifetime, WallTime now) {
+  if (names.empty()) return Error(Errc::invalid_argument, "no DNS name to issue for");
+  std::string san = "critical";
+  for (const std::string& n : names) san += ",DNS:" + n;
+  auto key = KeyPair::generate();
+  if (!key) return key.error();
+  auto leaf = sign_leaf_san(key->get(), san, now - options_.backdate, now + lifetime);
+  if (!leaf) return leaf.error();
+  return Issued{std::move(*key), {std::move(*leaf), roots_.back().cert}};
 }
 
 Result<Issued> Ca::issue_between(const Identity& id, WallTime not_before, WallTime not_after) {

@@ -46,6 +46,9 @@ class Ca {
                                             WallTime now);
   // Generates a key and issues a certificate for it (local mode, tests).
   Result<Issued> issue(const Identity& id, Duration lifetime, WallTime now);
+  // A server certificate for DNS names (istiod's serving certificate, in
+  // the simulated istiod and tests).
+  Result<Issued> issue_for_dns(const std::vector<std::string>& names, Duration lifetime, WallTime now);
   // Issues with an explicit validity window (tests of expiry).
   Result<Issued> issue_between(const Identity& id, WallTime not_before, WallTime not_after);
 
@@ -66,6 +69,8 @@ class Ca {
   Ca(CaOptions options, Rng rng) : options_(std::move(options)), rng_(rng) {}
   Result<Root> make_root(WallTime now);
   Result<Certificate> sign_leaf(EVP_PKEY* subject_key, const Identity& id, WallTime not_before, WallTime not_after);
+  Result<Certificate> sign_leaf_san(EVP_PKEY* subject_key, const std::string& san, WallTime not_before,
+                                    WallTime not_after);
 
   CaOptions options_;
   Rng rng_;

@@ -66,8 +66,16 @@ struct TlsConfig {
   std::vector<Certificate> roots;
   // Client: the server must present one of these (overridable per connection).
   std::vector<Identity> expected_identities;
+  // Client, instead of SPIFFE identities: the server is known by this DNS
+  // name (istiod: its address's host, or ALT_XDS_HOSTNAME): the chain must
+  // verify against `roots` and a DNS SAN must match the name. It is sent as
+  // SNI too. No client certificate is needed (the token authenticates).
+  std::string expected_server_name;
   // Server: a client certificate must be in this trust domain.
   std::string trust_domain = "cluster.local";
+  // Server: a client must present a certificate (HBONE: mutual TLS). Off
+  // for a server clients authenticate to otherwise (istiod: a token).
+  bool require_client_certificate = true;
   bool allow_tls12 = false;  // TLS12_ENABLED
   // What a client offers in ALPN; HBONE needs exactly "h2" (tests vary it).
   std::vector<std::string> alpn = {"h2"};

@@ -130,8 +130,13 @@ TlsStream::TlsStream(Env& env, std::shared_ptr<const TlsContext> ctx, StreamPtr 
   SSL_set_bio(ssl_.get(), rbio, wbio);
   SSL_set_app_data(ssl_.get(), this);
   server ? SSL_set_accept_state(ssl_.get()) : SSL_set_connect_state(ssl_.get());
-  SSL_set_custom_verify(ssl_.get(), SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
-                        TlsCallbacks::verify);
+  // HBONE clients send no meaningful SNI; a client of istiod names it.
+  if (!server && !cfg.expected_server_name.empty()) SSL_set_tlsext_host_name(ssl_.get(), cfg.expected_server_name.c_str());
+  const bool client_cert = server && cfg.require_client_certificate;
+  if (!server || client_cert) {
+    SSL_set_custom_verify(ssl_.get(), SSL_VERIFY_PEER | (client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+                          TlsCallbacks::verify);
+  }
   if (cfg.pin_signature_sizes && creds_) SSL_set_private_key_method(ssl_.get(), &kPinnedKeyMethod);
   expected_ = cfg.expected_identities;
 }
@@ -428,9 +433,10 @@ int TlsStream::verify_peer(uint8_t* out_alert) {
     *out_alert = SSL_AD_CERTIFICATE_REQUIRED;
     return 0;
   }
+  const WallTime now = env_.clock.wall_now();
+  if (cfg.role == TlsRole::client && !cfg.expected_server_name.empty()) return verify_server_name(bufs, now, out_alert);
   // The same peer chain as one verified before, still inside its validity:
   // its signatures need no second check (TlsContext::verified_chain).
-  const WallTime now = env_.clock.wall_now();
   std::string chain_der;
   for (size_t i = 0; i < sk_CRYPTO_BUFFER_num(bufs); ++i) {
     const CRYPTO_BUFFER* b = sk_CRYPTO_BUFFER_value(bufs, i);
@@ -490,6 +496,51 @@ int TlsStream::verify_peer(uint8_t* out_alert) {
   }
   ctx_->remember_verified_chain(std::move(chain_der), std::move(verified));
   return accept_identity(*id, out_alert);
+}
+
+// A server known by DNS name (istiod): the chain against the roots at our
+// wall time, then the name against its DNS SANs. Not cached: a node makes
+// one or two such connections, not one per workload connection.
+int TlsStream::verify_server_name(const STACK_OF(CRYPTO_BUFFER) * bufs, WallTime now, uint8_t* out_alert) {
+  const TlsConfig& cfg = ctx_->config();
+  std::vector<Certificate> chain;
+  for (size_t i = 0; i < sk_CRYPTO_BUFFER_num(bufs); ++i) {
+    const CRYPTO_BUFFER* b = sk_CRYPTO_BUFFER_value(bufs, i);
+    auto c = Certificate::from_der(std::span(CRYPTO_BUFFER_data(b), CRYPTO_BUFFER_len(b)));
+    if (!c) {
+      failure_ = TlsFailure::bad_certificate;
+      verify_detail_ = "a server certificate does not parse";
+      *out_alert = SSL_AD_BAD_CERTIFICATE;
+      return 0;
+    }
+    chain.push_back(std::move(*c));
+  }
+  bssl::UniquePtr<X509_STORE_CTX> sctx(X509_STORE_CTX_new());
+  bssl::UniquePtr<STACK_OF(X509)> rest(sk_X509_new_null());
+  for (size_t i = 1; rest && i < chain.size(); ++i) bssl::PushToStack(rest.get(), bssl::UpRef(chain[i].get()));
+  if (!sctx || !rest || !X509_STORE_CTX_init(sctx.get(), ctx_->roots(), chain[0].get(), rest.get())) {
+    failure_ = TlsFailure::other;
+    *out_alert = SSL_AD_INTERNAL_ERROR;
+    return 0;
+  }
+  X509_STORE_CTX_set_time(sctx.get(), 0, time_t(to_unix_seconds(now)));
+  if (X509_verify_cert(sctx.get()) != 1) {
+    const int e = X509_STORE_CTX_get_error(sctx.get());
+    failure_ = e == X509_V_ERR_CERT_HAS_EXPIRED       ? TlsFailure::expired
+               : e == X509_V_ERR_CERT_NOT_YET_VALID ? TlsFailure::not_yet_valid
+                                                    : TlsFailure::untrusted;
+    verify_detail_ = X509_verify_cert_error_string(e);
+    *out_alert = e == X509_V_ERR_CERT_HAS_EXPIRED ? SSL_AD_CERTIFICATE_EXPIRED : SSL_AD_UNKNOWN_CA;
+    return 0;
+  }
+  const std::string& name = cfg.expected_server_name;
+  if (X509_check_host(chain[0].get(), name.data(), name.size(), 0, nullptr) != 1) {
+    failure_ = TlsFailure::identity_mismatch;
+    verify_detail_ = "the server's certificate is not for " + name;
+    *out_alert = SSL_AD_BAD_CERTIFICATE;
+    return 0;
+  }
+  return 1;
 }
 
 // The identity checks every connection makes, verified now or before.
