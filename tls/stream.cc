@@ -471,15 +471,7 @@ int TlsStream::verify_peer(uint8_t* out_alert) {
   }
   // Validity against our clock (simulated wall time in the simulator).
   X509_STORE_CTX_set_time(sctx.get(), 0, time_t(to_unix_seconds(now)));
-  if (X509_verify_cert(sctx.get()) != 1) {
-    const int e = X509_STORE_CTX_get_error(sctx.get());
-    failure_ = e == X509_V_ERR_CERT_HAS_EXPIRED       ? TlsFailure::expired
-               : e == X509_V_ERR_CERT_NOT_YET_VALID ? TlsFailure::not_yet_valid
-                                                    : TlsFailure::untrusted;
-    verify_detail_ = X509_verify_cert_error_string(e);
-    *out_alert = e == X509_V_ERR_CERT_HAS_EXPIRED ? SSL_AD_CERTIFICATE_EXPIRED : SSL_AD_UNKNOWN_CA;
-    return 0;
-  }
+  if (X509_verify_cert(sctx.get()) != 1) return refuse_chain(X509_STORE_CTX_get_error(sctx.get()), out_alert);
   auto id = Certificate(bssl::UpRef(leaf)).identity();
   if (!id) {
     failure_ = TlsFailure::bad_certificate;
@@ -496,6 +488,16 @@ int TlsStream::verify_peer(uint8_t* out_alert) {
   }
   ctx_->remember_verified_chain(std::move(chain_der), std::move(verified));
   return accept_identity(*id, out_alert);
+}
+
+// Why a chain did not verify, for the failure class, the log and the alert.
+int TlsStream::refuse_chain(int x509_error, uint8_t* out_alert) {
+  failure_ = x509_error == X509_V_ERR_CERT_HAS_EXPIRED       ? TlsFailure::expired
+             : x509_error == X509_V_ERR_CERT_NOT_YET_VALID ? TlsFailure::not_yet_valid
+                                                           : TlsFailure::untrusted;
+  verify_detail_ = X509_verify_cert_error_string(x509_error);
+  *out_alert = x509_error == X509_V_ERR_CERT_HAS_EXPIRED ? SSL_AD_CERTIFICATE_EXPIRED : SSL_AD_UNKNOWN_CA;
+  return 0;
 }
 
 // A server known by DNS name (istiod): the chain against the roots at our
@@ -524,15 +526,7 @@ int TlsStream::verify_server_name(const STACK_OF(CRYPTO_BUFFER) * bufs, WallTime
     return 0;
   }
   X509_STORE_CTX_set_time(sctx.get(), 0, time_t(to_unix_seconds(now)));
-  if (X509_verify_cert(sctx.get()) != 1) {
-    const int e = X509_STORE_CTX_get_error(sctx.get());
-    failure_ = e == X509_V_ERR_CERT_HAS_EXPIRED       ? TlsFailure::expired
-               : e == X509_V_ERR_CERT_NOT_YET_VALID ? TlsFailure::not_yet_valid
-                                                    : TlsFailure::untrusted;
-    verify_detail_ = X509_verify_cert_error_string(e);
-    *out_alert = e == X509_V_ERR_CERT_HAS_EXPIRED ? SSL_AD_CERTIFICATE_EXPIRED : SSL_AD_UNKNOWN_CA;
-    return 0;
-  }
+  if (X509_verify_cert(sctx.get()) != 1) return refuse_chain(X509_STORE_CTX_get_error(sctx.get()), out_alert);
   const std::string& name = cfg.expected_server_name;
   if (X509_check_host(chain[0].get(), name.data(), name.size(), 0, nullptr) != 1) {
     failure_ = TlsFailure::identity_mismatch;

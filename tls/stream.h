@@ -71,6 +71,7 @@ class TlsStream final : public Stream {
   Error classify_ssl_error(int ret, const char* op);
   int verify_peer(uint8_t* out_alert);
   int verify_server_name(const STACK_OF(CRYPTO_BUFFER) * bufs, WallTime now, uint8_t* out_alert);
+  int refuse_chain(int x509_error, uint8_t* out_alert);
   int accept_identity(const Identity& id, uint8_t* out_alert);
   template <class Cb, class R>
   void deliver(Cb cb, R result);
