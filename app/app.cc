@@ -115,7 +115,10 @@ Result<void> App::build_workers() {
   server_tls.allow_tls12 = cfg_.tls12_enabled;
   // HBONE clients send no SNI: the certificate is the called workload's.
   server_tls.credentials_for = [this](const Endpoint& local) -> std::shared_ptr<const tls::Credentials> {
-    const core::mesh::Workload* w = state_.get()->workload_by_address({"", local.ip});
+    // Held while the workload is read: the control thread may publish and
+    // drop this snapshot meanwhile.
+    const std::shared_ptr<const core::mesh::StateSnapshot> snap = state_.get();
+    const core::mesh::Workload* w = snap->workload_by_address({"", local.ip});
     return w ? certs_.get(w->identity().to_string()) : nullptr;
   };
   for (uint32_t i = 0; i < cfg_.worker_threads; ++i) {

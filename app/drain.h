@@ -1,9 +1,10 @@
 // The node's drain (SIGTERM, SIGINT, POST /quitquitquit): readiness turns
 // 500, the control plane stops watching, every worker stops accepting,
-// sends GOAWAY on its HBONE connections and lets connections run until they
-// end or CONNECTION_TERMINATION_DEADLINE passes; once every worker's loop
-// has ended, `on_drained` runs and the process exits 0. Workers report
-// their end by a post to the control loop: nothing polls.
+// sends GOAWAY on its inbound HBONE connections and lets connections run
+// until they end or CONNECTION_TERMINATION_DEADLINE passes (each worker
+// checks its own every 50 ms); once every worker's loop has ended,
+// `on_drained` runs and the process exits 0. Workers report their end by a
+// post to the control loop: the control loop does not poll them.
 //
 //   Drain drain(control_env, workers, readiness, deadline, [&] { control_rt.stop(); });
 //   worker.start([&] { drain.worker_finished(); });   // from the worker's thread

@@ -738,7 +738,11 @@ void Connection::open(Request request, std::function<void(Result<Opened>)> done,
   }
   st->id = id;
   st->open_cb = std::move(done);
-  st->trailers_in = std::make_shared<Headers>();
+  // Only a client that takes trailers (TE: trailers, as gRPC's) keeps them;
+  // an HBONE CONNECT allocates nothing for them.
+  const bool takes_trailers = std::any_of(request.headers.begin(), request.headers.end(),
+                                          [](const auto& h) { return h.first == "te" && h.second == "trailers"; });
+  if (takes_trailers) st->trailers_in = std::make_shared<Headers>();
   core_->streams[id] = st;
   if (early) {
     st->early = true;

@@ -73,7 +73,8 @@ struct Opened {
   Response response;
   StreamPtr tunnel;  // set for a 2xx answer
   // The response's trailers (gRPC's status): filled when they arrive, before
-  // the tunnel reads EOF; empty if the peer sent none.
+  // the tunnel reads EOF; empty if the peer sent none; null unless the
+  // request said it takes them (a "te: trailers" header).
   std::shared_ptr<const Headers> trailers;
 };
 

@@ -75,6 +75,32 @@ Task<Result<void>> write_all(Stream& s, ConstBytes buf);
 Task<void> accept_each(Env& env, Listener& l, std::function<void(StreamPtr)> on_stream,
                        std::function<void()> on_error = {});
 
+// A timer cancelled when this goes out of scope, including when the
+// coroutine frame holding it is destroyed at a suspension point: a deadline
+// whose callback touches the frame's objects never fires after them.
+//
+//   ScopedTimer deadline(env.loop, 10s, [s = stream.get()] { s->abort(); });
+//   co_await io::read(*stream, buf);     // aborted if 10 s pass first
+class ScopedTimer {
+ public:
+  ScopedTimer(Loop& loop, Duration delay, Callback fn)
+      : loop_(loop), id_(loop.run_after(delay, [this, fn = std::move(fn)] {
+          id_ = kNoTimer;
+          fn();
+        })) {}
+  ~ScopedTimer() { cancel(); }
+  ScopedTimer(const ScopedTimer&) = delete;
+  ScopedTimer& operator=(const ScopedTimer&) = delete;
+  void cancel() {
+    if (id_ != kNoTimer) loop_.cancel(id_);
+    id_ = kNoTimer;
+  }
+
+ private:
+  Loop& loop_;
+  TimerId id_;
+};
+
 class SleepAwaiter {
  public:
   SleepAwaiter(Loop& loop, Duration d) : loop_(loop), delay_(d) {}

@@ -81,28 +81,44 @@ void CertificateManager::withdraw_expired() {
   }
 }
 
+bool CertificateManager::is_due(const std::string& id, const CertificateStatus& st) const {
+  if (in_flight_.contains(id)) return false;
+  if (st.state == CertificateStatus::State::failed && st.next_attempt > env_.clock.now()) return false;
+  if (st.state == CertificateStatus::State::available && env_.clock.wall_now() < st.refresh_at) return false;
+  return true;
+}
+
 void CertificateManager::pump() {
   if (stopped_) return;
-  withdraw_expired();
-  const MonoTime now = env_.clock.now();
-  const WallTime wall = env_.clock.wall_now();
-  std::vector<std::pair<Priority, const std::string*>> due;
-  for (auto& [id, st] : certs_) {
-    if (in_flight_.contains(id)) continue;
-    const bool held = st.credentials != nullptr;
-    if (st.state == CertificateStatus::State::failed && st.next_attempt > now) continue;
-    if (st.state == CertificateStatus::State::available && wall < st.refresh_at) continue;
-    const Priority p = held ? Priority::renewal : st.requested ? Priority::requested : Priority::prefetch;
-    due.emplace_back(p, &id);
+  // A source that answers at once (the fake CA) finishes a fetch inside
+  // spawn(), and the fetch pumps again: that pump is folded into this one,
+  // which looks again before each spawn.
+  if (pumping_) {
+    pump_again_ = true;
+    return;
   }
-  // Traffic-driven before prefetch before renewal; by name within a class
-  // (ordered: the same schedule every run).
-  std::stable_sort(due.begin(), due.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (const auto& [priority, id] : due) {
-    if (in_flight_.size() >= cfg_.fetches_max) break;
-    in_flight_.insert(*id);
-    scope_.spawn(fetch(*id));
-  }
+  pumping_ = true;
+  do {
+    pump_again_ = false;
+    withdraw_expired();
+    std::vector<std::pair<Priority, std::string>> due;
+    for (const auto& [id, st] : certs_) {
+      if (!is_due(id, st)) continue;
+      const Priority p = st.credentials ? Priority::renewal : st.requested ? Priority::requested : Priority::prefetch;
+      due.emplace_back(p, id);
+    }
+    // Traffic-driven before prefetch before renewal; by name within a class
+    // (ordered: the same schedule every run).
+    std::stable_sort(due.begin(), due.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [priority, id] : due) {
+      if (in_flight_.size() >= cfg_.fetches_max) break;
+      auto it = certs_.find(id);
+      if (it == certs_.end() || !is_due(id, it->second)) continue;  // fetched (or forgotten) meanwhile
+      in_flight_.insert(id);
+      scope_.spawn(fetch(id));
+    }
+  } while (pump_again_ && !stopped_);
+  pumping_ = false;
   schedule();
 }
 

@@ -90,6 +90,7 @@ class CertificateManager {
  private:
   enum class Priority : uint8_t { requested, prefetch, renewal };
   void pump();
+  bool is_due(const std::string& id, const CertificateStatus& st) const;
   void schedule();
   void withdraw_expired();
   Task<void> fetch(std::string identity);
@@ -105,6 +106,7 @@ class CertificateManager {
   std::set<std::string> in_flight_;
   TimerId timer_ = kNoTimer;
   bool stopped_ = false;
+  bool pumping_ = false, pump_again_ = false;
   Scope scope_;  // last: fetches go first
 };
 

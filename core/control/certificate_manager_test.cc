@@ -185,3 +185,29 @@ TEST(CertificateRotation, TrafficDrivenFetchesGoFirst) {
 
 }  // namespace
 }  // namespace zt::core::control
+
+namespace zt::core::control {
+namespace {
+
+// A source that answers inside fetch() (the fake CA): each identity is
+// issued once, however many are wanted at once.
+TEST(CertificateRotation, ASourceThatAnswersAtOnceIssuesEachIdentityOnce) {
+  io::sim::World world(9);
+  io::sim::Host& host = world.add_host("node", {ip("10.0.0.1")});
+  tls::CaOptions opts;
+  opts.pin_signature_sizes = true;
+  FakeCaSource ca(host.env(), *tls::Ca::create(opts, Rng(4), host.env().clock.wall_now()), std::chrono::hours(1));
+  int issued = 0;
+  CertificateOutputs out;
+  out.on_certificate = [&](const std::string&, auto) { ++issued; };
+  CertificateManager m(host.env(), ca, {}, out);
+  std::set<std::string> ids;
+  for (int i = 0; i < 30; ++i) ids.insert("spiffe://cluster.local/ns/a/sa/s" + std::to_string(i));
+  m.want(ids, [](const std::string&) { return false; });
+  world.run_for(std::chrono::seconds(1));
+  EXPECT_EQ(issued, 30);
+  EXPECT_TRUE(m.all_tried());
+}
+
+}  // namespace
+}  // namespace zt::core::control

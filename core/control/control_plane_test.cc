@@ -142,6 +142,11 @@ TEST(ControlPlane, EveryIdentityWhenAskedTo) {
   out.on_certificate = [&](const std::string& id, auto) { held.insert(id); };
   ControlPlaneConfig cfg{"node-a"};
   cfg.every_identity = true;
+  int issued = 0;
+  out.on_certificate = [&](const std::string& id, auto) {
+    held.insert(id);
+    ++issued;
+  };
   ControlPlane cp(host.env(), source, ca, readiness, cfg, out);
   cp.start();
   source.store.upsert_workload(on_node("w1", "sleep", "node-a", "10.1.0.1"));
@@ -149,6 +154,7 @@ TEST(ControlPlane, EveryIdentityWhenAskedTo) {
   source.push();
   world.run_for(std::chrono::seconds(1));
   EXPECT_EQ(held, (std::set<std::string>{kEcho, kSleep}));
+  EXPECT_EQ(issued, 2) << "a source that answers at once issues each identity once";
   EXPECT_TRUE(readiness.ready());
 }
 

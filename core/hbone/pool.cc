@@ -145,9 +145,9 @@ Task<void> Pool::establish(PoolKey key, Conn* conn) {
   // The handshake shares the connect deadline: a peer that accepts TCP but
   // never answers TLS must not hold the callers forever.
   tls::TlsStream* raw = tls.get();
-  const TimerId timer = env_.loop.run_after(std::max(Duration(0), deadline - env_.clock.now()), [raw] { raw->abort(); });
+  io::ScopedTimer timer(env_.loop, std::max(Duration(0), deadline - env_.clock.now()), [raw] { raw->abort(); });
   Result<void> hs = co_await tls::handshake(*tls);
-  env_.loop.cancel(timer);
+  timer.cancel();
   if (!hs) {
     if (hs.code() == Errc::cancelled) co_return fail(Error(Errc::timed_out, "TLS handshake timed out"));
     co_return fail(Error(hs.code(), std::string(tls::tls_failure_name(tls->failure())) + ": " + hs.error().detail));

@@ -158,11 +158,7 @@ Task<void> Socks5Server::serve(StreamPtr client) {
     // FIN, then take what the client still sends (for a second at most):
     // closing with unread bytes would reset and could destroy the reply.
     (void)client->shutdown_write();
-    struct Deadline {
-      Loop& loop;
-      TimerId id;
-      ~Deadline() { loop.cancel(id); }
-    } deadline{env_.loop, env_.loop.run_after(std::chrono::seconds(1), [c = client.get()] { c->abort(); })};
+    io::ScopedTimer deadline(env_.loop, std::chrono::seconds(1), [c = client.get()] { c->abort(); });
     uint8_t sink[512];
     for (int i = 0; i < 16; ++i) {
       Result<size_t> n = co_await io::read(*client, sink);

@@ -17,8 +17,19 @@ ProcessLog::ProcessLog(LogFormat format, int fd)
 bool ProcessLog::enabled(LogLevel level, std::string_view target) const {
   if (level == LogLevel::off || uint8_t(level) < most_verbose_.load(std::memory_order_relaxed)) return false;
   if (!has_targets_.load(std::memory_order_acquire)) return uint8_t(level) >= default_level_.load(std::memory_order_relaxed);
-  std::lock_guard lock(mu_);  // uncontended but for a /logging change
-  return filter_->enabled(level, target);
+  // Each thread keeps the filter it last saw and takes the lock only when a
+  // /logging change made a new one (its generation).
+  thread_local struct {
+    uint64_t generation = 0;
+    std::shared_ptr<const LogFilter> filter;
+  } seen;
+  const uint64_t generation = generation_.load(std::memory_order_acquire);
+  if (seen.generation != generation) {
+    std::lock_guard lock(mu_);
+    seen.filter = filter_;
+    seen.generation = generation_.load(std::memory_order_relaxed);
+  }
+  return seen.filter->enabled(level, target);
 }
 
 void ProcessLog::emit(LogLevel level, std::string_view target, std::string_view message,
@@ -45,8 +56,12 @@ void ProcessLog::set_filter(LogFilter filter) {
   auto f = std::make_shared<const LogFilter>(std::move(filter));
   const bool targets = f->to_string().find('=') != std::string::npos;
   const uint8_t level = uint8_t(f->level_for(""));
+  // Generations are unique across every log of the process, so a thread's
+  // cached filter is never taken for another log's.
+  static std::atomic<uint64_t> generations{0};
   std::lock_guard lock(mu_);
   filter_ = std::move(f);
+  generation_.store(generations.fetch_add(1) + 1, std::memory_order_release);
   most_verbose_.store(verbose, std::memory_order_relaxed);
   default_level_.store(level, std::memory_order_relaxed);
   has_targets_.store(targets, std::memory_order_release);

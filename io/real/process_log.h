@@ -4,8 +4,9 @@
 // The filter changes at run time (/logging) while workers log: enabled()
 // reads an atomic threshold first, so a disabled debug event on the data
 // path costs one relaxed load; events at or above it are decided by the
-// default level alone when the filter names no target, else by the
-// (locked, shared) filter. Each line is one write(2),
+// default level alone when the filter names no target, else by a copy of
+// the filter each thread keeps (re-read, under the lock, only after a
+// change). Each line is one write(2),
 // so lines of concurrent threads never interleave.
 //
 //   ProcessLog log(LogFormat::plain);
@@ -42,6 +43,7 @@ class ProcessLog final : public Log {
   // (the common case, access logs at info on every connection).
   std::atomic<bool> has_targets_ = false;
   std::atomic<uint8_t> default_level_;
+  std::atomic<uint64_t> generation_ = 0;  // of filter_, for the threads' cached copies
   mutable std::mutex mu_;
   std::shared_ptr<const LogFilter> filter_;
 };

@@ -157,7 +157,7 @@ class SimNetwork final : public Network {
 };
 
 // Renders on the host's own wall clock and names the host, so a line says
-// where and when (simulated) it happened; counted per level by the world.
+// where and when (simulated) it happened.
 class Host::SimLog final : public Log {
  public:
   explicit SimLog(Host& h) : h_(h) {}

@@ -43,6 +43,7 @@ struct ClientCall::State {
   Event answered;                   // the response (or the stream's failure) is in
   std::optional<Result<h2::Opened>> answer;
   MessageReader reader;
+  std::vector<uint8_t> rx;          // one read's bytes: allocated once per call, not per message
   std::optional<Status> status;     // set once the call is over
   TimerId deadline = kNoTimer;
   bool receiving = false, sending = false;
@@ -152,7 +153,8 @@ Task<std::optional<std::string>> ClientCall::receive() {
     co_return std::nullopt;
   }
   st->receiving = true;
-  std::array<uint8_t, kReadBytes> buf;
+  if (st->rx.empty()) st->rx.resize(kReadBytes);
+  MutableBytes buf(st->rx);
   for (;;) {
     if (auto m = st->reader.next()) {
       st->receiving = false;

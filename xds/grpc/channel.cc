@@ -9,10 +9,15 @@ Channel::Channel(Env& env, ChannelConfig config) : env_(env), config_(std::move(
 
 Channel::~Channel() { scope_.clear(); }
 
-void Channel::reset() { conn_.reset(); }
+void Channel::reset() {
+  conn_.reset();
+  retiring_.clear();
+}
 
 Task<Result<h2::Connection*>> Channel::connection() {
-  if (conn_ && !conn_->dead()) co_return conn_.get();
+  std::erase_if(retiring_, [](const auto& c) { return c->dead() || c->active_streams() == 0; });
+  if (conn_ && !conn_->dead() && conn_->accepting_streams()) co_return conn_.get();
+  if (conn_ && !conn_->dead()) retiring_.push_back(std::move(conn_));
   if (!connecting_) {
     connecting_ = std::make_shared<Event>(env_.loop);
     scope_.spawn(connect());
@@ -25,6 +30,7 @@ Task<Result<h2::Connection*>> Channel::connection() {
 
 Task<void> Channel::connect() {
   ++connects_;
+  if (conn_ && !conn_->dead()) retiring_.push_back(std::move(conn_));
   conn_.reset();
   const MonoTime deadline = env_.clock.now() + config_.connect_timeout;
   auto tcp = co_await io::connect(env_, config_.address, config_.socket, config_.connect_timeout);
@@ -36,10 +42,9 @@ Task<void> Channel::connect() {
   } else {
     auto tls = std::make_unique<tls::TlsStream>(env_, config_.tls, std::move(*tcp));
     tls::TlsStream* raw = tls.get();
-    const TimerId timer =
-        env_.loop.run_after(std::max(Duration(0), deadline - env_.clock.now()), [raw] { raw->abort(); });
+    io::ScopedTimer timer(env_.loop, std::max(Duration(0), deadline - env_.clock.now()), [raw] { raw->abort(); });
     Result<void> hs = co_await tls::handshake(*tls);
-    env_.loop.cancel(timer);
+    timer.cancel();
     if (hs) {
       transport = std::move(tls);
     } else {

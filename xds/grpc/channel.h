@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "h2/connection.h"
 #include "io/env.h"
@@ -40,12 +41,14 @@ class Channel {
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
 
-  // The live connection, connecting first when there is none (callers that
-  // ask while a connect is under way share it). The pointer stays valid
-  // until reset() or the channel goes; calls already opened on it keep
-  // their streams either way.
+  // A live connection that takes new streams, connecting first when there
+  // is none (callers that ask while a connect is under way share it). One
+  // that stopped taking streams (the server sent GOAWAY, as istiod does to
+  // rebalance, or a PING is overdue) is set aside, its calls running on,
+  // and a new one made. The pointer stays valid until reset() or the
+  // channel goes.
   Task<Result<h2::Connection*>> connection();
-  // Drops the connection (its calls fail); the next connection() makes a new one.
+  // Drops every connection (their calls fail); the next connection() makes a new one.
   void reset();
   const ChannelConfig& config() const { return config_; }
   std::string scheme() const { return config_.tls ? "https" : "http"; }
@@ -57,6 +60,7 @@ class Channel {
   Env& env_;
   ChannelConfig config_;
   std::unique_ptr<h2::Connection> conn_;
+  std::vector<std::unique_ptr<h2::Connection>> retiring_;  // no new streams; their calls go on
   std::optional<Error> last_error_;
   std::shared_ptr<Event> connecting_;  // set while a connect runs
   uint64_t connects_ = 0;

@@ -218,6 +218,42 @@ TEST(Grpc, AServerThatDiesIsUnavailableAndTheChannelReconnects) {
   EXPECT_EQ(f.channel->connects(), 2u);
 }
 
+// A server that sends GOAWAY (istiod rebalancing): new calls go to a fresh
+// connection at once, the call already open on the old one goes on.
+TEST(Grpc, AGoawayMovesNewCallsToAFreshConnectionWhileOldOnesFinish) {
+  Fixture f;
+  bool step = false, done = false;
+  std::vector<std::string> got;
+  Status end;
+  Scope s;
+  s.spawn([](Fixture& f, bool& step, bool& done, std::vector<std::string>& got, Status& end) -> Task<void> {
+    auto conn = co_await f.channel->connection();
+    ClientCall call(f.h.client(), **conn, kChat, f.options());
+    (void)co_await call.send("one");
+    if (auto m = co_await call.receive()) got.push_back(*m);
+    step = true;
+    co_await io::sleep(f.h.client().loop, std::chrono::seconds(5));  // the GOAWAY comes meanwhile
+    (void)co_await call.send("two");
+    if (auto m = co_await call.receive()) got.push_back(*m);
+    call.close_send();
+    while (co_await call.receive()) {
+    }
+    end = call.status();
+    done = true;
+  }(f, step, done, got, end));
+  ASSERT_TRUE(f.h.run_until([&] { return step; }, std::chrono::seconds(10)));
+  f.server->drain();  // GOAWAY; the listener closes
+  auto old = std::move(f.server);
+  f.start_server();  // the new one takes the port
+  f.h.world().run_for(std::chrono::seconds(1));
+  UnaryResult fresh = f.call_unary(kEcho, "wen", f.options());
+  EXPECT_TRUE(fresh.status.ok()) << fresh.status.to_string();
+  EXPECT_EQ(f.channel->connects(), 2u);
+  ASSERT_TRUE(f.h.run_until([&] { return done; }, std::chrono::seconds(30)));
+  EXPECT_EQ(got, (std::vector<std::string>{"re:one", "re:two"}));
+  EXPECT_TRUE(end.ok()) << end.to_string();
+}
+
 TEST(Grpc, NothingIsLeftWhenEverythingIsGone) {
   Fixture f;
   EXPECT_TRUE(f.call_unary(kEcho, "a", f.options()).status.ok());

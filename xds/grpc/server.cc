@@ -47,7 +47,8 @@ ServerCall::~ServerCall() {
 std::optional<std::string_view> ServerCall::header(std::string_view name) const { return find(metadata_, name); }
 
 Task<std::optional<std::string>> ServerCall::receive() {
-  std::array<uint8_t, 64 * 1024> buf;
+  if (rx_.empty()) rx_.resize(64 * 1024);
+  MutableBytes buf(rx_);
   for (;;) {
     if (auto m = reader_.next()) co_return m;
     if (client_done_ || broken_) co_return std::nullopt;
@@ -80,15 +81,14 @@ Task<bool> ServerCall::send(std::string message) {
 Task<void> ServerCall::drain_input(size_t bytes_max, Duration time_max) {
   if (client_done_ || broken_) co_return;
   Stream* s = stream_.get();
-  const TimerId stop = env_.loop.run_after(time_max, [s] { s->abort(); });
-  std::array<uint8_t, 16 * 1024> buf;
+  io::ScopedTimer stop(env_.loop, time_max, [s] { s->abort(); });
+  std::vector<uint8_t> buf(16 * 1024);
   size_t dropped = 0;
   while (dropped <= bytes_max) {
     Result<size_t> n = co_await io::read(*stream_, buf);
     if (!n || *n == 0) break;
     dropped += *n;
   }
-  env_.loop.cancel(stop);
   client_done_ = true;
 }
 

@@ -66,6 +66,7 @@ class ServerCall {
   StreamPtr stream_;
   std::shared_ptr<h2::Headers> trailers_;
   MessageReader reader_;
+  std::vector<uint8_t> rx_;  // one read's bytes, kept for the call
   bool finished_ = false, broken_ = false, client_done_ = false;
 };
 
