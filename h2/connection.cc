@@ -39,6 +39,13 @@ nghttp2_nv nv(const std::string& name, const std::string& value) {
 
 }  // namespace
 
+std::optional<std::string_view> find_header(const Headers& headers, std::string_view name) {
+  for (const auto& [k, v] : headers) {
+    if (k == name) return v;
+  }
+  return std::nullopt;
+}
+
 // One HTTP/2 stream's state, shared by the connection and its Tunnel.
 struct StreamState {
   int32_t id = 0;

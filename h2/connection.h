@@ -23,6 +23,8 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,6 +58,8 @@ struct Settings {
 };
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
+// The first value of `name` (as received: lower case), if any.
+std::optional<std::string_view> find_header(const Headers& headers, std::string_view name);
 
 struct Request {
   std::string method;     // "CONNECT" for HBONE

@@ -12,16 +12,9 @@ namespace {
 
 constexpr size_t kReadBytes = 64 * 1024;
 
-std::optional<std::string_view> find(const h2::Headers& headers, std::string_view name) {
-  for (const auto& [k, v] : headers) {
-    if (k == name) return v;
-  }
-  return std::nullopt;
-}
-
 // grpc-status (and grpc-message) from a header block, when present.
 std::optional<Status> status_in(const h2::Headers& headers) {
-  auto code = find(headers, "grpc-status");
+  auto code = h2::find_header(headers, "grpc-status");
   if (!code) return std::nullopt;
   int n = -1;
   const std::string text(*code);
@@ -30,7 +23,7 @@ std::optional<Status> status_in(const h2::Headers& headers) {
     return Status{Code::internal, "malformed grpc-status '" + text + "'"};
   }
   if (n < 0 || n > 16) return Status{Code::unknown, "grpc-status " + text};
-  auto message = find(headers, "grpc-message");
+  auto message = h2::find_header(headers, "grpc-message");
   return Status{Code(n), message ? decode_message(*message) : std::string()};
 }
 

@@ -11,13 +11,6 @@ namespace {
 
 const h2::Headers kGrpcHeaders = {{"content-type", "application/grpc"}};
 
-std::optional<std::string_view> find(const h2::Headers& headers, std::string_view name) {
-  for (const auto& [k, v] : headers) {
-    if (k == name) return v;
-  }
-  return std::nullopt;
-}
-
 h2::Headers status_headers(const Status& s) {
   h2::Headers h{{"grpc-status", std::to_string(int(s.code))}};
   if (!s.message.empty()) h.emplace_back("grpc-message", encode_message(s.message));
@@ -44,7 +37,7 @@ ServerCall::~ServerCall() {
   stream_->close();
 }
 
-std::optional<std::string_view> ServerCall::header(std::string_view name) const { return find(metadata_, name); }
+std::optional<std::string_view> ServerCall::header(std::string_view name) const { return h2::find_header(metadata_, name); }
 
 Task<std::optional<std::string>> ServerCall::receive() {
   if (rx_.empty()) rx_.resize(64 * 1024);
@@ -150,7 +143,7 @@ Task<void> Server::serve(StreamPtr stream) {
 
 void Server::on_request(std::unique_ptr<h2::Connection::Incoming> in) {
   h2::Request& req = in->request();
-  const auto type = find(req.headers, "content-type");
+  const auto type = h2::find_header(req.headers, "content-type");
   if (req.method != "POST") {
     ++counters_.not_grpc;
     return in->reject(405);
