@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <ctime>
+#include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -14,6 +16,8 @@ namespace {
 
 namespace admin = core::admin;
 namespace control = core::control;
+
+constexpr Duration kRootCheckInterval = std::chrono::seconds(5);
 
 std::string rfc3339_seconds(WallTime t) {
   const std::string micros = format_rfc3339_micros(t);  // "...:SS.ffffffZ"
@@ -50,10 +54,6 @@ App::~App() {
 Result<std::unique_ptr<App>> App::build(const Config& cfg, const EnvMap& environment, io::real::ProcessLog& log,
                                         const Logging& logging) {
   if (auto fips = tls::check_fips_build(); !fips) return Error(Errc::unsupported, fips.error().detail);
-  if (!cfg.local_mode()) {
-    return Error(Errc::invalid_argument,
-                 "only local mode is supported so far (set LOCAL_XDS_PATH, FAKE_CA=true and XDS_ADDRESS=\"\")");
-  }
   if (cfg.proxy_mode == ProxyMode::dedicated) {
     return Error(Errc::invalid_argument, "PROXY_MODE=dedicated: not supported yet (shared only)");
   }
@@ -66,25 +66,20 @@ Result<std::unique_ptr<App>> App::build(const Config& cfg, const EnvMap& environ
   return app;
 }
 
-// The mesh source (local file), the certificate source (fake CA) and the
-// control plane that joins them to the workers.
+// The mesh source (the local file or istiod's xDS), the certificate source
+// (the fake CA or istiod's CA) and the control plane that joins them to the
+// workers.
 Result<void> App::build_control() {
   Env& env = rt_.env();
-  mesh_ = std::make_unique<LocalMeshSource>(env, cfg_, control_metrics_);
-  auto initial = mesh_->load();
-  if (!initial) return Error(Errc::invalid_argument, "invalid local configuration: " + initial.error().detail);
-  // Workers listen (on their workloads' IPs, with --listen-on-workload-ips)
-  // before the control plane has run: they start from this state.
-  state_.set(*initial);
-  auto ca = open_fake_ca(cfg_.fake_ca_dir, cfg_.trust_domain, env.rng.stream("ca"), env.clock.wall_now());
-  if (!ca) return Error(Errc::invalid_argument, "cannot set up the fake CA: " + ca.error().message());
-  ca_ = std::make_unique<control::FakeCaSource>(env, std::move(*ca), cfg_.secret_ttl);
+  if (auto r = build_mesh_source(); !r) return r;
+  if (auto r = build_certificate_source(); !r) return r;
   certs_.set_roots(ca_->roots());
   control::ControlPlaneOutputs out;
   out.on_state = [this](std::shared_ptr<const core::mesh::StateSnapshot> s) {
     const bool changed = s != state_.get();
     state_.set(std::move(s));
-    // Workers re-check open connections against the new policies.
+    // Workers re-check open connections against the new policies (and, with
+    // --listen-on-workload-ips, listen for workloads new on this node).
     if (changed) {
       for (auto& w : workers_) w->state_changed();
     }
@@ -95,8 +90,8 @@ Result<void> App::build_control() {
   out.on_forget = [this](const std::string& id) { certs_.forget(id); };
   control::ControlPlaneConfig cp_cfg;
   cp_cfg.node_name = cfg_.node_name;
-  // The built-in CA issues in-process: every identity of the mesh file is
-  // ready before its first connection, whichever node it sends through.
+  // The built-in CA issues in-process: every identity of the mesh is ready
+  // before its first connection, whichever node it sends through.
   cp_cfg.every_identity = cfg_.fake_ca;
   control_ = std::make_unique<control::ControlPlane>(env, *mesh_, *ca_, readiness_, cp_cfg, std::move(out));
   // A certificate a worker did not find: fetched for the next connection.
@@ -104,10 +99,137 @@ Result<void> App::build_control() {
   certs_.on_miss([this, &control_loop](const std::string& id) {
     control_loop.post([this, id] { control_->request(id); });
   });
+  watch_roots();
   return ok();
 }
 
-Result<void> App::build_workers() {
+Result<void> App::build_mesh_source() {
+  Env& env = rt_.env();
+  if (cfg_.local_mode()) {
+    local_mesh_ = std::make_unique<LocalMeshSource>(env, cfg_, control_metrics_);
+    auto initial = local_mesh_->load();
+    if (!initial) return Error(Errc::invalid_argument, "invalid local configuration: " + initial.error().detail);
+    // Workers listen (on their workloads' IPs, with --listen-on-workload-ips)
+    // before the control plane has run: they start from this state.
+    state_.set(*initial);
+    mesh_ = local_mesh_.get();
+    return ok();
+  }
+  // Nothing is known until istiod answers; readiness waits for it.
+  state_.set(core::mesh::MeshStore().publish());
+  auto address = parse_istiod_address(*cfg_.xds_address);
+  if (!address) return Error(Errc::invalid_argument, "XDS_ADDRESS: " + address.error().detail);
+  xds_address_ = *address;
+  std::vector<tls::Certificate> roots;
+  if (address->tls) {
+    auto loaded = load_roots(cfg_.xds_root_cert);
+    if (!loaded) return Error(Errc::invalid_argument, "XDS_ROOT_CA: " + loaded.error().detail);
+    roots = std::move(*loaded);
+  }
+  auto channel = make_istiod_channel(env, *address, roots, cfg_.alt_xds_hostname);
+  if (!channel) return channel.error();
+  xds_channel_ = std::move(*channel);
+  auto token = check_token(cfg_, log_);
+  if (!token) return token.error();
+  xds::AdsConfig ads_cfg;
+  ads_cfg.node = xds::node_info(cfg_.instance_ip ? cfg_.instance_ip->to_string() : "", cfg_.pod_name.value_or(""),
+                                cfg_.pod_namespace.value_or(""), cfg_.node_name.value_or(""), cfg_.proxy_metadata);
+  ads_cfg.authority = address->authority();
+  ads_cfg.metadata = CallMetadata(*token, cfg_.cluster_id);
+  ads_ = std::make_unique<xds::AdsClient>(env, *xds_channel_, readiness_, control_metrics_, std::move(ads_cfg));
+  mesh_ = ads_.get();
+  ZT_LOG(log_, info, "xds", "xDS client configured", {"address", *cfg_.xds_address},
+         {"node_id", xds::node_info(cfg_.instance_ip ? cfg_.instance_ip->to_string() : "", cfg_.pod_name.value_or(""),
+                                    cfg_.pod_namespace.value_or(""), cfg_.node_name.value_or(""), {})
+                         .id});
+  return ok();
+}
+
+Result<void> App::build_certificate_source() {
+  Env& env = rt_.env();
+  if (cfg_.fake_ca) {
+    auto ca = open_fake_ca(cfg_.fake_ca_dir, cfg_.trust_domain, env.rng.stream("ca"), env.clock.wall_now());
+    if (!ca) return Error(Errc::invalid_argument, "cannot set up the fake CA: " + ca.error().message());
+    fake_ca_ = std::make_unique<control::FakeCaSource>(env, std::move(*ca), cfg_.secret_ttl);
+    ca_ = fake_ca_.get();
+    return ok();
+  }
+  auto address = parse_istiod_address(*cfg_.ca_address);
+  if (!address) return Error(Errc::invalid_argument, "CA_ADDRESS: " + address.error().detail);
+  ca_address_ = *address;
+  // The CA's roots are the mesh's: a returned chain must verify against
+  // them, and so must every peer's certificate.
+  auto roots = load_roots(cfg_.ca_root_cert);
+  if (!roots) return Error(Errc::invalid_argument, "CA_ROOT_CA: " + roots.error().detail);
+  auto channel = make_istiod_channel(env, *address, *roots, cfg_.alt_ca_hostname);
+  if (!channel) return channel.error();
+  ca_channel_ = std::move(*channel);
+  auto token = check_token(cfg_, log_);
+  if (!token) return token.error();
+  xds::CaClientConfig ca_cfg;
+  ca_cfg.authority = address->authority();
+  ca_cfg.metadata = CallMetadata(*token, cfg_.cluster_id);
+  ca_cfg.ttl = cfg_.secret_ttl;
+  ca_cfg.roots = *roots;
+  ca_cfg.impersonate = cfg_.proxy_mode == ProxyMode::shared;
+  ca_client_ = std::make_unique<xds::CaClient>(env, *ca_channel_, std::move(ca_cfg));
+  ca_ = ca_client_.get();
+  return ok();
+}
+
+// Root bundles are files that change (the mesh root rotates: a new root is
+// added, later the old one removed). Checked every few seconds; a change
+// reaches the channels to istiod, the CA client and every worker's TLS.
+void App::watch_roots() {
+  for (const RootCert* root : {&cfg_.xds_root_cert, &cfg_.ca_root_cert}) {
+    const bool used = root == &cfg_.xds_root_cert ? (xds_address_ && xds_address_->tls) : ca_client_ != nullptr;
+    const std::string path = root_file(*root);
+    if (!used || path.empty()) continue;
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    root_files_[path] = text.str();
+  }
+  if (root_files_.empty()) return;
+  roots_timer_ = rt_.env().loop.run_after(kRootCheckInterval, [this] { check_roots(); });
+}
+
+void App::check_roots() {
+  roots_timer_ = rt_.env().loop.run_after(kRootCheckInterval, [this] { check_roots(); });
+  for (auto& [path, last] : root_files_) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) continue;  // mid-replace; the next check sees it
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (text.str() == last) continue;
+    RootCert root{RootCert::Kind::file, path};
+    auto roots = load_roots(root);
+    if (!roots) {
+      ZT_LOG(log_, warn, "identity", "root certificates changed but cannot be used; keeping the old ones",
+             {"path", path}, {"error", roots.error().message()});
+      last = text.str();
+      continue;
+    }
+    last = text.str();
+    ZT_LOG(log_, info, "identity", "root certificates changed", {"path", path}, {"roots", roots->size()});
+    if (xds_channel_ && xds_channel_->config().tls && root_file(cfg_.xds_root_cert) == path) {
+      if (auto ctx = istiod_tls(*xds_address_, *roots, cfg_.alt_xds_hostname)) xds_channel_->set_tls(*ctx);
+    }
+    if (ca_client_ && root_file(cfg_.ca_root_cert) == path) {
+      if (ca_channel_->config().tls) {
+        if (auto ctx = istiod_tls(*ca_address_, *roots, cfg_.alt_ca_hostname)) ca_channel_->set_tls(*ctx);
+      }
+      ca_client_->set_roots(*roots);
+      certs_.set_roots(*roots);
+      for (auto& w : workers_) {
+        auto ctx = tls::TlsContext::create(server_tls_config());
+        if (ctx) w->roots_changed(*ctx);
+      }
+    }
+  }
+}
+
+tls::TlsConfig App::server_tls_config() {
   tls::TlsConfig server_tls;
   server_tls.role = tls::TlsRole::server;
   server_tls.roots = certs_.roots();
@@ -121,15 +243,19 @@ Result<void> App::build_workers() {
     const core::mesh::Workload* w = snap->workload_by_address({"", local.ip});
     return w ? certs_.get(w->identity().to_string()) : nullptr;
   };
+  return server_tls;
+}
+
+Result<void> App::build_workers() {
   for (uint32_t i = 0; i < cfg_.worker_threads; ++i) {
     // One server context per worker: a context remembers the peer chains it
     // verified, unlocked (tls::TlsContext::verified_chain).
-    auto server_ctx = tls::TlsContext::create(server_tls);
+    auto server_ctx = tls::TlsContext::create(server_tls_config());
     if (!server_ctx) return Error(Errc::unsupported, "cannot configure TLS: " + server_ctx.error().message());
     workers_.push_back(std::make_unique<Worker>(i, WorkerShared{cfg_, state_, certs_, *server_ctx, log_}));
     if (auto r = workers_.back()->listen(); !r) return Error(r.code(), "cannot listen: " + r.error().message());
   }
-  if (cfg_.listen_on_workload_ips && workers_.front()->listening().empty()) {
+  if (cfg_.listen_on_workload_ips && cfg_.local_mode() && workers_.front()->listening().empty()) {
     ZT_LOG(log_, warn, "app", "no workload of this node to listen for", {"node", cfg_.node_name.value_or("")});
   }
   listeners_block_.release();
@@ -173,6 +299,7 @@ Result<void> App::build_endpoints() {
 void App::begin_drain(std::string_view reason) {
   if (drain_->draining()) return;
   signals_->draining();
+  rt_.env().loop.cancel(roots_timer_);
   control_->stop();
   drain_->begin(reason);
 }
@@ -220,6 +347,19 @@ std::string App::config_dump() const {
     list.push_back(std::move(entry));
   }
   doc["certificates"] = list;
+  if (ads_) {
+    const xds::AdsStatus& st = ads_->status();
+    nlohmann::json xds = {{"address", *cfg_.xds_address}, {"connected", st.connected}, {"connects", st.connects},
+                          {"acks", st.acks}, {"nacks", st.nacks}, {"lastTermination", st.last_termination}};
+    nlohmann::json known = nlohmann::json::object();
+    for (const auto& [type, n] : st.known) known[type] = n;
+    xds["resources"] = known;
+    if (st.last_nack) {
+      xds["lastNack"] = {{"typeUrl", st.last_nack->type_url}, {"nonce", st.last_nack->nonce},
+                         {"detail", st.last_nack->detail}, {"at", rfc3339_seconds(st.last_nack->at)}};
+    }
+    doc["xds"] = xds;
+  }
   return doc.dump(2) + "\n";
 }
 

@@ -19,6 +19,7 @@
 #include "app/certificate_store.h"
 #include "app/config.h"
 #include "app/drain.h"
+#include "app/istiod.h"
 #include "app/local_mesh_source.h"
 #include "app/logging.h"
 #include "app/metrics_scrape.h"
@@ -31,6 +32,8 @@
 #include "core/metrics/registry.h"
 #include "io/real/process_log.h"
 #include "io/real/runtime.h"
+#include "xds/ads_client.h"
+#include "xds/ca_client.h"
 
 namespace zt::app {
 
@@ -54,7 +57,12 @@ class App {
  private:
   App(const Config& cfg, io::real::ProcessLog& log, const Logging& logging);
   Result<void> build_control();
+  Result<void> build_mesh_source();
+  Result<void> build_certificate_source();
+  void watch_roots();
+  void check_roots();
   Result<void> build_workers();
+  tls::TlsConfig server_tls_config();
   Result<void> build_endpoints();
   void begin_drain(std::string_view reason);
   std::string config_dump() const;
@@ -68,8 +76,20 @@ class App {
   core::metrics::Registry control_metrics_;
   SharedState state_;
   CertificateStore certs_;
-  std::unique_ptr<LocalMeshSource> mesh_;
-  std::unique_ptr<core::control::FakeCaSource> ca_;
+  // The mesh source: the local file, or istiod's xDS.
+  std::unique_ptr<LocalMeshSource> local_mesh_;
+  std::unique_ptr<xds::grpc::Channel> xds_channel_;
+  std::unique_ptr<xds::AdsClient> ads_;
+  core::control::MeshSource* mesh_ = nullptr;
+  // The certificate source: the fake CA, or istiod's CA.
+  std::unique_ptr<core::control::FakeCaSource> fake_ca_;
+  std::unique_ptr<xds::grpc::Channel> ca_channel_;
+  std::unique_ptr<xds::CaClient> ca_client_;
+  core::control::CertificateSource* ca_ = nullptr;
+  // Root files checked for changes (root rotation): path -> content last read.
+  std::map<std::string, std::string> root_files_;
+  std::optional<IstiodAddress> xds_address_, ca_address_;
+  TimerId roots_timer_ = kNoTimer;
   std::unique_ptr<core::control::ControlPlane> control_;
   std::vector<std::unique_ptr<Worker>> workers_;  // joined before the control plane goes
   std::unique_ptr<MetricsScrape> scrape_;

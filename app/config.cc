@@ -30,6 +30,14 @@ class Settings {
     return value ? std::optional<std::string>(*value) : std::nullopt;
   }
   bool from_flag(std::string_view key) const { return flags_.count(key) > 0; }
+  // Environment variables whose names start with `prefix`.
+  std::map<std::string, std::string> with_prefix(std::string_view prefix) const {
+    std::map<std::string, std::string> out;
+    for (auto it = env_.lower_bound(std::string(prefix)); it != env_.end() && it->first.starts_with(prefix); ++it) {
+      out.emplace(it->first, it->second);
+    }
+    return out;
+  }
 
   std::string label(std::string_view key) const {
     const FlagSpec* spec = from_flag(key) ? flag_for_key(key) : nullptr;
@@ -155,6 +163,13 @@ Result<void> read_control_plane(const Settings& settings, Config& cfg) {
   cfg.xds_root_cert = read_root_cert(settings, "XDS_ROOT_CA");
   cfg.ca_root_cert = read_root_cert(settings, "CA_ROOT_CA");
   cfg.auth_token = settings.text("AUTH_TOKEN");
+  if (cfg.auth_token && cfg.auth_token->empty()) return settings.invalid("AUTH_TOKEN", "", "empty path");
+  cfg.alt_xds_hostname = settings.text("ALT_XDS_HOSTNAME");
+  cfg.alt_ca_hostname = settings.text("ALT_CA_HOSTNAME");
+  // Node metadata for istiod: every ISTIO_META_X=v as X=v (upstream's rule).
+  for (const auto& [name, value] : settings.with_prefix("ISTIO_META_")) {
+    cfg.proxy_metadata[name.substr(std::string_view("ISTIO_META_").size())] = value;
+  }
   cfg.fake_ca_dir = settings.text("--fake-ca-dir");
   if (cfg.fake_ca_dir && cfg.fake_ca_dir->empty()) return settings.invalid("--fake-ca-dir", "", "empty path");
 
@@ -467,17 +482,10 @@ Result<Config> parse_config(const EnvMap& env, const std::vector<std::string>& a
 
 std::span<const PendingSetting> pending_settings() {
   static constexpr PendingSetting kPending[] = {
-      {"XDS_ROOT_CA", "the xDS client"},
-      {"CA_ROOT_CA", "the CA client"},
-      {"AUTH_TOKEN", "the xDS and CA clients"},
       {"XDS_ON_DEMAND", "the xDS client"},
-      {"CLUSTER_ID", "the xDS and CA clients"},
       {"CLUSTER_DOMAIN", "the DNS proxy"},
       {"NETWORK", "multi-network routing"},
-      {"POD_NAME", "the xDS client (node id)"},
-      {"POD_NAMESPACE", "the xDS client (node id)"},
       {"SERVICE_ACCOUNT", "the CA client"},
-      {"INSTANCE_IP", "the xDS client (node id)"},
       {"INPOD_UDS", "in-pod mode"},
       {"PACKET_MARK", "in-pod mode"},
       {"ISTIO_META_DNS_CAPTURE", "the DNS proxy"},

@@ -111,10 +111,15 @@ struct Config {
   std::optional<std::string> ca_address;
   RootCert xds_root_cert;
   RootCert ca_root_cert;
-  // AUTH_TOKEN as given: a token file path, or the token itself if no such
-  // file exists (decided by the loader). Unset: defaults::auth_token_path if
-  // present, else no token.
+  // AUTH_TOKEN: the token file (read on every connect: it rotates). Unset:
+  // defaults::auth_token_path if present, else calls carry no token.
   std::optional<std::string> auth_token;
+  // ALT_XDS_HOSTNAME / ALT_CA_HOSTNAME: the name istiod's certificate must
+  // carry when it is not the address's host (an IP, a tunnel).
+  std::optional<std::string> alt_xds_hostname;
+  std::optional<std::string> alt_ca_hostname;
+  // ISTIO_META_*: node metadata sent to istiod, prefix stripped.
+  std::map<std::string, std::string> proxy_metadata;
   bool fake_ca = false;
   // --fake-ca-dir: where the fake CA's root lives, shared between processes.
   std::optional<std::string> fake_ca_dir;

@@ -120,6 +120,20 @@ TEST(Config, LocalModeNeedsNoServers) {
   EXPECT_EQ(both.xds_address, "https://istiod:15012");
 }
 
+TEST(Config, IstiodNamesAndNodeMetadata) {
+  Config cfg = parse_ok({{"XDS_ADDRESS", "https://127.0.0.1:15012"},
+                         {"ALT_XDS_HOSTNAME", "istiod.istio-system.svc"},
+                         {"ALT_CA_HOSTNAME", "ca.istio-system.svc"},
+                         {"ISTIO_META_FOO", "foo"},
+                         {"ISTIO_META_CLUSTER_ID", "east"},
+                         {"ISTIO_METAX", "not metadata"}});
+  EXPECT_EQ(cfg.alt_xds_hostname, "istiod.istio-system.svc");
+  EXPECT_EQ(cfg.alt_ca_hostname, "ca.istio-system.svc");
+  EXPECT_EQ(cfg.proxy_metadata, (std::map<std::string, std::string>{{"CLUSTER_ID", "east"}, {"FOO", "foo"}}));
+  EXPECT_EQ(cfg.cluster_id, "east");
+  EXPECT_FALSE(parse({{"XDS_ADDRESS", "https://istiod:15012"}, {"AUTH_TOKEN", ""}}));
+}
+
 TEST(Config, ControlPlaneVariables) {
   Config cfg = parse_ok({{"XDS_ADDRESS", "http://istiod.custom:15010"},
                          {"CA_ADDRESS", "ca.example:443"},

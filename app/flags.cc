@@ -17,11 +17,9 @@ constexpr std::array kFlags = {
     FlagSpec{"--xds-address", "XDS_ADDRESS",
              "xDS server URI (https:// added if no scheme); empty disables xDS. Default: "
              "istiod (https://istiod.istio-system.svc:15012 in a cluster, else https://localhost:15012), "
-             "none when a local xDS file is given. NOT SUPPORTED YET: only local mode runs (empty, with "
-             "--local-xds-path and --fake-ca)"},
+             "none when a local xDS file is given"},
     FlagSpec{"--ca-address", "CA_ADDRESS",
-             "Certificate authority URI. Default: istiod, as for --xds-address; ignored with --fake-ca. "
-             "NOT SUPPORTED YET: only the fake CA runs"},
+             "Certificate authority URI. Default: istiod, as for --xds-address; ignored with --fake-ca"},
     FlagSpec{"--xds-root-ca", "XDS_ROOT_CA",
              "Roots for the xDS TLS connection: a PEM file, inline PEM, or SYSTEM. "
              "Default: ./var/run/secrets/istio/root-cert.pem"},
@@ -29,8 +27,12 @@ constexpr std::array kFlags = {
              "Roots for the CA TLS connection: a PEM file, inline PEM, or SYSTEM. "
              "Default: ./var/run/secrets/istio/root-cert.pem"},
     FlagSpec{"--auth-token", "AUTH_TOKEN",
-             "Token sent to xDS and CA: a file path, else the token itself. "
+             "File holding the token sent to xDS and CA, read on every connect. "
              "Default: ./var/run/secrets/tokens/istio-token if it exists"},
+    FlagSpec{"--alt-xds-hostname", "ALT_XDS_HOSTNAME",
+             "Name the xDS server's certificate must carry, instead of the address's host"},
+    FlagSpec{"--alt-ca-hostname", "ALT_CA_HOSTNAME",
+             "Name the CA server's certificate must carry, instead of the address's host"},
     FlagSpec{"--fake-ca", "FAKE_CA", "Issue certificates from a built-in self-signed CA (testing only). Default: false",
              true},
     FlagSpec{"--local-xds-path", "LOCAL_XDS_PATH", "YAML file of workloads and services to load instead of (or besides) xDS"},

@@ -34,7 +34,7 @@ std::vector<Endpoint> pod_endpoints(const Config& cfg, const core::mesh::StateSn
 }
 
 Worker::Worker(size_t index, WorkerShared shared)
-    : index_(index), shared_(shared), rt_(std::nullopt, &shared.log) {}
+    : index_(index), shared_(shared), rt_(std::nullopt, &shared.log), server_tls_(shared.server_tls) {}
 
 Worker::~Worker() {
   if (thread_.joinable()) {
@@ -51,7 +51,17 @@ Result<void> Worker::listen() {
   pool_cfg.idle_release = cfg.pool_unused_release_timeout;
   pool_ = std::make_unique<core::hbone::Pool>(
       env, pool_cfg, [this](const core::hbone::PoolKey& key) { return client_context(key); });
+  return open_listeners();
+}
 
+// Opens what the current state asks for and is not open yet: everything on
+// the first call; later (--listen-on-workload-ips), the ports of workloads
+// that arrived on this node. Listeners of workloads that left stay open
+// (connections to them find no workload and are refused).
+Result<void> Worker::open_listeners() {
+  Env& env = rt_.env();
+  const Config& cfg = shared_.cfg;
+  if (!cfg.proxy_enabled) return ok();
   // Local mode has no capture, so nothing to bypass: no SO_MARK.
   proxy::StateSource state = [this] { return shared_.state.get(); };
   // Access log lines go through the worker's Env log (target "access").
@@ -64,26 +74,31 @@ Result<void> Worker::listen() {
 
   ListenOptions opts;
   opts.reuse_port = true;  // every worker listens on the same ports
+  const std::shared_ptr<const core::mesh::StateSnapshot> snapshot = shared_.state.get();
   auto open = [&](const ListenAddr& addr) -> Result<std::vector<std::unique_ptr<Listener>>> {
     std::vector<std::unique_ptr<Listener>> out;
-    for (const Endpoint& ep : pod_endpoints(cfg, *shared_.state.get(), addr)) {
+    for (const Endpoint& ep : pod_endpoints(cfg, *snapshot, addr)) {
+      if (!open_.insert(ep).second) continue;
       auto l = env.net.listen(ep, opts);
-      if (!l) return Error(l.code(), "listening on " + ep.to_string() + ": " + l.error().message());
+      if (!l) {
+        open_.erase(ep);
+        return Error(l.code(), "listening on " + ep.to_string() + ": " + l.error().message());
+      }
       listening_.push_back(ep.to_string());
       out.push_back(std::move(*l));
     }
     return out;
   };
-  if (!cfg.proxy_enabled) return ok();
   auto out_l = open(cfg.outbound_addr);
   if (!out_l) return out_l.error();
   auto in_l = open(cfg.inbound_addr);
   if (!in_l) return in_l.error();
   auto plain_l = open(cfg.inbound_plaintext_addr);
   if (!plain_l) return plain_l.error();
+  const size_t first_new[] = {outbounds_.size(), inbounds_.size(), plaintexts_.size(), socks_.size()};
   for (auto& l : *out_l) outbounds_.push_back(std::make_unique<proxy::Outbound>(env, std::move(l), state, *pool_, out_cfg));
   for (auto& l : *in_l) {
-    inbounds_.push_back(std::make_unique<proxy::Inbound>(env, std::move(l), shared_.server_tls, state, in_cfg));
+    inbounds_.push_back(std::make_unique<proxy::Inbound>(env, std::move(l), server_tls_, state, in_cfg));
   }
   for (auto& l : *plain_l) plaintexts_.push_back(std::make_unique<proxy::InboundPlaintext>(env, std::move(l), state, in_cfg));
   if (cfg.socks5_addr && !outbounds_.empty()) {
@@ -92,6 +107,12 @@ Result<void> Worker::listen() {
     for (auto& l : *socks_l) {
       socks_.push_back(std::make_unique<proxy::Socks5Server>(env, std::move(l), state, *outbounds_.front()));
     }
+  }
+  if (running_) {
+    for (size_t i = first_new[0]; i < outbounds_.size(); ++i) outbounds_[i]->start();
+    for (size_t i = first_new[1]; i < inbounds_.size(); ++i) inbounds_[i]->start();
+    for (size_t i = first_new[2]; i < plaintexts_.size(); ++i) plaintexts_[i]->start();
+    for (size_t i = first_new[3]; i < socks_.size(); ++i) socks_[i]->start();
   }
   return ok();
 }
@@ -113,14 +134,16 @@ Result<std::shared_ptr<const tls::TlsContext>> Worker::client_context(const core
 }
 
 void Worker::start(std::function<void()> on_finished) {
+  running_ = true;
+  // Listeners may come later (workloads arriving on this node): the loop
+  // waits for them; only the drain ends it.
+  rt_.keep_alive(true);
   for (auto& o : outbounds_) o->start();
   for (auto& i : inbounds_) i->start();
   for (auto& p : plaintexts_) p->start();
   for (auto& s : socks_) s->start();
   thread_ = std::thread([this, on_finished = std::move(on_finished)] {
-    // Returns once drained, or at once when this worker has nothing to
-    // serve (no workloads of ours with --listen-on-workload-ips).
-    rt_.run();
+    rt_.run();  // until drained
     finished_.store(true, std::memory_order_release);
     if (on_finished) on_finished();
   });
@@ -131,6 +154,7 @@ void Worker::drain(Duration deadline) {
 }
 
 void Worker::drain_now(Duration deadline) {
+  draining_ = true;
   for (auto& s : socks_) s->drain();
   for (auto& o : outbounds_) o->drain();
   for (auto& p : plaintexts_) p->drain();
@@ -160,6 +184,12 @@ void Worker::copy_metrics(std::function<void(core::metrics::Registry)> reply) {
 
 void Worker::state_changed() {
   rt_.env().loop.post([this] {
+    if (shared_.cfg.listen_on_workload_ips && !draining_) {
+      if (auto r = open_listeners(); !r) {
+        ZT_LOG(rt_.env().log, warn, "proxy", "cannot listen for a workload", {"worker", index_},
+               {"error", r.error().message()});
+      }
+    }
     size_t closed = 0;
     for (auto& i : inbounds_) closed += i->recheck_policies();
     for (auto& p : plaintexts_) closed += p->recheck_policies();
@@ -167,6 +197,14 @@ void Worker::state_changed() {
       ZT_LOG(rt_.env().log, info, "proxy", "policy change closed connections", {"worker", index_},
              {"connections", closed});
     }
+  });
+}
+
+void Worker::roots_changed(std::shared_ptr<const tls::TlsContext> server_tls) {
+  rt_.env().loop.post([this, server_tls = std::move(server_tls)] {
+    server_tls_ = server_tls;
+    for (auto& i : inbounds_) i->set_tls(server_tls_);
+    client_contexts_.clear();  // rebuilt with the new roots on next use
   });
 }
 

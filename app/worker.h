@@ -16,6 +16,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -83,10 +84,14 @@ class Worker final : public MetricsSource {
   // A new snapshot was published: re-check open connections against its
   // policies (on the worker's own thread). Any thread.
   void state_changed();
+  // New roots (root rotation): handshakes from now on, inbound and outbound,
+  // verify against them; open connections keep their sessions. Any thread.
+  void roots_changed(std::shared_ptr<const tls::TlsContext> server_tls);
   // Listening endpoints (one line each), for the start-up log.
   std::vector<std::string> listening() const;
 
  private:
+  Result<void> open_listeners();
   void drain_now(Duration deadline);
   void poll_drain(MonoTime until);
   Result<std::shared_ptr<const tls::TlsContext>> client_context(const core::hbone::PoolKey& key);
@@ -109,6 +114,10 @@ class Worker final : public MetricsSource {
   std::vector<std::unique_ptr<core::proxy::InboundPlaintext>> plaintexts_;
   std::vector<std::unique_ptr<core::proxy::Socks5Server>> socks_;
   std::vector<std::string> listening_;
+  std::set<Endpoint> open_;
+  std::shared_ptr<const tls::TlsContext> server_tls_;  // this worker's; replaced on root rotation
+  bool running_ = false;
+  bool draining_ = false;
   std::atomic<bool> finished_ = false;
   std::thread thread_;
 };

@@ -154,4 +154,28 @@ inline ConnectAwaiter connect(Env& env, const Endpoint& to, const SocketOptions&
   return ConnectAwaiter(env, to, opts, timeout);
 }
 
+// A host name's addresses (Network::resolve). Bounded by the resolver's
+// own timeouts; a frame destroyed while waiting drops the lookup.
+class ResolveAwaiter {
+ public:
+  ResolveAwaiter(Env& env, std::string host) : env_(env), host_(std::move(host)) {}
+  ResolveAwaiter(ResolveAwaiter&&) = delete;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    op_ = env_.net.resolve(host_, [this, h](Result<std::vector<IpAddr>> r) {
+      result_.emplace(std::move(r));
+      h.resume();
+    });
+  }
+  Result<std::vector<IpAddr>> await_resume() { return std::move(*result_); }
+
+ private:
+  Env& env_;
+  std::string host_;
+  std::unique_ptr<Resolving> op_;
+  std::optional<Result<std::vector<IpAddr>>> result_;
+};
+
+inline ResolveAwaiter resolve(Env& env, std::string host) { return ResolveAwaiter(env, std::move(host)); }
+
 }  // namespace zt::io

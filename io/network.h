@@ -159,9 +159,16 @@ class DatagramSocket {
   virtual void close() = 0;
 };
 
+// An outstanding name lookup; destroying it drops the callback.
+class Resolving {
+ public:
+  virtual ~Resolving() = default;
+};
+
 class Network {
  public:
   using ConnectCallback = std::function<void(Result<StreamPtr>)>;
+  using ResolveCallback = std::function<void(Result<std::vector<IpAddr>>)>;
 
   virtual ~Network() = default;
   virtual Result<std::unique_ptr<Listener>> listen(const Endpoint& at, const ListenOptions& opts) = 0;
@@ -170,6 +177,11 @@ class Network {
   virtual std::unique_ptr<Connecting> connect(const Endpoint& to, const SocketOptions& opts,
                                               ConnectCallback done) = 0;
   virtual Result<std::unique_ptr<DatagramSocket>> udp_bind(const Endpoint& at) = 0;
+  // The addresses of a host name: the system resolver in io/real (istiod is
+  // a Service name, and its IPs change), the world's name table in io/sim.
+  // An IP literal is its own answer; an unknown name is Errc::name_not_found. The
+  // callback never runs inline.
+  virtual std::unique_ptr<Resolving> resolve(const std::string& host, ResolveCallback done) = 0;
 
   // A transfer src -> dst (StreamTransfer above) when this runtime can move
   // bytes between these two streams itself: both are its own plain TCP

@@ -16,6 +16,7 @@ std::string_view errc_name(Errc code) {
     case Errc::unsupported: return "unsupported";
     case Errc::handshake_failed: return "handshake_failed";
     case Errc::io_error: return "io_error";
+    case Errc::name_not_found: return "name_not_found";
   }
   return "unknown";
 }

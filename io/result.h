@@ -31,6 +31,7 @@ enum class Errc : uint8_t {
   unsupported,            // the runtime cannot do this (e.g. no SO_ORIGINAL_DST)
   handshake_failed,       // a TLS handshake failed (detail says why)
   io_error,               // any other operating-system error (detail says which)
+  name_not_found,         // a host name has no address (resolve)
 };
 
 std::string_view errc_name(Errc code);

@@ -56,6 +56,8 @@ class Server {
   Endpoint local() const { return acceptor_.local(); }
   // Sends GOAWAY on every connection and stops accepting new ones.
   void drain();
+  // Connections accepted from now on handshake with `tls` (root rotation).
+  void set_tls(std::shared_ptr<const tls::TlsContext> tls) { tls_ = std::move(tls); }
   size_t connections() const { return conns_.size(); }
   const ServerCounters& counters() const { return counters_; }
 

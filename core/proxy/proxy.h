@@ -129,6 +129,8 @@ class Inbound {
   const InboundCounters& counters() const { return counters_; }
   // Stops accepting and sends GOAWAY; tunnels in flight go on.
   void drain() { server_->drain(); }
+  // New handshakes use `tls` (new roots); open connections keep theirs.
+  void set_tls(std::shared_ptr<const tls::TlsContext> tls) { server_->set_tls(std::move(tls)); }
   size_t active() const { return active_; }
   // Re-authorizes every open tunnel against the current state and resets
   // the ones now denied (call after publishing a new snapshot). Returns how

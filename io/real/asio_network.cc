@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <mutex>
 #include <optional>
@@ -452,6 +453,59 @@ std::unique_ptr<Connecting> AsioNetwork::connect(const Endpoint& to, const Socke
     });
   }
   return std::make_unique<AsioConnecting>(std::move(st));
+}
+
+namespace {
+
+// The lookup runs on Asio's resolver thread (getaddrinfo blocks); its handler
+// runs on the loop and finds the owner gone if the handle was dropped.
+struct ResolveState {
+  explicit ResolveState(asio::io_context& ctx) : resolver(ctx) {}
+  tcp::resolver resolver;
+  Network::ResolveCallback done;
+};
+
+class AsioResolving final : public Resolving {
+ public:
+  explicit AsioResolving(std::shared_ptr<ResolveState> st) : st_(std::move(st)) {}
+  ~AsioResolving() override {
+    st_->done = nullptr;
+    st_->resolver.cancel();
+  }
+
+ private:
+  std::shared_ptr<ResolveState> st_;
+};
+
+}  // namespace
+
+std::unique_ptr<Resolving> AsioNetwork::resolve(const std::string& host, ResolveCallback done) {
+  ZT_ASSERT(done);
+  auto st = std::make_shared<ResolveState>(ctx_);
+  st->done = std::move(done);
+  if (auto ip = IpAddr::parse(host)) {
+    asio::post(ctx_, [st, ip = *ip] {
+      if (st->done) st->done(std::vector<IpAddr>{ip});
+    });
+  } else {
+    st->resolver.async_resolve(host, "", [st, host](const std::error_code& ec, tcp::resolver::results_type results) {
+      if (!st->done) return;
+      ResolveCallback done = std::move(st->done);
+      if (ec) {
+        const bool missing = ec == asio::error::host_not_found || ec == asio::error::host_not_found_try_again ||
+                             ec == asio::error::no_data;
+        return done(missing ? Error(Errc::name_not_found, host) : to_error(ec, "resolving " + host));
+      }
+      std::vector<IpAddr> ips;
+      for (const auto& entry : results) {
+        IpAddr ip = from_asio(tcp::endpoint(entry.endpoint())).ip;
+        if (std::find(ips.begin(), ips.end(), ip) == ips.end()) ips.push_back(ip);
+      }
+      if (ips.empty()) return done(Error(Errc::name_not_found, host));
+      done(std::move(ips));
+    });
+  }
+  return std::make_unique<AsioResolving>(std::move(st));
 }
 
 AsioNetwork::AsioNetwork(asio::io_context& ctx) : ctx_(ctx), pipes_(make_pipe_pool()) {}

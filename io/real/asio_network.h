@@ -36,6 +36,8 @@ class AsioNetwork final : public Network {
   // connect through its callback, with the option named in Error::detail.
   std::unique_ptr<Connecting> connect(const Endpoint& to, const SocketOptions& opts, ConnectCallback done) override;
   Result<std::unique_ptr<DatagramSocket>> udp_bind(const Endpoint& at) override;
+  // getaddrinfo on Asio's resolver thread; the answer comes back on the loop.
+  std::unique_ptr<Resolving> resolve(const std::string& host, ResolveCallback done) override;
   // splice(2) between two of our TCP streams, through pipes borrowed from a
   // pool of this network (only while bytes are on their way). Ignores SIGPIPE
   // process-wide on first use (splice cannot ask for MSG_NOSIGNAL).

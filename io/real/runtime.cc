@@ -4,8 +4,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <random>
 
+#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 
 #include "io/faults.h"
@@ -50,6 +52,7 @@ struct Runtime::Impl {
   NoFaults faults;
   Env env;
   std::atomic<bool> stop_requested{false};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_alive;
 
   // Clears a stop() made outside a run; true if there was one.
   bool consume_stop() {
@@ -102,6 +105,11 @@ bool Runtime::run_until(const std::function<bool()>& done, Duration wall_timeout
 void Runtime::stop() {
   impl_->stop_requested = true;
   impl_->ctx.stop();
+}
+
+void Runtime::keep_alive(bool on) {
+  if (on && !impl_->keep_alive) impl_->keep_alive.emplace(impl_->ctx.get_executor());
+  if (!on) impl_->keep_alive.reset();
 }
 
 void* Runtime::native_context() { return &impl_->ctx; }

@@ -51,6 +51,10 @@ class Runtime {
   // running; called while neither runs, the next one returns at once.
   // Thread-safe (e.g. from a signal-watching thread).
   void stop();
+  // On: run() waits for work that may come later (a thread that will post,
+  // listeners opened later) instead of returning when nothing is pending;
+  // only stop() ends it. Set before run().
+  void keep_alive(bool on);
 
   // The asio::io_context*, for io/real code that adds its own Asio objects.
   void* native_context();

@@ -142,7 +142,31 @@ class SimNetwork final : public Network {
     return std::unique_ptr<DatagramSocket>(std::make_unique<SimUdpSocket>(w, std::move(st)));
   }
 
+  // Answers after one simulated DNS round trip, from the world's name table.
+  std::unique_ptr<Resolving> resolve(const std::string& host, ResolveCallback done) override {
+    Result<std::vector<IpAddr>> answer = Error(Errc::name_not_found, host);
+    if (auto ip = IpAddr::parse(host)) {
+      answer = std::vector<IpAddr>{*ip};
+    } else if (const std::vector<IpAddr>* ips = h_.world_.addresses_of(host); ips && !ips->empty()) {
+      answer = *ips;
+    }
+    Loop& loop = h_.env().loop;
+    auto lookup = std::make_unique<SimResolving>(loop);
+    lookup->timer = loop.run_after(kDnsRoundTrip, [done = std::move(done), answer = std::move(answer)]() mutable {
+      done(std::move(answer));
+    });
+    return lookup;
+  }
+
  private:
+  static constexpr Duration kDnsRoundTrip = std::chrono::milliseconds(1);
+  struct SimResolving final : Resolving {
+    explicit SimResolving(Loop& l) : loop(l) {}
+    ~SimResolving() override { loop.cancel(timer); }
+    Loop& loop;
+    TimerId timer = kNoTimer;
+  };
+
   Result<Endpoint> bind_endpoint(const Endpoint& at) {
     if (!at.ip.is_unspecified() && !at.ip.is_loopback() &&
         std::find(h_.addrs_.begin(), h_.addrs_.end(), at.ip) == h_.addrs_.end())

@@ -163,6 +163,14 @@ class World {
   SimFaultPoints& fault_points() { return fault_points_; }
 
   Host& add_host(std::string name, std::vector<IpAddr> addrs);
+  // The name table hosts resolve against (Network::resolve), as a cluster's
+  // DNS: "istiod.istio-system.svc" -> its IPs. Host names are not in it.
+  void set_name(const std::string& name, std::vector<IpAddr> addrs) { names_[name] = std::move(addrs); }
+  void remove_name(const std::string& name) { names_.erase(name); }
+  const std::vector<IpAddr>* addresses_of(const std::string& name) const {
+    auto it = names_.find(name);
+    return it == names_.end() ? nullptr : &it->second;
+  }
   Host* host_of(const IpAddr& ip);
   Host& host(HostId id);
 
@@ -224,6 +232,7 @@ class World {
   std::vector<std::unique_ptr<Host>> hosts_;  // index = id - 1
   std::map<std::pair<HostId, HostId>, LinkParams> links_;
   std::set<std::pair<HostId, HostId>> blocked_;
+  std::map<std::string, std::vector<IpAddr>> names_;
   std::set<IpAddr> blackholes_;
   std::map<HostId, std::pair<int, uint64_t>> pending_resets_;
   std::map<std::string, uint64_t, std::less<>> fault_counts_;

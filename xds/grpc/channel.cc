@@ -28,15 +28,28 @@ Task<Result<h2::Connection*>> Channel::connection() {
   co_return last_error_.value_or(Error(Errc::not_connected, "no connection"));
 }
 
+Task<Result<Endpoint>> Channel::destination() {
+  if (config_.host.empty()) co_return config_.address;
+  Result<std::vector<IpAddr>> ips = co_await io::resolve(env_, config_.host);
+  if (!ips) co_return Error(ips.code(), "resolving " + config_.host + ": " + ips.error().message());
+  co_return Endpoint{(*ips)[(connects_ - 1) % ips->size()], config_.address.port};
+}
+
 Task<void> Channel::connect() {
   ++connects_;
   if (conn_ && !conn_->dead()) retiring_.push_back(std::move(conn_));
   conn_.reset();
   const MonoTime deadline = env_.clock.now() + config_.connect_timeout;
-  auto tcp = co_await io::connect(env_, config_.address, config_.socket, config_.connect_timeout);
+  Result<Endpoint> to = co_await destination();
+  Result<StreamPtr> tcp = Error(Errc::name_not_found);
+  if (to) {
+    tcp = co_await io::connect(env_, *to, config_.socket, config_.connect_timeout);
+  }
   StreamPtr transport;
-  if (!tcp) {
-    last_error_ = Error(tcp.code(), "connecting to " + config_.address.to_string() + ": " + tcp.error().message());
+  if (!to) {
+    last_error_ = to.error();
+  } else if (!tcp) {
+    last_error_ = tcp.error();  // its detail names the address
   } else if (!config_.tls) {
     transport = std::move(*tcp);
   } else {
@@ -49,7 +62,7 @@ Task<void> Channel::connect() {
       transport = std::move(tls);
     } else {
       last_error_ = Error(hs.code() == Errc::cancelled ? Errc::timed_out : hs.code(),
-                          "TLS with " + config_.address.to_string() + ": " +
+                          "TLS with " + to->to_string() + ": " +
                               std::string(tls::tls_failure_name(raw->failure())) + ": " + hs.error().detail);
     }
   }

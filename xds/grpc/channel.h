@@ -25,6 +25,11 @@
 namespace zt::xds::grpc {
 
 struct ChannelConfig {
+  // Where to connect: `host` resolved on every connect (istiod is a Service
+  // name; its IPs change), on address.port; with several IPs, successive
+  // connects take them in turn, so one dead IP does not stop the channel.
+  // An empty host: `address` as it is.
+  std::string host;
   Endpoint address;
   // Null: plaintext HTTP/2 (an http:// address, as upstream allows).
   std::shared_ptr<const tls::TlsContext> tls;
@@ -50,12 +55,16 @@ class Channel {
   Task<Result<h2::Connection*>> connection();
   // Drops every connection (their calls fail); the next connection() makes a new one.
   void reset();
+  // New roots (root rotation): connections made from now on use `tls`; the
+  // one that is up keeps its session.
+  void set_tls(std::shared_ptr<const tls::TlsContext> tls) { config_.tls = std::move(tls); }
   const ChannelConfig& config() const { return config_; }
   std::string scheme() const { return config_.tls ? "https" : "http"; }
   uint64_t connects() const { return connects_; }
 
  private:
   Task<void> connect();
+  Task<Result<Endpoint>> destination();
 
   Env& env_;
   ChannelConfig config_;

@@ -264,3 +264,40 @@ TEST(Grpc, NothingIsLeftWhenEverythingIsGone) {
 
 }  // namespace
 }  // namespace zt::xds::grpc
+
+namespace zt::xds::grpc {
+namespace {
+
+// istiod is a Service name: the channel resolves it on every connect, so
+// new IPs are found after a reconnect, and an unknown name is an error that
+// names it rather than a hang.
+TEST(Grpc, ChannelResolvesItsHostOnEveryConnect) {
+  Fixture f;
+  ChannelConfig cfg = f.channel->config();
+  cfg.host = "istiod.istio-system.svc";
+  cfg.address = Endpoint{IpAddr::v4(0, 0, 0, 0), kPort};  // only the port counts
+  f.channel = std::make_unique<Channel>(f.h.client(), cfg);
+
+  UnaryResult unknown = f.call_unary(kEcho, "x", f.options());
+  EXPECT_EQ(unknown.status.code, Code::unavailable);
+  EXPECT_NE(unknown.status.message.find("istiod.istio-system.svc"), std::string::npos) << unknown.status.message;
+  EXPECT_NE(unknown.status.message.find("name_not_found"), std::string::npos) << unknown.status.message;
+
+  f.h.world().set_name("istiod.istio-system.svc", {f.h.server_ip()});
+  UnaryResult found = f.call_unary(kEcho, "olleh", f.options());
+  EXPECT_EQ(found.status.code, Code::ok) << found.status.message;
+
+  // The name moves: a dead first address is skipped on the next connect.
+  f.h.world().set_name("istiod.istio-system.svc", {IpAddr::v4(10, 9, 9, 9), f.h.server_ip()});
+  f.channel->reset();
+  int ok_calls = 0;
+  for (int i = 0; i < 3; ++i) {
+    f.channel->reset();
+    if (f.call_unary(kEcho, "again", f.options()).status.code == Code::ok) ++ok_calls;
+  }
+  EXPECT_GE(ok_calls, 1);
+  EXPECT_GE(f.channel->connects(), 5u);
+}
+
+}  // namespace
+}  // namespace zt::xds::grpc
