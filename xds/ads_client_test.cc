@@ -206,5 +206,96 @@ TEST(AdsClient, AnOutageKeepsTheStateAndReconnectsWithinTheBound) {
               static_cast<unsigned long long>(attempts), static_cast<long long>(to_ms(f.h.world().now() - back)));
 }
 
+// A property over seeds: a push mixing valid and invalid resources of both
+// types, in random proportions and order. Each type with an invalid
+// resource is NACKed once, naming exactly the invalid ones; the valid ones
+// of both types are applied.
+TEST(AdsClient, MixedPushesNackExactlyTheInvalidAndApplyTheRest) {
+  size_t nacks_seen = 0, applied_seen = 0;
+  for (uint64_t seed = 1; seed <= 25; ++seed) {
+    Fixture f;
+    f.start();
+    ASSERT_TRUE(f.h.run_until([&] { return f.readiness.ready(); }, std::chrono::seconds(30))) << "seed " << seed;
+    Rng rng(seed);
+    std::set<std::string> bad_addresses, bad_policies, good_workloads, good_services, good_policies;
+    const size_t n = 1 + rng.below(16);
+    for (size_t i = 0; i < n; ++i) {
+      const std::string id = std::to_string(seed) + "-" + std::to_string(i);
+      const std::string ip = "10.2." + std::to_string(i) + ".1";
+      switch (rng.below(6)) {
+        case 0:
+          f.istiod->set(kAddressType, "uid-" + id, address_of(workload_proto("uid-" + id, ip)).SerializeAsString());
+          good_workloads.insert("uid-" + id);
+          break;
+        case 1: {
+          auto svc = testing::service_proto("ns", "svc-" + id + ".ns.svc.cluster.local", "172.16.0." + std::to_string(i + 1), 80, 8080);
+          istio::workload::Address a;
+          *a.mutable_service() = svc;
+          f.istiod->set(kAddressType, "ns/" + svc.hostname(), a.SerializeAsString());
+          good_services.insert(svc.hostname());
+          break;
+        }
+        case 2: {  // an address of three bytes
+          istio::workload::Address a = address_of(workload_proto("uid-" + id, ip));
+          a.mutable_workload()->set_addresses(0, std::string("\x0a\x02\x00", 3));
+          f.istiod->set(kAddressType, "uid-" + id, a.SerializeAsString());
+          bad_addresses.insert("uid-" + id);
+          break;
+        }
+        case 3:  // not a protobuf at all
+          f.istiod->set(kAddressType, "junk-" + id, std::string("\xff\xff\xff", 3));
+          bad_addresses.insert("junk-" + id);
+          break;
+        case 4:
+          f.istiod->set(kAuthorizationType, "default/p-" + id, policy_bytes("p-" + id));
+          good_policies.insert("default/p-" + id);
+          break;
+        case 5:
+          f.istiod->set(kAuthorizationType, "default/bad-" + id, std::string("\x0a\xff", 2));
+          bad_policies.insert("default/bad-" + id);
+          break;
+      }
+    }
+    f.istiod->push();
+    f.h.world().run_for(std::chrono::seconds(2));
+    std::map<std::string, std::string> nack_detail;
+    for (const auto& r : f.istiod->nacks()) {
+      EXPECT_FALSE(nack_detail.count(r.type_url)) << "seed " << seed << ": one NACK per type and push";
+      nack_detail[r.type_url] = r.error_detail;
+    }
+    const std::pair<std::string_view, const std::set<std::string>*> types[] = {{kAddressType, &bad_addresses},
+                                                                               {kAuthorizationType, &bad_policies}};
+    for (const auto& [type, bad] : types) {
+      const std::string t(type);
+      ASSERT_EQ(nack_detail.count(t) > 0, !bad->empty()) << "seed " << seed << " " << t;
+      if (bad->empty()) continue;
+      for (const std::string& name : *bad) {
+        EXPECT_NE(nack_detail[t].find(name + ": "), std::string::npos) << "seed " << seed << ": " << nack_detail[t];
+      }
+      // Every reason is "name: why", joined by "; ".
+      size_t reasons = 1;
+      for (size_t at = nack_detail[t].find("; "); at != std::string::npos; at = nack_detail[t].find("; ", at + 2)) ++reasons;
+      EXPECT_EQ(reasons, bad->size()) << "seed " << seed << ": " << nack_detail[t];
+    }
+    for (const std::string& name : good_workloads) {
+      EXPECT_NE(f.state->workload_by_uid(name), nullptr) << "seed " << seed << " " << name;
+      for (const auto& [t, detail] : nack_detail) EXPECT_EQ(detail.find(name + ":"), std::string::npos);
+    }
+    for (const std::string& host : good_services) {
+      EXPECT_NE(f.state->service_by_host({"ns", host}), nullptr) << "seed " << seed << " " << host;
+    }
+    for (const std::string& key : good_policies) {
+      EXPECT_TRUE(f.state->policies().by_key.count(key)) << "seed " << seed << " " << key;
+    }
+    EXPECT_EQ(f.state->workloads().by_uid.size(), good_workloads.size()) << "seed " << seed;
+    nacks_seen += nack_detail.size();
+    applied_seen += good_workloads.size() + good_services.size() + good_policies.size();
+  }
+  // The mixes did exercise both outcomes.
+  EXPECT_GE(nacks_seen, 20u);
+  EXPECT_GE(applied_seen, 50u);
+  std::printf("25 mixed pushes: %zu NACKs, %zu valid resources applied\n", nacks_seen, applied_seen);
+}
+
 }  // namespace
 }  // namespace zt::xds
