@@ -17,6 +17,7 @@
 
 #include <cstdlib>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,6 +48,14 @@ struct MeshNode {
   std::unique_ptr<Listener> app;
   std::unique_ptr<Scope> app_scope;
   uint64_t app_accepted = 0;  // connections the pod's app took, over all incarnations
+
+  // With MeshFixture::certificates_per_node: the certificates this node holds
+  // (by identity) and the roots it trusts, as its control plane hands them
+  // over (set_certificate, set_roots); otherwise the fixture's TlsWorld.
+  std::map<std::string, std::shared_ptr<const tls::Credentials>> certificates;
+  std::vector<tls::Certificate> roots;
+  std::map<std::string, std::pair<std::shared_ptr<const tls::Credentials>, std::shared_ptr<const tls::TlsContext>>>
+      client_contexts;  // by source identity, with the credentials each was made from
 
   bool running() const { return outbound != nullptr; }
   core::proxy::EndpointKey app_endpoint() const { return {workload.uid, 8080}; }
@@ -128,6 +137,20 @@ class MeshFixture {
   void restore_pod(MeshNode& n) { store.upsert_workload(n.workload); }
   void publish() { snapshot = store.publish(); }
 
+  // Per-node certificates (as a node's control plane keeps them): a new
+  // certificate is presented from the next handshake on; new roots apply to
+  // new handshakes both ways, open connections keep their sessions.
+  bool certificates_per_node = false;
+  Duration pool_idle_release = std::chrono::minutes(5);  // POOL_UNUSED_RELEASE_TIMEOUT
+  void set_certificate(MeshNode& n, const std::string& identity, std::shared_ptr<const tls::Credentials> creds) {
+    n.certificates[identity] = std::move(creds);
+  }
+  void set_roots(MeshNode& n, std::vector<tls::Certificate> roots) {
+    n.roots = std::move(roots);
+    n.client_contexts.clear();
+    if (n.inbound) n.inbound->set_tls(node_server_context(n));
+  }
+
   // Publishes the state and starts every node.
   void start() {
     publish();
@@ -176,9 +199,11 @@ class MeshFixture {
     core::proxy::StateSource state = [this] { return snapshot; };
     core::hbone::PoolConfig pool_cfg;
     pool_cfg.socket.mark = 1337;  // the pool's own connections bypass capture
+    pool_cfg.idle_release = pool_idle_release;
     n.pool = std::make_unique<core::hbone::Pool>(
-        env, pool_cfg, [this](const core::hbone::PoolKey&) -> Result<std::shared_ptr<const tls::TlsContext>> {
-          return client_ctx;
+        env, pool_cfg, [this, &n](const core::hbone::PoolKey& key) -> Result<std::shared_ptr<const tls::TlsContext>> {
+          if (!certificates_per_node) return client_ctx;
+          return node_client_context(n, key.source_identity);
         });
     core::proxy::OutboundConfig out_cfg;
     out_cfg.metrics = &n.traffic;
@@ -187,7 +212,8 @@ class MeshFixture {
     n.outbound = std::make_unique<Outbound>(env, std::move(*out_l), state, *n.pool, out_cfg);
     auto in_l = env.net.listen(Endpoint{n.ip, 15008}, {});
     ZT_ASSERT(in_l.ok());
-    n.inbound = std::make_unique<Inbound>(env, std::move(*in_l), server_ctx, state);
+    n.inbound = std::make_unique<Inbound>(env, std::move(*in_l),
+                                          certificates_per_node ? node_server_context(n) : server_ctx, state);
     n.outbound->start();
     n.inbound->start();
     auto app_l = env.net.listen(Endpoint{n.ip, kAppPort}, {});
@@ -195,6 +221,38 @@ class MeshFixture {
     n.app = std::move(*app_l);
     n.app_scope = std::make_unique<Scope>();
     n.app_scope->spawn(app_server(*n.app, *n.app_scope, n));
+  }
+
+  // What app/worker.cc does for a worker: a client context per source
+  // identity, made again when its certificate changes.
+  Result<std::shared_ptr<const tls::TlsContext>> node_client_context(MeshNode& n, const std::string& identity) {
+    auto it = n.certificates.find(identity);
+    if (it == n.certificates.end()) return Error(Errc::invalid_argument, "no certificate for " + identity + " yet");
+    auto& cached = n.client_contexts[identity];
+    if (cached.second && cached.first == it->second) return cached.second;
+    tls::TlsConfig tc;
+    tc.role = tls::TlsRole::client;
+    tc.credentials = it->second;
+    tc.roots = n.roots;
+    tc.pin_signature_sizes = true;
+    auto made = tls::TlsContext::create(tc);
+    if (!made) return made.error();
+    cached = {it->second, *made};
+    return cached.second;
+  }
+  // The certificate of the workload a connection arrived for.
+  std::shared_ptr<const tls::TlsContext> node_server_context(MeshNode& n) {
+    tls::TlsConfig tc;
+    tc.role = tls::TlsRole::server;
+    tc.roots = n.roots;
+    tc.pin_signature_sizes = true;
+    tc.credentials_for = [&n](const Endpoint&) -> std::shared_ptr<const tls::Credentials> {
+      auto it = n.certificates.find(n.workload.identity().to_string());
+      return it == n.certificates.end() ? nullptr : it->second;
+    };
+    auto made = tls::TlsContext::create(tc);
+    ZT_ASSERT(made.ok());
+    return *made;
   }
 
   static void stop(MeshNode& n) {

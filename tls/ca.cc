@@ -15,9 +15,11 @@ bssl::UniquePtr<ASN1_INTEGER> serial_from(Rng& rng) {
   return bssl::UniquePtr<ASN1_INTEGER>(BN_to_ASN1_INTEGER(bn.get(), nullptr));
 }
 
-bool add_ext(X509* x, int nid, const char* value) {
+// `issuer` is the signing certificate (authorityKeyIdentifier reads its
+// subjectKeyIdentifier); null for a self-signed one.
+bool add_ext(X509* x, int nid, const char* value, X509* issuer = nullptr) {
   X509V3_CTX ctx;
-  X509V3_set_ctx(&ctx, x, x, nullptr, nullptr, 0);
+  X509V3_set_ctx(&ctx, issuer ? issuer : x, x, nullptr, nullptr, 0);
   bssl::UniquePtr<X509_EXTENSION> ext(X509V3_EXT_nconf_nid(nullptr, &ctx, nid, value));
   return ext && X509_add_ext(x, ext.get(), -1);
 }
@@ -102,6 +104,10 @@ Result<Certificate> Ca::sign_leaf_san(EVP_PKEY* subject_key, const std::string& 
                   add_ext(x.get(), NID_key_usage, "critical,digitalSignature,keyEncipherment") &&
                   add_ext(x.get(), NID_ext_key_usage, "serverAuth,clientAuth") &&
                   add_ext(x.get(), NID_subject_alt_name, san.c_str()) &&
+                  // Names the signing root by its key: two roots of one
+                  // trust domain share a subject during a rotation, and
+                  // chain building must pick the one that signed.
+                  add_ext(x.get(), NID_authority_key_identifier, "keyid:always", root.cert.get()) &&
                   sign_certificate(x.get(), root.key.get(), options_.pin_signature_sizes);
   if (!ok) return Error(Errc::io_error, last_ssl_error("signing a workload certificate"));
   return Certificate(std::move(x));
