@@ -186,7 +186,7 @@ Task<AdsClient::End> AdsClient::session() {
   grpc::ClientCall call(env_, **conn, std::string(kDeltaAdsPath), std::move(options));
   ++status_.connects;
   status_.connected = true;
-  ZT_LOG(env_.log, info, "xds", "xDS stream opening", {"address", channel_.config().address},
+  ZT_LOG(env_.log, info, "xds", "xDS stream opening", {"address", cfg_.authority},
          {"known", known_[std::string(kAddressType)].size() + known_[std::string(kAuthorizationType)].size()});
   bool first = true;
   for (std::string_view type : {kAddressType, kAuthorizationType}) {

@@ -15,6 +15,8 @@
 //                          (oldest first); istiod's own server certificate stays
 //   POST /root/drop-old    root-cert.pem holds the newest root only (a client that
 //                          reloads it no longer trusts istiod's server certificate)
+//   POST /xds/add-invalid  serves an Address resource "invalid-resource" that is not
+//                          a protobuf, besides the file's (the client must NACK it)
 //
 //   fake-istiod --listen 127.0.0.1:0 --port-file $D/port --state-dir $D --mesh $D/mesh.yaml
 //               --admin-listen 127.0.0.1:0 --admin-port-file $D/admin-port [--token T]
@@ -41,6 +43,7 @@
 #include "e2e/fake_istiod/journal.h"
 #include "e2e/fake_istiod/mesh_file.h"
 #include "e2e/fake_istiod/options.h"
+#include "core/mesh/proto_encode.h"
 
 namespace zt::e2e::fake_istiod {
 namespace {
@@ -103,14 +106,14 @@ class MeshWatcher {
 };
 
 HttpResponse route(const std::string& method, const std::string& path, FakeCa& ca, CaService& ca_service,
-                   AdsService& ads, Journal& journal, const Options& o) {
+                   AdsService& ads, MeshFile& mesh, Journal& journal, const Options& o) {
   if (path == "/status") {
     if (method != "GET") return {405, "GET only\n"};
     return {200, journal.status_json(ca_service.up()), "application/json"};
   }
   if (method != "POST") {
     bool known = path == "/ca/stop" || path == "/ca/start" || path == "/streams/reset" || path == "/root/rotate" ||
-                 path == "/root/drop-old";
+                 path == "/root/drop-old" || path == "/xds/add-invalid";
     return known ? HttpResponse{405, "POST only\n"} : HttpResponse{404, "no such endpoint\n"};
   }
   if (path == "/ca/stop" || path == "/ca/start") {
@@ -128,6 +131,12 @@ HttpResponse route(const std::string& method, const std::string& path, FakeCa& c
     write_bundle(o, ca);
     log_line("ca: rotated to root ", ca.newest_root_number(), "; trusting ", ca.trusted_roots(), " roots");
     return {200, "root " + std::to_string(ca.newest_root_number()) + " signs\n"};
+  }
+  if (path == "/xds/add-invalid") {
+    mesh.add_raw(std::string(zt::core::mesh::address_type_url), "invalid-resource", std::string("\xff\xff\xff", 3));
+    ads.push_all();
+    log_line("ads: serving an invalid resource");
+    return {200, "serving invalid-resource\n"};
   }
   if (path == "/root/drop-old") {
     ca.drop_old_roots();
@@ -177,7 +186,7 @@ int run(const Options& o, const sigset_t& signals) {
   std::unique_ptr<grpc::Server> server = start_grpc(o, ca, ads, ca_service, port);
   write_file_atomically(o.port_file, std::to_string(port) + "\n", 0644);
   AdminServer admin(o.admin_listen, [&](const std::string& method, const std::string& path) {
-    return route(method, path, ca, ca_service, ads, journal, o);
+    return route(method, path, ca, ca_service, ads, mesh, journal, o);
   });
   admin.start();
   MeshWatcher watcher(mesh, ads);

@@ -70,10 +70,23 @@ Result<bool> MeshFile::reload() {
   next->by_type[std::string(mesh::address_type_url)] = versioned(resources->addresses);
   next->by_type[std::string(mesh::authorization_type_url)] = versioned(resources->authorizations);
   std::lock_guard lock(mu_);
+  for (const auto& [type, resources] : raw_) {
+    for (const auto& [name, r] : resources) next->by_type[type][name] = r;
+  }
   if (current_ && current_->by_type == next->by_type) return false;  // only comments or order changed
   next->revision = current_ ? current_->revision + 1 : 1;
   current_ = std::move(next);
   return true;
+}
+
+void MeshFile::add_raw(const std::string& type_url, const std::string& name, std::string bytes) {
+  std::lock_guard lock(mu_);
+  Resource r{version_of(bytes), std::move(bytes)};
+  raw_[type_url][name] = r;
+  auto next = std::make_shared<MeshState>(current_ ? *current_ : MeshState{});
+  next->by_type[type_url][name] = std::move(r);
+  next->revision = next->revision + 1;
+  current_ = std::move(next);
 }
 
 std::shared_ptr<const MeshState> MeshFile::current() const {

@@ -49,6 +49,10 @@ class MeshFile {
   // The same broken content is reported once, not on every poll.
   Result<bool> reload();
   std::shared_ptr<const MeshState> current() const;
+  // Serves `bytes` as resource `name` of `type_url` besides the file's, from
+  // now on and across reloads: how a test makes istiod send what the file
+  // format cannot express (a resource the client must NACK).
+  void add_raw(const std::string& type_url, const std::string& name, std::string bytes);
   const std::string& path() const { return path_; }
 
  private:
@@ -59,6 +63,7 @@ class MeshFile {
   bool seen_any_ = false;
   mutable std::mutex mu_;
   std::shared_ptr<const MeshState> current_;
+  std::map<std::string, ResourceMap, std::less<>> raw_;  // added by add_raw
 };
 
 }  // namespace zt::e2e::fake_istiod
