@@ -136,6 +136,7 @@ Result<void> App::build_mesh_source() {
                                 cfg_.pod_namespace.value_or(""), cfg_.node_name.value_or(""), cfg_.proxy_metadata);
   ads_cfg.authority = address->authority();
   ads_cfg.metadata = CallMetadata(*token, cfg_.cluster_id);
+  ads_cfg.on_demand = cfg_.xds_on_demand;
   ads_ = std::make_unique<xds::AdsClient>(env, *xds_channel_, readiness_, control_metrics_, std::move(ads_cfg));
   mesh_ = ads_.get();
   ZT_LOG(log_, info, "xds", "xDS client configured", {"address", *cfg_.xds_address},
@@ -247,12 +248,22 @@ tls::TlsConfig App::server_tls_config() {
 }
 
 Result<void> App::build_workers() {
+  // On demand, workers ask the xDS client, which lives on this thread;
+  // the answer comes back here and the worker's own wrapper takes it home.
+  Demand demand;
+  if (ads_ && cfg_.xds_on_demand) {
+    demand = [this](std::string key, std::function<void()> answered) {
+      rt_.env().loop.post([this, key = std::move(key), answered = std::move(answered)]() mutable {
+        ads_->demand(std::move(key), std::move(answered));
+      });
+    };
+  }
   for (uint32_t i = 0; i < cfg_.worker_threads; ++i) {
     // One server context per worker: a context remembers the peer chains it
     // verified, unlocked (tls::TlsContext::verified_chain).
     auto server_ctx = tls::TlsContext::create(server_tls_config());
     if (!server_ctx) return Error(Errc::unsupported, "cannot configure TLS: " + server_ctx.error().message());
-    workers_.push_back(std::make_unique<Worker>(i, WorkerShared{cfg_, state_, certs_, *server_ctx, log_}));
+    workers_.push_back(std::make_unique<Worker>(i, WorkerShared{cfg_, state_, certs_, *server_ctx, log_, demand}));
     if (auto r = workers_.back()->listen(); !r) return Error(r.code(), "cannot listen: " + r.error().message());
   }
   if (cfg_.listen_on_workload_ips && cfg_.local_mode() && workers_.front()->listening().empty()) {
@@ -354,6 +365,7 @@ std::string App::config_dump() const {
     nlohmann::json known = nlohmann::json::object();
     for (const auto& [type, n] : st.known) known[type] = n;
     xds["resources"] = known;
+    if (cfg_.xds_on_demand) xds["onDemand"] = {{"asked", st.demanded}, {"pending", st.demands_pending}};
     if (st.last_nack) {
       xds["lastNack"] = {{"typeUrl", st.last_nack->type_url}, {"nonce", st.last_nack->nonce},
                          {"detail", st.last_nack->detail}, {"at", rfc3339_seconds(st.last_nack->at)}};

@@ -470,7 +470,6 @@ Result<Config> parse_config(const EnvMap& env, const std::vector<std::string>& a
     const std::string* value = settings.find(p.key);
     if (!value || value->empty()) continue;
     // A boolean that is off asks for nothing.
-    if (p.key == "XDS_ON_DEMAND" && !cfg.xds_on_demand) continue;
     if (p.key == "ISTIO_META_DNS_CAPTURE" && !cfg.dns_proxy_enabled) continue;
     cfg.not_supported_yet.push_back(settings.label(p.key) + ": needs " + std::string(p.needs) + ", not built yet");
   }
@@ -482,7 +481,6 @@ Result<Config> parse_config(const EnvMap& env, const std::vector<std::string>& a
 
 std::span<const PendingSetting> pending_settings() {
   static constexpr PendingSetting kPending[] = {
-      {"XDS_ON_DEMAND", "the xDS client"},
       {"CLUSTER_DOMAIN", "the DNS proxy"},
       {"NETWORK", "multi-network routing"},
       {"SERVICE_ACCOUNT", "the CA client"},

@@ -71,6 +71,18 @@ Result<void> Worker::open_listeners() {
   proxy::InboundConfig in_cfg;
   in_cfg.mark = std::nullopt;
   in_cfg.metrics = &traffic_;
+  if (shared_.demand) {
+    // The answer arrives on the control thread; it is posted back here,
+    // where the connection waits.
+    proxy::OnDemand on_demand;
+    on_demand.ask = [this](std::string key, std::function<void()> answered) {
+      shared_.demand(std::move(key), [loop = &rt_.env().loop, answered = std::move(answered)]() mutable {
+        loop->post(std::move(answered));
+      });
+    };
+    out_cfg.on_demand = on_demand;
+    in_cfg.on_demand = on_demand;
+  }
 
   ListenOptions opts;
   opts.reuse_port = true;  // every worker listens on the same ports

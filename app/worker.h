@@ -42,6 +42,10 @@ class SharedState {
   std::atomic<std::shared_ptr<const core::mesh::StateSnapshot>> current_;
 };
 
+// On demand (XDS_ON_DEMAND): asks the control plane for an Address; any
+// thread may call it, and `answered` runs on the control thread.
+using Demand = std::function<void(std::string key, std::function<void()> answered)>;
+
 // What every worker uses; each member is safe from any thread, except
 // server_tls, which is this worker's own (a TlsContext caches unlocked).
 struct WorkerShared {
@@ -50,6 +54,7 @@ struct WorkerShared {
   CertificateStore& certs;
   std::shared_ptr<const tls::TlsContext> server_tls;
   Log& log;
+  Demand demand;  // empty: not on demand
 };
 
 // The endpoints a listener address stands for. Our sockets are v6-only, so

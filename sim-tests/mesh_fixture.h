@@ -26,6 +26,7 @@
 #include "core/mesh/store.h"
 #include "io/async.h"
 #include "io/sim/world.h"
+#include "testing/sim_seeds.h"
 #include "testing/sim_log.h"
 #include "testing/harness.h"
 #include "testing/tls_test_util.h"
@@ -308,12 +309,7 @@ class MeshFixture {
   }
 };
 
-// Seeds for a scenario: 1..count, or the one in ZT_SIM_SEED (replay).
-inline std::vector<uint64_t> scenario_seeds(uint64_t count) {
-  if (const char* env = std::getenv("ZT_SIM_SEED"); env && *env) return {std::strtoull(env, nullptr, 10)};
-  std::vector<uint64_t> seeds;
-  for (uint64_t s = 1; s <= count; ++s) seeds.push_back(s);
-  return seeds;
-}
+// Seeds for a scenario: 1..count, or as the environment says (replay, sweep).
+inline std::vector<uint64_t> scenario_seeds(uint64_t count) { return testing::sim_seeds(count); }
 
 }  // namespace zt::sim_tests

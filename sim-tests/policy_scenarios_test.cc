@@ -24,6 +24,7 @@
 #include "core/mesh/local_config.h"
 #include "core/mesh/store.h"
 #include "io/sim/world.h"
+#include "testing/sim_seeds.h"
 #include "testing/harness.h"
 #include "testing/tls_test_util.h"
 
@@ -64,13 +65,8 @@ std::string mesh_yaml(const std::string& policies) {
 )" + policies;
 }
 
-// The seeds to run: 1..count, or only ZT_SIM_SEED when it is set.
-std::vector<uint64_t> seeds(uint64_t count) {
-  if (const char* env = std::getenv("ZT_SIM_SEED"); env && *env) return {std::strtoull(env, nullptr, 10)};
-  std::vector<uint64_t> out;
-  for (uint64_t s = 1; s <= count; ++s) out.push_back(s);
-  return out;
-}
+// The seeds to run: 1..count, or as the environment says (replay, sweep).
+std::vector<uint64_t> seeds(uint64_t count) { return testing::sim_seeds(count); }
 
 using testing::echo;
 using testing::echo_server;

@@ -172,6 +172,7 @@ Outcome rotate(uint64_t seed, bool drop_old_root_early) {
 
 TEST(RootRotation, NoConnectionFailsBeforeDuringOrAfter) {
   for (uint64_t seed : scenario_seeds(kSeeds)) {
+    SCOPED_TRACE(testing::replay(seed));
     Outcome o = rotate(seed, false);
     EXPECT_EQ(o.intact, o.connections) << "seed " << seed << ": first failure " << o.first_failure
                                        << " (replay: ZT_SIM_SEED=" << seed << ")";
@@ -187,6 +188,7 @@ TEST(RootRotation, NoConnectionFailsBeforeDuringOrAfter) {
 // switched, while nodes still present certificates of the old root.
 TEST(RootRotation, DroppingTheOldRootTooEarlyFailsConnections) {
   for (uint64_t seed : scenario_seeds(2)) {
+    SCOPED_TRACE(testing::replay(seed));
     Outcome o = rotate(seed, true);
     EXPECT_LT(o.intact, o.connections) << "seed " << seed << ": the invariant did not see a broken rotation";
   }

@@ -1,5 +1,6 @@
 #include "testing/sim_istiod.h"
 
+#include <algorithm>
 #include <set>
 
 #include "io/async.h"
@@ -12,13 +13,48 @@ namespace zt::testing {
 namespace pb = envoy::service::discovery::v3;
 using xds::grpc::Code;
 
+// What a stream subscribed to of one type: everything (wildcard), or names
+// (resource names or aliases). Names asked for and not answered yet get a
+// removal when nothing here has them, as istiod answers an unknown name.
+struct SimIstiod::Subscription {
+  bool wildcard = true;
+  std::set<std::string> names, unanswered;
+  // Applies a request's subscribe/unsubscribe lists; true when it added names.
+  bool update(const pb::DeltaDiscoveryRequest& req) {
+    bool added = false;
+    for (const std::string& n : req.resource_names_subscribe()) {
+      if (n == "*") {
+        added = added || !wildcard;
+        wildcard = true;
+      } else if (names.insert(n).second) {
+        unanswered.insert(n);
+        added = true;
+      }
+    }
+    for (const std::string& n : req.resource_names_unsubscribe()) {
+      if (n == "*") {
+        wildcard = false;
+      } else {
+        names.erase(n);
+        unanswered.erase(n);
+      }
+    }
+    return added;
+  }
+};
+
+bool SimIstiod::wants(const Subscription& sub, const std::string& name, const Held& held) {
+  if (sub.wildcard || sub.names.contains(name)) return true;
+  return std::any_of(held.aliases.begin(), held.aliases.end(), [&](const std::string& a) { return sub.names.contains(a); });
+}
+
 // One client stream: what it holds of each type (name -> version), and a
 // wake-up for pushes.
 struct SimIstiod::Stream {
   explicit Stream(Loop& loop) : wake(std::make_unique<Event>(loop)) {}
   xds::grpc::ServerCall* call = nullptr;
   std::map<std::string, std::map<std::string, std::string>> holds;
-  std::set<std::string> subscribed;  // types the client asked for
+  std::map<std::string, Subscription> subscribed;  // by type
   std::unique_ptr<Event> wake;
   bool ended = false;
 };
@@ -69,8 +105,9 @@ Task<void> SimIstiod::sign(xds::grpc::ServerCall& call) {
   call.finish({});
 }
 
-void SimIstiod::set(std::string_view type_url, const std::string& name, std::string bytes) {
-  resources_[std::string(type_url)][name] = Held{std::to_string(++version_), std::move(bytes)};
+void SimIstiod::set(std::string_view type_url, const std::string& name, std::string bytes,
+                    std::vector<std::string> aliases) {
+  resources_[std::string(type_url)][name] = Held{std::to_string(++version_), std::move(bytes), std::move(aliases)};
 }
 
 void SimIstiod::remove(std::string_view type_url, const std::string& name) {
@@ -104,38 +141,52 @@ std::string SimIstiod::build(Stream& s, const std::string& type_url) {
   r.set_type_url(type_url);
   r.set_nonce(std::to_string(++nonce_));
   auto& holds = s.holds[type_url];
+  Subscription& sub = s.subscribed[type_url];
   const auto& here = resources_[type_url];
   for (const auto& [name, held] : here) {
+    if (!wants(sub, name, held)) continue;
+    // Asked for by an alias, it is then held by its name (and keeps
+    // getting its updates when its addresses change).
+    if (!sub.wildcard) sub.names.insert(name);
+    sub.unanswered.erase(name);
+    for (const std::string& a : held.aliases) sub.unanswered.erase(a);
     auto it = holds.find(name);
     if (it != holds.end() && it->second == held.version) continue;
     pb::Resource* res = r.add_resources();
     res->set_name(name);
     res->set_version(held.version);
+    for (const std::string& a : held.aliases) res->add_aliases(a);
     res->mutable_resource()->set_type_url(type_url);
     res->mutable_resource()->set_value(held.bytes);
     holds[name] = held.version;
     ++resources_sent_;
   }
   for (auto it = holds.begin(); it != holds.end();) {
-    if (here.contains(it->first)) {
+    auto h = here.find(it->first);
+    if (h != here.end() && wants(sub, h->first, h->second)) {
       ++it;
       continue;
     }
     r.add_removed_resources(it->first);
     it = holds.erase(it);
   }
+  for (const std::string& name : sub.unanswered) r.add_removed_resources(name);  // we have none
+  sub.unanswered.clear();
   return r.SerializeAsString();
 }
 
 bool SimIstiod::changed(Stream& s, const std::string& type_url) {
   const auto& holds = s.holds[type_url];
+  const Subscription& sub = s.subscribed[type_url];
   const auto& here = resources_[type_url];
-  if (holds.size() != here.size()) return true;
+  size_t wanted = 0;
   for (const auto& [name, held] : here) {
+    if (!wants(sub, name, held)) continue;
+    ++wanted;
     auto it = holds.find(name);
     if (it == holds.end() || it->second != held.version) return true;
   }
-  return false;
+  return wanted != holds.size() || !sub.unanswered.empty();
 }
 
 Task<void> SimIstiod::respond(Stream& s, const std::string& type_url) {
@@ -161,7 +212,9 @@ Task<void> SimIstiod::serve(xds::grpc::ServerCall& call) {
         pb::DeltaDiscoveryRequest req;
         if (!req.ParseFromString(*m)) break;
         Request r{req.type_url(), req.response_nonce(), req.error_detail().message(),
-                  size_t(req.initial_resource_versions_size()), req.has_node(), req.node().id()};
+                  size_t(req.initial_resource_versions_size()), req.has_node(), req.node().id(),
+                  {req.resource_names_subscribe().begin(), req.resource_names_subscribe().end()},
+                  {req.resource_names_unsubscribe().begin(), req.resource_names_unsubscribe().end()}};
         log.push_back(r);
         inbox.push_back(std::move(req));
         s.wake->set();
@@ -186,16 +239,24 @@ Task<void> SimIstiod::serve(xds::grpc::ServerCall& call) {
     std::set<std::string> fresh;
     for (const auto& req : got) {
       if (!req.response_nonce().empty()) continue;  // an ACK or NACK
-      // A new subscription: what the client holds is what it says it holds.
-      auto& holds = s.holds[req.type_url()];
-      holds.clear();
-      for (const auto& [name, version] : req.initial_resource_versions()) holds[name] = version;
-      s.subscribed.insert(req.type_url());
-      fresh.insert(req.type_url());
+      auto sub = s.subscribed.find(req.type_url());
+      if (sub == s.subscribed.end()) {
+        // A new subscription: what the client holds is what it says it
+        // holds; no names is the wildcard.
+        auto& holds = s.holds[req.type_url()];
+        holds.clear();
+        for (const auto& [name, version] : req.initial_resource_versions()) holds[name] = version;
+        Subscription& fresh_sub = s.subscribed[req.type_url()];
+        fresh_sub.wildcard = req.resource_names_subscribe().empty();
+        fresh_sub.update(req);
+        fresh.insert(req.type_url());
+      } else if (sub->second.update(req)) {
+        fresh.insert(req.type_url());  // names added: answered like a new subscription
+      }
     }
     // A new subscription is always answered (the client waits for it);
     // the others only when something changed.
-    for (const std::string& type : s.subscribed) {
+    for (const auto& [type, sub] : s.subscribed) {
       if (fresh.contains(type) || changed(s, type)) co_await respond(s, type);
     }
   }

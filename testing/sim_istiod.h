@@ -31,8 +31,11 @@ class SimIstiod {
   ~SimIstiod();
 
   void start() { server_.start(); }
-  // A resource's bytes (the Any's value) under `name`; a new version each time.
-  void set(std::string_view type_url, const std::string& name, std::string bytes);
+  // A resource's bytes (the Any's value) under `name`; a new version each
+  // time. `aliases` are other names a client may subscribe it by (on
+  // demand: "network/ip" for a workload), sent in Resource.aliases.
+  void set(std::string_view type_url, const std::string& name, std::string bytes,
+           std::vector<std::string> aliases = {});
   void remove(std::string_view type_url, const std::string& name);
   // Sends what changed since the last push to every open stream.
   void push();
@@ -56,6 +59,7 @@ class SimIstiod {
     size_t initial_versions = 0;
     bool has_node = false;
     std::string node_id;
+    std::vector<std::string> subscribe, unsubscribe;
   };
   const std::vector<Request>& requests() const { return requests_; }
   std::vector<Request> nacks() const;
@@ -79,7 +83,10 @@ class SimIstiod {
   struct Held {
     std::string version;
     std::string bytes;
+    std::vector<std::string> aliases;
   };
+  struct Subscription;
+  static bool wants(const Subscription& sub, const std::string& name, const Held& held);
   std::map<std::string, std::map<std::string, Held>> resources_;  // type -> name -> held
   uint64_t version_ = 0, nonce_ = 0;
   std::map<uint64_t, Stream*> streams_;

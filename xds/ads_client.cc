@@ -1,6 +1,7 @@
 #include "xds/ads_client.h"
 
 #include <algorithm>
+#include <deque>
 
 #include "io/async.h"
 #include "xds/proto/xds.pb.h"
@@ -32,6 +33,13 @@ bool is_rebalance(const grpc::Status& s) {
 
 }  // namespace
 
+struct AdsClient::Outbox {
+  grpc::ClientCall& call;
+  Scope& sends;  // where the drain runs: the session's
+  std::deque<std::string> queue;
+  bool draining = false;
+};
+
 NodeInfo node_info(const std::string& instance_ip, const std::string& pod_name, const std::string& pod_namespace,
                    const std::string& node_name, const std::map<std::string, std::string>& proxy_metadata) {
   const std::string ip = instance_ip.empty() ? "1.1.1.1" : instance_ip;  // upstream's default
@@ -51,6 +59,8 @@ AdsClient::AdsClient(Env& env, grpc::Channel& channel, core::control::Readiness&
   metrics_.declare(kMessageBytes, MetricType::counter, "Total number of bytes received (unstable)");
   metrics_.declare(kNacks, MetricType::counter, "xDS responses this node refused (NACKed), by type.");
   for (std::string_view type : {kAddressType, kAuthorizationType}) {
+    // On demand, Address is subscribed to nothing at first: nothing to wait for.
+    if (cfg_.on_demand && type == kAddressType) continue;
     first_response_.emplace(std::string(type), readiness.block("xds " + short_type(type)));
   }
 }
@@ -84,6 +94,7 @@ Task<void> AdsClient::run() {
   Duration backoff = cfg_.backoff_initial;
   while (!stopped_) {
     const uint64_t acks_before = status_.acks + status_.nacks;
+    const MonoTime began = env_.clock.now();
     const End end = co_await session();
     count_termination(end);
     // A stream that was answered reached a working istiod: the next failure
@@ -94,7 +105,11 @@ Task<void> AdsClient::run() {
     } else {
       backoff = cfg_.backoff_initial;
     }
-    const Duration wait = jittered(backoff);
+    // Attempts begin at most one backoff apart: the time the failed one
+    // took (a SYN to a host that is down is retried until the connect
+    // times out) counts towards the wait, so istiod is reached within one
+    // backoff of its return.
+    const Duration wait = std::max(Duration(0), jittered(backoff) - (env_.clock.now() - began));
     if (end == End::complete || end == End::reconnect) {
       ZT_LOG(env_.log, info, "xds", "xDS stream ended", {"reason", status_.last_termination}, {"retry_in", wait});
     } else {
@@ -116,8 +131,23 @@ std::string AdsClient::request_for(std::string_view type_url, bool first, const 
   }
   if (nonce.empty()) {
     // The initial request of a stream: what we know, so istiod sends the rest.
-    if (auto it = known_.find(type_url); it != known_.end()) {
+    auto it = known_.find(type_url);
+    if (it != known_.end()) {
       for (const auto& [name, version] : it->second) (*req.mutable_initial_resource_versions())[name] = version;
+    }
+    if (cfg_.on_demand && type_url == kAddressType) {
+      // Named: what we hold and what is still awaited. Nothing yet: "*" in
+      // and out in one request, delta xDS's way to subscribe to nothing.
+      if (it != known_.end()) {
+        for (const auto& [name, version] : it->second) req.add_resource_names_subscribe(name);
+      }
+      for (const auto& [name, waiting] : demanded_) {
+        if (it == known_.end() || !it->second.contains(name)) req.add_resource_names_subscribe(name);
+      }
+      if (req.resource_names_subscribe().empty()) {
+        req.add_resource_names_subscribe("*");
+        req.add_resource_names_unsubscribe("*");
+      }
     }
   } else {
     req.set_response_nonce(nonce);
@@ -164,7 +194,11 @@ std::vector<core::mesh::Rejection> AdsClient::apply(const pb::DeltaDiscoveryResp
   status_.known[r.type_url()] = known.size();
   rejected.insert(rejected.end(), invalid.begin(), invalid.end());
   const bool changed = resources.size() > invalid.size() || !removed.empty();
-  if (changed && publish_) publish_(store_.publish());
+  if (changed) {
+    snapshot_ = store_.publish();
+    if (publish_) publish_(snapshot_);
+  }
+  if (r.type_url() == kAddressType) answer_demands(r);
   return rejected;
 }
 
@@ -188,11 +222,17 @@ Task<AdsClient::End> AdsClient::session() {
   status_.connected = true;
   ZT_LOG(env_.log, info, "xds", "xDS stream opening", {"address", cfg_.authority},
          {"known", known_[std::string(kAddressType)].size() + known_[std::string(kAuthorizationType)].size()});
-  bool first = true;
-  for (std::string_view type : {kAddressType, kAuthorizationType}) {
-    if (!co_await call.send(request_for(type, first, "", nullptr))) break;
-    first = false;
-  }
+  // Sends leave through the outbox, one at a time, in order; the drain
+  // goes before the outbox and the call (declared after them).
+  Scope sends;
+  Outbox outbox{call, sends};
+  outbox_ = &outbox;
+  struct Detach {
+    Outbox*& box;
+    ~Detach() { box = nullptr; }
+  } detach{outbox_};
+  enqueue(request_for(kAddressType, true, "", nullptr));
+  enqueue(request_for(kAuthorizationType, false, "", nullptr));
   while (std::optional<std::string> m = co_await call.receive()) {
     pb::DeltaDiscoveryResponse r;
     if (!r.ParseFromString(*m)) {
@@ -216,19 +256,89 @@ Task<AdsClient::End> AdsClient::session() {
              {"nonce", r.nonce()}, {"rejected", rejected.size()}, {"detail", detail});
     }
     if (auto it = first_response_.find(r.type_url()); it != first_response_.end()) it->second.release();
-    if (!co_await call.send(request_for(r.type_url(), false, r.nonce(), &rejected))) break;
+    enqueue(request_for(r.type_url(), false, r.nonce(), &rejected));
   }
   status_.connected = false;
-  grpc::Status st = call.status();
-  if (!call.finished()) {
-    // The send failed first: the stream is broken; take its status.
-    while (co_await call.receive()) {
-    }
-    st = call.status();
-  }
+  const grpc::Status st = call.status();
   status_.last_termination = st.to_string();
   if (st.ok()) co_return End::complete;
   co_return is_rebalance(st) ? End::reconnect : End::error;
+}
+
+void AdsClient::enqueue(std::string message) {
+  if (!outbox_) return;
+  outbox_->queue.push_back(std::move(message));
+  if (outbox_->draining) return;
+  outbox_->draining = true;
+  outbox_->sends.spawn(drain(outbox_->call, *outbox_));
+}
+
+// Sends what the outbox holds, in order, then stops (the next enqueue
+// starts it again). A send that fails broke the stream: the call
+// is cancelled so that the receive loop ends too.
+Task<void> AdsClient::drain(grpc::ClientCall& call, Outbox& box) {
+  while (!box.queue.empty()) {
+    std::string message = std::move(box.queue.front());
+    box.queue.pop_front();
+    if (!co_await call.send(std::move(message))) {
+      box.queue.clear();
+      if (!call.finished()) call.cancel({Code::unavailable, "sending on the xDS stream failed"});
+      break;
+    }
+  }
+  box.draining = false;
+}
+
+void AdsClient::demand(std::string key, std::function<void()> answered) {
+  if (!cfg_.on_demand || resolves(key) || demanded_.size() >= kMaxDemandsPending) {
+    env_.loop.post(std::move(answered));
+    return;
+  }
+  auto [it, fresh] = demanded_.try_emplace(std::move(key));
+  it->second.push_back(std::move(answered));
+  status_.demands_pending = demanded_.size();
+  if (!fresh) return;  // asked already; this caller waits for the same answer
+  ++status_.demanded;
+  ZT_LOG(env_.log, debug, "xds", "on-demand request", {"name", it->first}, {"connected", outbox_ != nullptr});
+  // Connected: ask now; else the next stream's initial request names it.
+  pb::DeltaDiscoveryRequest req;
+  req.set_type_url(std::string(kAddressType));
+  req.add_resource_names_subscribe(it->first);
+  enqueue(req.SerializeAsString());
+}
+
+// Whether the state already answers `key`: "network/ip", "namespace/hostname"
+// or a workload uid.
+bool AdsClient::resolves(std::string_view key) const {
+  if (!snapshot_) return false;
+  const size_t slash = key.find('/');
+  if (slash == std::string_view::npos) return snapshot_->workload_by_uid(key) != nullptr;
+  const std::string_view first = key.substr(0, slash), rest = key.substr(slash + 1);
+  if (auto ip = IpAddr::parse(rest)) {
+    const core::mesh::NetworkAddress addr{std::string(first), *ip};
+    return snapshot_->workload_by_address(addr) || snapshot_->service_by_vip(addr);
+  }
+  return snapshot_->service_by_host({std::string(first), std::string(rest)}) != nullptr;
+}
+
+// Wakes whoever waits for a name this response answers: sent, sent as an
+// alias, removed (istiod has none), or now resolvable in the state.
+void AdsClient::answer_demands(const pb::DeltaDiscoveryResponse& r) {
+  if (demanded_.empty()) return;
+  std::set<std::string, std::less<>> named(r.removed_resources().begin(), r.removed_resources().end());
+  for (const pb::Resource& res : r.resources()) {
+    named.insert(res.name());
+    named.insert(res.aliases().begin(), res.aliases().end());
+  }
+  for (auto it = demanded_.begin(); it != demanded_.end();) {
+    if (!named.contains(it->first) && !resolves(it->first)) {
+      ++it;
+      continue;
+    }
+    for (auto& answered : it->second) env_.loop.post(std::move(answered));
+    it = demanded_.erase(it);
+  }
+  status_.demands_pending = demanded_.size();
 }
 
 }  // namespace zt::xds

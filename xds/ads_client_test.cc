@@ -8,6 +8,7 @@
 
 #include "testing/mesh_fixtures.h"
 #include "testing/sim_harness.h"
+#include "testing/sim_seeds.h"
 #include "testing/sim_istiod.h"
 #include "testing/tls_test_util.h"
 #include "xds/proto/authorization.pb.h"
@@ -30,7 +31,7 @@ std::string policy_bytes(const std::string& name) {
 }
 
 struct Fixture {
-  Fixture() : tls(h.client().clock.wall_now()) {
+  explicit Fixture(bool on_demand = false, uint64_t seed = 1) : h(seed), tls(h.client().clock.wall_now()) {
     start_istiod();
     h.server_host().on_crash([this] { istiod.reset(); });
     h.server_host().on_restart([this] { start_istiod(); });
@@ -43,6 +44,7 @@ struct Fixture {
     cfg.node = node_info("10.0.0.1", "ztunnel-abc", "istio-system", "node-a", {{"CLUSTER_ID", "Kubernetes"}});
     cfg.authority = cc.authority;
     cfg.metadata = [] { return Result<h2::Headers>(h2::Headers{{"authorization", "Bearer t0k3n"}, {"clusterid", "Kubernetes"}}); };
+    cfg.on_demand = on_demand;
     ads = std::make_unique<AdsClient>(h.client(), *channel, readiness, metrics, cfg);
   }
   ~Fixture() {
@@ -54,7 +56,7 @@ struct Fixture {
     auto l = h.server().net.listen(Endpoint{h.server_ip(), kIstiodPort}, {});
     ZT_ASSERT(l.ok());
     istiod = std::make_unique<testing::SimIstiod>(h.server(), std::move(*l), tls.server());
-    for (const auto& [name, bytes] : addresses) istiod->set(kAddressType, name, bytes);
+    for (const auto& [name, bytes] : addresses) istiod->set(kAddressType, name, bytes, aliases[name]);
     for (const auto& [name, bytes] : policies) istiod->set(kAuthorizationType, name, bytes);
     istiod->start();
   }
@@ -69,6 +71,7 @@ struct Fixture {
   Harness h;
   testing::TlsWorld tls;
   std::map<std::string, std::string> addresses, policies;  // what istiod starts with
+  std::map<std::string, std::vector<std::string>> aliases;  // of addresses
   std::unique_ptr<testing::SimIstiod> istiod;
   std::unique_ptr<grpc::Channel> channel;
   core::control::Readiness readiness;
@@ -180,30 +183,34 @@ TEST(AdsClient, AReconnectSendsWhatIsKnownAndGetsOnlyWhatChanged) {
 // client tries a bounded number of times (backoff to 15 s, jittered), and
 // reconnects within the backoff bound once istiod is back.
 TEST(AdsClient, AnOutageKeepsTheStateAndReconnectsWithinTheBound) {
-  Fixture f;
-  f.addresses = {{"uid-1", address_of(workload_proto("uid-1", "10.1.0.1")).SerializeAsString()}};
-  f.istiod.reset();
-  f.start_istiod();
-  f.start();
-  ASSERT_TRUE(f.h.run_until([&] { return f.readiness.ready(); }, std::chrono::seconds(30)));
-  const int publishes = f.publishes;
-  const uint64_t connects_before = f.ads->status().connects;
-  const uint64_t channel_before = f.channel->connects();
-  f.h.world().crash(f.h.server_host().id());
-  f.h.world().run_for(std::chrono::minutes(10));
-  EXPECT_EQ(f.publishes, publishes) << "the state was not touched";
-  EXPECT_EQ(f.workloads(), 1u);
-  EXPECT_FALSE(f.ads->status().connected);
-  const uint64_t attempts = f.channel->connects() - channel_before;
-  EXPECT_GE(attempts, 10u);
-  EXPECT_LE(attempts, 100u) << "no reconnect storm";
-  f.h.world().restart(f.h.server_host().id());
-  const MonoTime back = f.h.world().now();
-  ASSERT_TRUE(f.h.run_until([&] { return f.ads->status().connects > connects_before && f.ads->status().acks >= 4; },
-                            std::chrono::minutes(1)));
-  EXPECT_LE(f.h.world().now() - back, std::chrono::seconds(16)) << "within the 15 s backoff bound";
-  std::printf("outage of 10 min: %llu connect attempts; reconnected %lld ms after istiod returned\n",
-              static_cast<unsigned long long>(attempts), static_cast<long long>(to_ms(f.h.world().now() - back)));
+  for (uint64_t seed : testing::sim_seeds(5)) {
+    SCOPED_TRACE(testing::replay(seed));
+    Fixture f(false, seed);
+    f.addresses = {{"uid-1", address_of(workload_proto("uid-1", "10.1.0.1")).SerializeAsString()}};
+    f.istiod.reset();
+    f.start_istiod();
+    f.start();
+    ASSERT_TRUE(f.h.run_until([&] { return f.readiness.ready(); }, std::chrono::seconds(30)));
+    const int publishes = f.publishes;
+    const uint64_t connects_before = f.ads->status().connects;
+    const uint64_t channel_before = f.channel->connects();
+    f.h.world().crash(f.h.server_host().id());
+    f.h.world().run_for(std::chrono::minutes(10));
+    EXPECT_EQ(f.publishes, publishes) << "the state was not touched";
+    EXPECT_EQ(f.workloads(), 1u);
+    EXPECT_FALSE(f.ads->status().connected);
+    const uint64_t attempts = f.channel->connects() - channel_before;
+    EXPECT_GE(attempts, 10u);
+    EXPECT_LE(attempts, 100u) << "no reconnect storm";
+    f.h.world().restart(f.h.server_host().id());
+    const MonoTime back = f.h.world().now();
+    ASSERT_TRUE(f.h.run_until([&] { return f.ads->status().connects > connects_before && f.ads->status().acks >= 4; },
+                              std::chrono::minutes(1)));
+    EXPECT_LE(f.h.world().now() - back, std::chrono::seconds(16)) << "within the 15 s backoff bound";
+    std::printf("seed %llu: outage of 10 min: %llu connect attempts; reconnected %lld ms after istiod returned\n",
+                static_cast<unsigned long long>(seed), static_cast<unsigned long long>(attempts),
+                static_cast<long long>(to_ms(f.h.world().now() - back)));
+  }
 }
 
 // A property over seeds: a push mixing valid and invalid resources of both
@@ -212,7 +219,8 @@ TEST(AdsClient, AnOutageKeepsTheStateAndReconnectsWithinTheBound) {
 // of both types are applied.
 TEST(AdsClient, MixedPushesNackExactlyTheInvalidAndApplyTheRest) {
   size_t nacks_seen = 0, applied_seen = 0;
-  for (uint64_t seed = 1; seed <= 25; ++seed) {
+  for (uint64_t seed : testing::sim_seeds(25)) {
+    SCOPED_TRACE(testing::replay(seed));
     Fixture f;
     f.start();
     ASSERT_TRUE(f.h.run_until([&] { return f.readiness.ready(); }, std::chrono::seconds(30))) << "seed " << seed;
@@ -277,6 +285,12 @@ TEST(AdsClient, MixedPushesNackExactlyTheInvalidAndApplyTheRest) {
       for (size_t at = nack_detail[t].find("; "); at != std::string::npos; at = nack_detail[t].find("; ", at + 2)) ++reasons;
       EXPECT_EQ(reasons, bad->size()) << "seed " << seed << ": " << nack_detail[t];
     }
+    nacks_seen += nack_detail.size();
+    if (good_workloads.empty() && good_services.empty() && good_policies.empty()) {
+      EXPECT_EQ(f.workloads(), 0u) << "nothing valid, nothing applied";
+      continue;
+    }
+    ASSERT_NE(f.state, nullptr) << "valid resources were published";
     for (const std::string& name : good_workloads) {
       EXPECT_NE(f.state->workload_by_uid(name), nullptr) << "seed " << seed << " " << name;
       for (const auto& [t, detail] : nack_detail) EXPECT_EQ(detail.find(name + ":"), std::string::npos);
@@ -288,13 +302,93 @@ TEST(AdsClient, MixedPushesNackExactlyTheInvalidAndApplyTheRest) {
       EXPECT_TRUE(f.state->policies().by_key.count(key)) << "seed " << seed << " " << key;
     }
     EXPECT_EQ(f.state->workloads().by_uid.size(), good_workloads.size()) << "seed " << seed;
-    nacks_seen += nack_detail.size();
     applied_seen += good_workloads.size() + good_services.size() + good_policies.size();
   }
-  // The mixes did exercise both outcomes.
-  EXPECT_GE(nacks_seen, 20u);
-  EXPECT_GE(applied_seen, 50u);
-  std::printf("25 mixed pushes: %zu NACKs, %zu valid resources applied\n", nacks_seen, applied_seen);
+  // The mixes did exercise both outcomes (over the default seeds).
+  if (!testing::sim_seeds_chosen()) {
+    EXPECT_GE(nacks_seen, 20u);
+    EXPECT_GE(applied_seen, 50u);
+  }
+  std::printf("mixed pushes: %zu NACKs, %zu valid resources applied\n", nacks_seen, applied_seen);
+}
+
+}  // namespace
+}  // namespace zt::xds
+
+namespace zt::xds {
+namespace {
+
+// On demand: Address starts subscribed to nothing and readiness does not
+// wait for it; a demanded name is fetched and answered, an unknown one is
+// answered by istiod's removal, a known one at once; what was fetched gets
+// its updates, what was not asked for never arrives; a reconnect asks again
+// for what is held and for what was asked while istiod was away.
+TEST(AdsClient, OnDemandFetchesWhatIsAskedAndKeepsItAcrossReconnects) {
+  Fixture f(/*on_demand=*/true);
+  f.addresses = {{"uid-1", address_of(workload_proto("uid-1", "10.1.0.1")).SerializeAsString()},
+                 {"uid-2", address_of(workload_proto("uid-2", "10.1.0.2")).SerializeAsString()},
+                 {"uid-3", address_of(workload_proto("uid-3", "10.1.0.3")).SerializeAsString()}};
+  f.aliases = {{"uid-1", {"/10.1.0.1"}}, {"uid-2", {"/10.1.0.2"}}, {"uid-3", {"/10.1.0.3"}}};
+  f.policies = {{"default/p", policy_bytes("p")}};
+  f.istiod.reset();
+  f.start_istiod();
+  f.start();
+  ASSERT_TRUE(f.h.run_until([&] { return f.readiness.ready(); }, std::chrono::seconds(30)))
+      << "readiness waits for Authorization only";
+  const auto& first = f.istiod->requests().front();
+  EXPECT_EQ(first.type_url, kAddressType);
+  EXPECT_EQ(first.subscribe, std::vector<std::string>{"*"});
+  EXPECT_EQ(first.unsubscribe, std::vector<std::string>{"*"}) << "subscribed to nothing";
+  f.h.world().run_for(std::chrono::seconds(1));
+  EXPECT_EQ(f.workloads(), 0u);
+
+  auto ask = [&](const std::string& key) {
+    bool answered = false;
+    f.ads->demand(key, [&answered] { answered = true; });
+    EXPECT_TRUE(f.h.run_until([&] { return answered; }, std::chrono::seconds(5))) << key;
+  };
+  ask("/10.1.0.1");
+  ASSERT_NE(f.state, nullptr);
+  EXPECT_NE(f.state->workload_by_uid("uid-1"), nullptr);
+  EXPECT_EQ(f.workloads(), 1u);
+  ask("/10.9.9.9");  // istiod has none: its removal answers
+  EXPECT_EQ(f.workloads(), 1u);
+  const uint64_t asked = f.ads->status().demanded;
+  ask("/10.1.0.1");  // known: at once, no request
+  EXPECT_EQ(f.ads->status().demanded, asked);
+  EXPECT_EQ(f.ads->status().demands_pending, 0u);
+
+  // uid-1 changes and is pushed; uid-2 changes and is not (not asked for).
+  f.istiod->set(kAddressType, "uid-1", address_of(workload_proto("uid-1", "10.1.0.11")).SerializeAsString(),
+                {"/10.1.0.11"});
+  f.istiod->set(kAddressType, "uid-2", address_of(workload_proto("uid-2", "10.1.0.22")).SerializeAsString(),
+                {"/10.1.0.22"});
+  f.istiod->push();
+  ASSERT_TRUE(f.h.run_until([&] { return f.state->workload_by_address({"", *IpAddr::parse("10.1.0.11")}) != nullptr; },
+                            std::chrono::seconds(5)));
+  f.h.world().run_for(std::chrono::seconds(1));
+  EXPECT_EQ(f.state->workload_by_uid("uid-2"), nullptr);
+
+  // istiod goes away; a demand made meanwhile is answered after it returns,
+  // and the new stream names what is held and what is awaited.
+  f.h.world().crash(f.h.server_host().id());
+  f.h.world().run_for(std::chrono::seconds(2));
+  bool answered = false;
+  f.ads->demand("/10.1.0.3", [&answered] { answered = true; });
+  f.h.world().run_for(std::chrono::seconds(2));
+  EXPECT_FALSE(answered);
+  EXPECT_EQ(f.ads->status().demands_pending, 1u);
+  f.h.world().restart(f.h.server_host().id());
+  ASSERT_TRUE(f.h.run_until([&] { return answered; }, std::chrono::seconds(30)));
+  EXPECT_NE(f.state->workload_by_uid("uid-3"), nullptr);
+  EXPECT_NE(f.state->workload_by_uid("uid-1"), nullptr);
+  EXPECT_EQ(f.state->workload_by_uid("uid-2"), nullptr);
+  std::vector<std::string> resubscribed;
+  for (const auto& r : f.istiod->requests()) {
+    if (r.type_url == kAddressType && r.has_node) resubscribed = r.subscribe;
+  }
+  std::sort(resubscribed.begin(), resubscribed.end());
+  EXPECT_EQ(resubscribed, (std::vector<std::string>{"/10.1.0.3", "uid-1"}));
 }
 
 }  // namespace

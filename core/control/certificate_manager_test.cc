@@ -11,6 +11,7 @@
 #include "io/async.h"
 #include "io/sim/world.h"
 #include "testing/mesh_fixtures.h"
+#include "testing/sim_seeds.h"
 
 namespace zt::core::control {
 namespace {
@@ -78,7 +79,8 @@ struct Rig {
 };
 
 TEST(CertificateRotation, RenewsBetweenHalfAndSixTenthsOfTheLifetime) {
-  for (uint64_t seed = 1; seed <= 20; ++seed) {
+  for (uint64_t seed : testing::sim_seeds(20)) {
+    SCOPED_TRACE(testing::replay(seed));
     Rig r(seed, std::chrono::hours(2));
     r.run_checked(std::chrono::minutes(1));
     ASSERT_EQ(r.renewals, 1) << "seed " << seed;
@@ -99,7 +101,8 @@ TEST(CertificateRotation, RenewsBetweenHalfAndSixTenthsOfTheLifetime) {
 // certificate: the certificate is never withdrawn (it stays valid), and the
 // renewal lands within one backoff period (150 s, +20%) of the CA's return.
 TEST(CertificateRotation, ACaDownForMostOfALifetimeCostsNothing) {
-  for (uint64_t seed = 1; seed <= 20; ++seed) {
+  for (uint64_t seed : testing::sim_seeds(20)) {
+    SCOPED_TRACE(testing::replay(seed));
     Rig r(seed, std::chrono::hours(1));
     r.run_checked(std::chrono::seconds(10));
     ASSERT_EQ(r.renewals, 1);
@@ -121,7 +124,8 @@ TEST(CertificateRotation, ACaDownForMostOfALifetimeCostsNothing) {
 }
 
 TEST(CertificateRotation, AWallClockJumpPastHalfLifeRenewsWithinATick) {
-  for (uint64_t seed = 1; seed <= 10; ++seed) {
+  for (uint64_t seed : testing::sim_seeds(10)) {
+    SCOPED_TRACE(testing::replay(seed));
     Rig r(seed, std::chrono::hours(2));
     r.run_checked(std::chrono::minutes(1));
     r.world.jump_wall(r.host.id(), std::chrono::minutes(75));  // past any renewal time, before expiry
@@ -132,7 +136,8 @@ TEST(CertificateRotation, AWallClockJumpPastHalfLifeRenewsWithinATick) {
 }
 
 TEST(CertificateRotation, AWallClockJumpPastExpiryWithdrawsAtOnceAndRefetches) {
-  for (uint64_t seed = 1; seed <= 10; ++seed) {
+  for (uint64_t seed : testing::sim_seeds(10)) {
+    SCOPED_TRACE(testing::replay(seed));
     Rig r(seed, std::chrono::hours(2));
     r.run_checked(std::chrono::minutes(1));
     const WallTime old_expiry = r.expiry();
@@ -146,7 +151,8 @@ TEST(CertificateRotation, AWallClockJumpPastExpiryWithdrawsAtOnceAndRefetches) {
 }
 
 TEST(CertificateRotation, AWallClockJumpBackWithdrawsWhatIsNotYetValid) {
-  for (uint64_t seed = 1; seed <= 10; ++seed) {
+  for (uint64_t seed : testing::sim_seeds(10)) {
+    SCOPED_TRACE(testing::replay(seed));
     Rig r(seed, std::chrono::hours(2));
     r.run_checked(std::chrono::minutes(1));
     r.world.jump_wall(r.host.id(), -std::chrono::hours(1));

@@ -68,6 +68,22 @@ Task<void> Outbound::forward(StreamPtr downstream, Endpoint dst) {
   auto snap = state_();
   const IpAddr src_ip = downstream->peer().ip;
   const mesh::Workload* source = snap ? snap->workload_by_address({"", src_ip}) : nullptr;
+  if (cfg_.on_demand && !is_proxy_port(dst.port)) {
+    // On demand the state holds only what was asked for: ask for the
+    // source, then the destination, each at most once and bounded.
+    if (!source) {
+      ++counters_.demanded;
+      if (!co_await fetch_on_demand(env_, cfg_.on_demand, address_key(src_ip))) ++counters_.demand_timeouts;
+      snap = state_();
+      source = snap ? snap->workload_by_address({"", src_ip}) : nullptr;
+    }
+    if (source && !snap->workload_by_address({"", dst.ip}) && !snap->service_by_vip({"", dst.ip})) {
+      ++counters_.demanded;
+      if (!co_await fetch_on_demand(env_, cfg_.on_demand, address_key(dst.ip))) ++counters_.demand_timeouts;
+      snap = state_();
+      source = snap ? snap->workload_by_address({"", src_ip}) : nullptr;
+    }
+  }
   if (is_proxy_port(dst.port) || !source) {
     ++counters_.refused;  // a loop, or a source we do not serve
     ZT_LOG(env_.log, debug, "proxy::outbound", "refused", {"src", downstream->peer()}, {"dst", dst},
@@ -146,6 +162,12 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
   ActiveGuard active(active_);
   auto snap = state_();
   const mesh::Workload* dst = snap ? snap->workload_by_address({"", req.target.ip}) : nullptr;
+  if (!dst && cfg_.on_demand) {
+    ++counters_.demanded;
+    if (!co_await fetch_on_demand(env_, cfg_.on_demand, address_key(req.target.ip))) ++counters_.demand_timeouts;
+    snap = state_();
+    dst = snap ? snap->workload_by_address({"", req.target.ip}) : nullptr;
+  }
   if (!dst) {
     ++counters_.unknown_target;
     answer->reject(503);
@@ -260,6 +282,12 @@ Task<void> InboundPlaintext::serve(StreamPtr downstream) {
   Result<Endpoint> dst = downstream->original_dst();
   auto snap = state_();
   const mesh::Workload* wl = dst && snap ? snap->workload_by_address({"", dst->ip}) : nullptr;
+  if (dst && !wl && cfg_.on_demand && !is_proxy_port(dst->port)) {
+    ++counters_.demanded;
+    if (!co_await fetch_on_demand(env_, cfg_.on_demand, address_key(dst->ip))) ++counters_.demand_timeouts;
+    snap = state_();
+    wl = snap ? snap->workload_by_address({"", dst->ip}) : nullptr;
+  }
   if (!dst || is_proxy_port(dst->port) || !wl) {
     ++counters_.unknown_target;
     downstream->abort();

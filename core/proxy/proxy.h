@@ -22,6 +22,7 @@
 #include "core/proxy/access_log.h"
 #include "core/proxy/connection_tracker.h"
 #include "core/proxy/early_data.h"
+#include "core/proxy/on_demand.h"
 #include "core/proxy/outlier.h"
 #include "core/copy.h"
 #include "io/acceptor.h"
@@ -42,6 +43,7 @@ struct OutboundConfig {
   TrafficMetrics* metrics = nullptr;      // connection metrics (reporter=source)
   AccessLogSink access_log;              // one record per connection when it ends; empty = off
   OutlierConfig outlier;                 // ejection of endpoints that fail (outbound_upstream.cc)
+  OnDemand on_demand;                    // XDS_ON_DEMAND: ask for unknown sources and destinations
 };
 
 struct OutboundCounters {
@@ -49,6 +51,8 @@ struct OutboundCounters {
   // Service traffic sent to another endpoint after the first failed before
   // any byte was sent; endpoints ejected from load balancing for that.
   uint64_t retried = 0, ejected = 0;
+  // On demand: addresses asked for, and asks the bound cut short.
+  uint64_t demanded = 0, demand_timeouts = 0;
 };
 
 // The upstream side of an outbound connection, once opened (or not).
@@ -113,11 +117,13 @@ struct InboundConfig {
   std::optional<uint32_t> mark = 1337;  // connections to local workloads bypass inbound capture
   TrafficMetrics* metrics = nullptr;      // connection metrics (reporter=destination)
   AccessLogSink access_log;              // one record per connection when it ends; empty = off
+  OnDemand on_demand;                    // XDS_ON_DEMAND: ask for an unknown destination workload
 };
 
 struct InboundCounters {
   uint64_t requests = 0, allowed = 0, denied = 0, unknown_target = 0, misdirected = 0, upstream_failed = 0;
   uint64_t policy_closed = 0;  // open connections a policy change denied (recheck_policies)
+  uint64_t demanded = 0, demand_timeouts = 0;  // on demand (as OutboundCounters)
 };
 
 class Inbound {

@@ -53,7 +53,11 @@ using testing::echo_server;
 
 // Two nodes, each running its half of the proxy, and one host outside the mesh.
 struct Mesh {
-  explicit Mesh(const std::string& policies = "") : world(7), w(WallTime(std::chrono::seconds(1'767'225'600))) {
+  // on_demand: the state starts with the client only; the proxies ask for
+  // what they do not know, and the ask publishes the whole mesh 20 ms later
+  // (or never, when `silent_control_plane` is set).
+  explicit Mesh(const std::string& policies = "", bool on_demand = false)
+      : world(7), w(WallTime(std::chrono::seconds(1'767'225'600))) {
     a = &world.add_host("node-a", {kClientIp});
     b = &world.add_host("node-b", {kServerIp, kTunneledIp});
     c = &world.add_host("outside", {kOutsideIp});
@@ -62,6 +66,23 @@ struct Mesh {
     EXPECT_TRUE(cfg) << cfg.error().message();
     mesh::load_local_config(store, *cfg);
     snapshot = store.publish();
+    OnDemand ask_a, ask_b;
+    if (on_demand) {
+      full = snapshot;
+      store.remove_workload("cluster1//v1/Pod/default/server");
+      store.remove_workload("cluster1//v1/Pod/default/tunneled");
+      snapshot = store.publish();
+      for (auto [d, h] : {std::pair{&ask_a, &a}, std::pair{&ask_b, &b}}) {
+        d->ask = [this, h](std::string key, std::function<void()> answered) {
+          asked.push_back(key);
+          if (silent_control_plane) return;
+          (*h)->env().loop.run_after(std::chrono::milliseconds(20), [this, answered = std::move(answered)] {
+            snapshot = full;
+            answered();
+          });
+        };
+      }
+    }
     StateSource state = [this] { return snapshot; };
     a->capture_outbound(15001);
     auto out_l = a->env().net.listen(Endpoint{IpAddr::unspecified(IpAddr::Family::v4), 15001}, {});
@@ -77,11 +98,13 @@ struct Mesh {
     OutboundConfig out_cfg;
     out_cfg.metrics = &traffic_a;
     out_cfg.access_log = [this](const ConnectionRecord& r) { log_a.push_back(r); };
+    out_cfg.on_demand = ask_a;
     outbound = std::make_unique<Outbound>(a->env(), std::move(*out_l), state, *pool, out_cfg);
     auto in_l = b->env().net.listen(Endpoint{IpAddr::unspecified(IpAddr::Family::v4), 15008}, {});
     InboundConfig in_cfg;
     in_cfg.metrics = &traffic_b;
     in_cfg.access_log = [this](const ConnectionRecord& r) { log_b.push_back(r); };
+    in_cfg.on_demand = ask_b;
     inbound = std::make_unique<Inbound>(b->env(), std::move(*in_l), w.context(w.config(tls::TlsRole::server, server_creds)),
                                         state, in_cfg);
     auto socks_l = a->env().net.listen(Endpoint{kClientIp, 15080}, {});
@@ -143,7 +166,9 @@ struct Mesh {
   std::vector<ConnectionRecord> log_a, log_b;  // access log records, per node
   testing::TlsWorld w;
   mesh::MeshStore store;
-  std::shared_ptr<const mesh::StateSnapshot> snapshot;
+  std::shared_ptr<const mesh::StateSnapshot> snapshot, full;
+  std::vector<std::string> asked;  // on demand: what the proxies asked for
+  bool silent_control_plane = false;
   std::shared_ptr<const tls::TlsContext> client_ctx;
   std::unique_ptr<hbone::Pool> pool;
   std::unique_ptr<Outbound> outbound;
@@ -404,6 +429,36 @@ TEST(Proxy, AnApplicationTunnelGetsAProxyProtocolHeaderBeforeThePayload) {
   EXPECT_EQ(m.log_b[0].hbone_addr, "10.0.2.2:8080");
   EXPECT_EQ(m.log_b[0].bytes_sent, data.size());  // payload only, not the header
   (*l)->close();
+}
+
+// On demand: a destination the state does not know is asked for, and the
+// connection waits for the answer, then goes over HBONE as usual.
+TEST(Proxy, OnDemandAnUnknownDestinationIsAskedForAndWaitedFor) {
+  Mesh m("", /*on_demand=*/true);
+  const auto data = testing::pattern(1000, 3);
+  const MonoTime t0 = m.world.now();
+  testing::ReadAll got = m.talk(Endpoint{kServerIp, 8080}, data);
+  EXPECT_TRUE(got.end.ok() && *got.end == 0) << (got.end.ok() ? "" : got.end.error().message());
+  EXPECT_TRUE(got.bytes == data);
+  EXPECT_EQ(m.asked, std::vector<std::string>{"/10.0.2.1"}) << "only the destination was unknown";
+  EXPECT_EQ(m.outbound->counters().demanded, 1u);
+  EXPECT_EQ(m.outbound->counters().demand_timeouts, 0u);
+  EXPECT_EQ(m.outbound->counters().hbone, 1u);
+  EXPECT_EQ(m.inbound->counters().demanded, 0u) << "known by the time the tunnel arrived";
+  EXPECT_LT(m.world.now() - t0, std::chrono::seconds(1));
+}
+
+// A control plane that never answers costs a connection the bound, then it
+// is routed with what is known (here: not a mesh address, so passthrough).
+TEST(Proxy, OnDemandAnUnansweredAskIsBounded) {
+  Mesh m("", /*on_demand=*/true);
+  m.silent_control_plane = true;
+  const MonoTime t0 = m.world.now();
+  (void)m.talk(Endpoint{kOutsideIp, 8080}, testing::pattern(100, 4));
+  EXPECT_EQ(m.asked, std::vector<std::string>{"/10.0.3.1"});
+  EXPECT_EQ(m.outbound->counters().demand_timeouts, 1u);
+  EXPECT_EQ(m.outbound->counters().passthrough, 1u);
+  EXPECT_GE(m.world.now() - t0, OnDemand{}.timeout);
 }
 
 TEST(Proxy, TrafficOutsideTheMeshPassesThrough) {

@@ -94,11 +94,22 @@ class DeltaStream final : public grpc::ServerBidiReactor<pb::DeltaDiscoveryReque
   }  // `last` goes here, and this stream with it
 
  private:
+  // Names may be resource names or aliases (on demand: "network/ip"); a
+  // resource asked for by an alias is then held under its own name too, so
+  // it keeps getting updates when its addresses change. Names asked for
+  // that match nothing are answered with a removal, as istiod does.
   struct Subscription {
     bool wildcard = false;
-    std::set<std::string> names;
+    std::set<std::string> names, unanswered;
     std::map<std::string, std::string> sent;  // name -> version the client holds
     bool wants(const std::string& name) const { return wildcard || names.contains(name); }
+    bool wants(const std::string& name, const Resource& r) const {
+      if (wants(name)) return true;
+      for (const std::string& a : r.aliases) {
+        if (names.contains(a)) return true;
+      }
+      return false;
+    }
   };
 
   void handle(const pb::DeltaDiscoveryRequest& req) {
@@ -152,13 +163,18 @@ class DeltaStream final : public grpc::ServerBidiReactor<pb::DeltaDiscoveryReque
       if (name == "*") {
         added = added || !s.wildcard;
         s.wildcard = true;
-      } else {
-        added = s.names.insert(name).second || added;
+      } else if (s.names.insert(name).second) {
+        s.unanswered.insert(name);
+        added = true;
       }
     }
     for (const std::string& name : req.resource_names_unsubscribe()) {
-      if (name == "*") s.wildcard = false;
-      else s.names.erase(name);
+      if (name == "*") {
+        s.wildcard = false;
+      } else {
+        s.names.erase(name);
+        s.unanswered.erase(name);
+      }
     }
     std::erase_if(s.sent, [&](const auto& held) { return !s.wants(held.first); });
     return added;
@@ -171,11 +187,15 @@ class DeltaStream final : public grpc::ServerBidiReactor<pb::DeltaDiscoveryReque
     r.set_type_url(type_url);
     const ResourceMap& resources = state.of(type_url);
     for (const auto& [name, resource] : resources) {
-      if (!s.wants(name)) continue;
+      if (!s.wants(name, resource)) continue;
+      if (!s.wildcard) s.names.insert(name);
+      s.unanswered.erase(name);
+      for (const std::string& a : resource.aliases) s.unanswered.erase(a);
       auto held = s.sent.find(name);
       if (held != s.sent.end() && held->second == resource.version) continue;
       pb::Resource* out = r.add_resources();
       out->set_name(name);
+      for (const std::string& a : resource.aliases) out->add_aliases(a);
       out->set_version(resource.version);
       out->mutable_resource()->set_type_url(type_url);
       out->mutable_resource()->set_value(resource.bytes);
@@ -189,6 +209,8 @@ class DeltaStream final : public grpc::ServerBidiReactor<pb::DeltaDiscoveryReque
       r.add_removed_resources(held->first);
       held = s.sent.erase(held);
     }
+    for (const std::string& name : s.unanswered) r.add_removed_resources(name);  // none here
+    s.unanswered.clear();
     if (r.resources().empty() && r.removed_resources().empty() && !always) return;
     r.set_nonce(service_.next_nonce());
     r.set_system_version_info(std::to_string(state.revision));

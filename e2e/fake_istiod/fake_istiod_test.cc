@@ -372,6 +372,43 @@ TEST_F(FakeIstiodTest, ServesTheMeshFileAndJournalsAcksAndNacks) {
   EXPECT_TRUE(eventually([&] { return status()["streams_open"] == 0; }));
 }
 
+// On demand (XDS_ON_DEMAND): subscribed to nothing first ("*" in and out),
+// then by "network/ip": the workload comes under its own name with its
+// aliases, a name nothing has is answered with a removal, and the fetched
+// workload keeps getting its updates.
+TEST_F(FakeIstiodTest, OnDemandNamesAreAnsweredByAliasOrRemoval) {
+  start();
+  AdsStream ads(channel_, context());
+  pb::DeltaDiscoveryRequest none;
+  none.set_type_url(address_type);
+  none.add_resource_names_subscribe("*");
+  none.add_resource_names_unsubscribe("*");
+  ASSERT_TRUE(ads.rw->Write(none));
+  pb::DeltaDiscoveryResponse first = ads.read();
+  EXPECT_TRUE(first.resources().empty()) << "subscribed to nothing";
+  ASSERT_TRUE(ads.ack(first));
+
+  pb::DeltaDiscoveryRequest ask;
+  ask.set_type_url(address_type);
+  ask.add_resource_names_subscribe("/127.0.0.1");
+  ask.add_resource_names_subscribe("/10.9.9.9");
+  ASSERT_TRUE(ads.rw->Write(ask));
+  pb::DeltaDiscoveryResponse got = ads.read();
+  EXPECT_EQ(names(got), std::set<std::string>{workload_local});
+  ASSERT_EQ(got.resources_size(), 1);
+  EXPECT_EQ(std::vector<std::string>(got.resources(0).aliases().begin(), got.resources(0).aliases().end()),
+            std::vector<std::string>{"/127.0.0.1"});
+  EXPECT_EQ(removed(got), std::set<std::string>{"/10.9.9.9"});
+  ASSERT_TRUE(ads.ack(got));
+
+  // The fetched workload changes its IP: it is pushed (held by its name now).
+  write_file(dir_ + "/mesh.yaml", replace(mesh_text_, "workloadIps: [\"127.0.0.1\"]", "workloadIps: [\"127.0.0.9\"]"));
+  pb::DeltaDiscoveryResponse pushed = ads.read();
+  EXPECT_EQ(names(pushed), std::set<std::string>{workload_local});
+  ads.rw->WritesDone();
+  EXPECT_TRUE(ads.rw->Finish().ok());
+}
+
 // An edit reaches open streams as what changed and what went; a file that
 // does not parse changes nothing (the next good edit is a difference from
 // the last good state, not from nothing).

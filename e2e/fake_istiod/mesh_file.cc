@@ -7,6 +7,7 @@
 
 #include "core/mesh/local_config.h"
 #include "core/mesh/proto_encode.h"
+#include "xds/proto/workload.pb.h"
 
 namespace zt::e2e::fake_istiod {
 
@@ -29,10 +30,28 @@ std::string version_of(const std::string& bytes) {
   return out;
 }
 
-ResourceMap versioned(const std::vector<mesh::NamedResource>& resources) {
+// "network/ip" for each address of an Address resource.
+std::vector<std::string> address_aliases(const std::string& bytes) {
+  istio::workload::Address a;
+  std::vector<std::string> out;
+  if (!a.ParseFromString(bytes)) return out;
+  auto add = [&](const std::string& network, const std::string& raw) {
+    if (auto ip = IpAddr::from_raw(raw)) out.push_back(network + "/" + ip->to_string());
+  };
+  if (a.has_workload()) {
+    for (const std::string& raw : a.workload().addresses()) add(a.workload().network(), raw);
+  } else if (a.has_service()) {
+    for (const auto& na : a.service().addresses()) add(na.network(), na.address());
+  }
+  return out;
+}
+
+ResourceMap versioned(const std::vector<mesh::NamedResource>& resources, bool addresses) {
   ResourceMap out;
   // A name given twice: the later one wins, as when the store applies them.
-  for (const mesh::NamedResource& r : resources) out[r.name] = Resource{version_of(r.bytes), r.bytes};
+  for (const mesh::NamedResource& r : resources) {
+    out[r.name] = Resource{version_of(r.bytes), r.bytes, addresses ? address_aliases(r.bytes) : std::vector<std::string>{}};
+  }
   return out;
 }
 
@@ -67,8 +86,8 @@ Result<bool> MeshFile::reload() {
   if (!resources) return Error(Errc::invalid_argument, path_ + ": " + resources.error().detail);
 
   auto next = std::make_shared<MeshState>();
-  next->by_type[std::string(mesh::address_type_url)] = versioned(resources->addresses);
-  next->by_type[std::string(mesh::authorization_type_url)] = versioned(resources->authorizations);
+  next->by_type[std::string(mesh::address_type_url)] = versioned(resources->addresses, true);
+  next->by_type[std::string(mesh::authorization_type_url)] = versioned(resources->authorizations, false);
   std::lock_guard lock(mu_);
   for (const auto& [type, resources] : raw_) {
     for (const auto& [name, r] : resources) next->by_type[type][name] = r;

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "io/result.h"
 
@@ -26,6 +27,9 @@ namespace zt::e2e::fake_istiod {
 struct Resource {
   std::string version;
   std::string bytes;  // the Any's value
+  // Other names a client may subscribe it by (on demand): "network/ip" of
+  // a workload's addresses and a service's VIPs, as istiod indexes them.
+  std::vector<std::string> aliases;
   bool operator==(const Resource&) const = default;
 };
 
