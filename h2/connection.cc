@@ -60,6 +60,7 @@ struct StreamState {
   bool has_tunnel = false;  // a Tunnel object exists
   bool early = false;            // client: the tunnel was handed out before the answer
   bool awaiting_answer = false;  // server: handed to on_request, not yet accepted or rejected
+  std::function<void()> on_cancel;  // server: the Incoming's, while it waits for an answer
   std::shared_ptr<bool> tunnel_alive;
 
   // Received, not yet read by the application (acknowledged only when read).
@@ -122,6 +123,7 @@ struct Core : std::enable_shared_from_this<Core> {
   // The first write waits (start()): `writing` is held true meanwhile.
   bool first_write_held = false;
   size_t unanswered = 0;  // server: requests handed to on_request, not yet answered
+  bool calmed = false;    // server: sent GOAWAY(ENHANCE_YOUR_CALM)
   std::optional<Error> death;
   std::shared_ptr<bool> owner_alive = std::make_shared<bool>(true);  // the Connection exists
   MonoTime last_rx{}, ping_sent_at{};
@@ -409,6 +411,12 @@ void Core::die(Error e) {
     }
     fail_stream(*st, Error(Errc::connection_reset, "HTTP/2 connection ended: " + e.message()));
   }
+  // Requests still waiting for our answer will never get it.
+  std::vector<std::function<void()>> cancels;
+  for (auto& [id, st] : streams) {
+    if (st->on_cancel) cancels.push_back(take(st->on_cancel));
+  }
+  for (auto& cancel : cancels) cancel();
   if (transport) transport->abort();
   if (on_closed) on_closed(e);
 }
@@ -626,6 +634,18 @@ int Core::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user
     core->deliver(*st, take(st->open_cb), Result<Opened>(std::move(opened)));
   } else if (frame->hd.type == NGHTTP2_HEADERS && core->role == Role::server &&
              frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    if (core->unanswered >= core->settings.unanswered_requests_max) {
+      // Rapid reset, or a peer that floods faster than we answer: calm it
+      // down. GOAWAY names the last stream processed; this one is refused.
+      if (!core->calmed) {
+        core->calmed = true;
+        ZT_LOG(core->env.log, warn, "h2", "peer sent too many unanswered requests: GOAWAY(ENHANCE_YOUR_CALM)",
+               {"peer", core->peer}, {"unanswered", core->unanswered});
+        nghttp2_session_terminate_session(core->session, NGHTTP2_ENHANCE_YOUR_CALM);
+      }
+      nghttp2_submit_rst_stream(core->session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
+      return 0;
+    }
     // Moved, not copied: the Incoming is the request's one owner from here.
     st->awaiting_answer = true;
     auto incoming = std::make_unique<Connection::Incoming>(core->shared_from_this(), st->id, std::move(st->request));
@@ -682,7 +702,12 @@ int Core::on_stream_close(nghttp2_session*, int32_t id, uint32_t error_code, voi
   core->streams.erase(it);
   ZT_ASSERT(!st->closed && st->id == id);  // a stream closes once
   st->closed = true;
-  if (st->awaiting_answer) core->drop_early_data(*st);  // reset before our answer
+  if (st->awaiting_answer) {
+    core->drop_early_data(*st);  // reset before our answer
+    // Whatever the application does for it (a dial) can stop now. Run
+    // here, not posted: the Incoming clears it before it goes.
+    if (auto cancel = take(st->on_cancel)) cancel();
+  }
   if (core->streams.empty() && core->on_idle) core->on_idle();
   if (st->open_cb) {
     const bool refused = error_code == NGHTTP2_REFUSED_STREAM;
@@ -763,6 +788,7 @@ void Connection::on_closed(std::function<void(const Error&)> fn) { core_->on_clo
 void Connection::on_idle(std::function<void()> fn) { core_->on_idle = std::move(fn); }
 
 void Connection::goaway() { core_->goaway(); }
+void Connection::close(Error why) { core_->die(std::move(why)); }
 
 void Core::goaway() {
   if (dead || goaway_sent) return;
@@ -780,6 +806,7 @@ bool Connection::accepting_streams() const {
   return active_streams() < peer_concurrent_streams_max();
 }
 
+bool Connection::calmed() const { return core_->calmed; }
 bool Connection::dead() const { return core_->dead; }
 Endpoint Connection::local() const { return core_->local; }
 Endpoint Connection::peer() const { return core_->peer; }
@@ -799,6 +826,7 @@ void Connection::Incoming::answered() {
   if (answered_) return;
   answered_ = true;
   --core_->unanswered;
+  if (auto it = core_->streams.find(id_); it != core_->streams.end()) it->second->on_cancel = nullptr;
 }
 
 namespace {
@@ -811,7 +839,19 @@ struct ReleaseFirstWrite {
 }  // namespace
 
 Connection::Incoming::~Incoming() {
+  if (auto it = core_->streams.find(id_); it != core_->streams.end()) it->second->on_cancel = nullptr;
   if (!answered_) reject(503);
+}
+
+void Connection::Incoming::on_cancel(std::function<void()> fn) {
+  auto it = core_->streams.find(id_);
+  if (core_->dead || it == core_->streams.end() || it->second->closed) return fn();
+  it->second->on_cancel = std::move(fn);
+}
+
+bool Connection::Incoming::cancelled() const {
+  auto it = core_->streams.find(id_);
+  return core_->dead || it == core_->streams.end() || it->second->closed;
 }
 
 StreamPtr Connection::Incoming::accept(Headers headers, std::shared_ptr<const Headers> trailers) {

@@ -48,6 +48,11 @@ struct Settings {
   // Incoming RST_STREAM rate limit (server): a token bucket.
   uint64_t stream_resets_burst = 10000;
   uint64_t stream_resets_per_s = 1000;
+  // Server: requests handed to the application and not answered yet. A
+  // peer that opens streams and resets them (rapid reset) stays under the
+  // stream limit while its requests pile up behind it; past this bound it
+  // gets GOAWAY(ENHANCE_YOUR_CALM) and the connection ends.
+  size_t unanswered_requests_max = 400;
 
   static Settings client() { return Settings{}; }
   static Settings server() {
@@ -107,6 +112,11 @@ class Connection {
     // ends the stream with them (read then, so they may be set late).
     StreamPtr accept(Headers headers = {}, std::shared_ptr<const Headers> trailers = nullptr);
     void reject(int status, Headers headers = {});
+    // The client reset the stream (or the connection died) before our
+    // answer: `fn` runs then, at once if that already happened, and never
+    // after this Incoming is gone. Work done for the request can stop.
+    void on_cancel(std::function<void()> fn);
+    bool cancelled() const;
 
    private:
     void answered();
@@ -137,11 +147,16 @@ class Connection {
   void on_idle(std::function<void()> fn);
   // Sends GOAWAY: no new streams; open ones finish.
   void goaway();
+  // Ends the connection now (on_closed runs with `why`); open streams fail.
+  void close(Error why);
 
   // Whether a new stream may go on this connection: alive, no GOAWAY either
   // way, no PING left unanswered past ping_idle, below the stream limit.
   bool accepting_streams() const;
   bool dead() const;
+  // Server: this connection was told to calm down (GOAWAY with
+  // ENHANCE_YOUR_CALM: too many unanswered requests) and is ending.
+  bool calmed() const;
   size_t active_streams() const;
   Endpoint local() const;
   Endpoint peer() const;

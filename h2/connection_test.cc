@@ -36,6 +36,59 @@ TEST_F(H2Sim, ABlackHoledPeerIsDroppedAfterThePingTimeout) {
   EXPECT_FALSE(p.client->accepting_streams());
 }
 
+// A peer whose requests pile up unanswered past unanswered_requests_max
+// (rapid reset, or a flood) gets GOAWAY(ENHANCE_YOUR_CALM) and the
+// connection ends; requests still waiting for an answer are told (on_cancel).
+TEST_F(H2Sim, TooManyUnansweredRequestsCalmThePeerDown) {
+  H2Pair p;
+  Settings server = Settings::server();
+  server.unanswered_requests_max = 10;
+  ASSERT_TRUE(h.run(connect_h2(h, p, nullptr, Settings::client(), server), kLimit));
+  int refused = 0, cancelled = 0;
+  for (int i = 0; i < 20; ++i) {
+    p.client->open({"CONNECT", "10.0.0.1:80", {}}, [&refused](Result<Opened> r) {
+      if (!r && r.code() == kRefused) ++refused;
+    });
+  }
+  h.world().run_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(p.requests.size(), 10u) << "the application saw the first ten";
+  for (auto& in : p.requests) in->on_cancel([&cancelled] { ++cancelled; });
+  h.world().run_for(std::chrono::seconds(1));
+  EXPECT_TRUE(p.server->calmed());
+  EXPECT_TRUE(p.server->dead());
+  EXPECT_TRUE(p.client->dead());
+  EXPECT_EQ(refused, 20) << "no request was answered: every one is safe to retry elsewhere";
+  EXPECT_EQ(cancelled, 10);
+  EXPECT_TRUE(p.requests.front()->cancelled());
+}
+
+// Below the bound, a reset stream only tells its own request.
+TEST_F(H2Sim, AResetBeforeTheAnswerCancelsThatRequestOnly) {
+  H2Pair p;
+  ASSERT_TRUE(h.run(connect_h2(h, p), kLimit));
+  std::vector<StreamPtr> early;
+  for (int i = 0; i < 2; ++i) {
+    p.client->open({"CONNECT", "10.0.0.1:80", {}}, [](Result<Opened>) {},
+                   [&early](StreamPtr t) { early.push_back(std::move(t)); });
+  }
+  h.world().run_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(p.requests.size(), 2u);
+  int cancelled[2] = {0, 0};
+  p.requests[0]->on_cancel([&] { ++cancelled[0]; });
+  p.requests[1]->on_cancel([&] { ++cancelled[1]; });
+  early[0]->abort();
+  h.world().run_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(cancelled[0], 1);
+  EXPECT_EQ(cancelled[1], 0);
+  EXPECT_TRUE(p.requests[0]->cancelled());
+  EXPECT_FALSE(p.requests[1]->cancelled());
+  EXPECT_FALSE(p.server->calmed());
+  p.requests[1]->accept();
+  p.requests.clear();
+  h.world().run_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(cancelled[1], 0) << "an answered request is never cancelled";
+}
+
 // DATA frames that arrive while a read waits go straight into its buffer
 // and complete it once: a 64 KiB write (four 16 KiB frames) arrives as one
 // read, not one read per frame. (The first 64 KiB only wakes the connection:

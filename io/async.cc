@@ -38,9 +38,11 @@ void ConnectAwaiter::await_suspend(std::coroutine_handle<> h) {
     timed_out_ = true;
     op_->cancel();
   });
+  if (stop_) stop_->on_cancel([this] { op_->cancel(); });
 }
 
 Result<StreamPtr> ConnectAwaiter::await_resume() {
+  if (stop_) stop_->clear();
   if (!*result_ && result_->code() == Errc::cancelled && timed_out_) {
     return Error(Errc::timed_out,
                  "connect to " + to_.to_string() + " timed out after " + std::to_string(to_ms(timeout_)) + "ms");

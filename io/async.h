@@ -10,7 +10,10 @@
 // the io object drops the callback (io/network.h), so nothing dangles.
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <optional>
+#include <utility>
 
 #include "io/env.h"
 #include "io/task.h"
@@ -125,15 +128,45 @@ class SleepAwaiter {
 
 inline SleepAwaiter sleep(Loop& loop, Duration d) { return SleepAwaiter(loop, d); }
 
+// Lets one party end another's wait early: the waiting side registers
+// what stopping means (cancel a connect), cancel() runs it once, at once.
+// Whoever registers clears it before its own state goes.
+//
+//   io::Cancellation stop;
+//   answer->on_cancel([&stop] { stop.cancel(); });       // the client reset
+//   auto s = co_await io::connect(env, to, opts, 10s, &stop);   // Errc::cancelled
+class Cancellation {
+ public:
+  void cancel() {
+    if (cancelled_) return;
+    cancelled_ = true;
+    if (auto fn = std::exchange(fn_, nullptr)) fn();
+  }
+  bool cancelled() const { return cancelled_; }
+  // Runs `fn` on cancel(), or at once if that already happened.
+  void on_cancel(std::function<void()> fn) {
+    if (cancelled_) return fn();
+    fn_ = std::move(fn);
+  }
+  void clear() { fn_ = nullptr; }
+
+ private:
+  bool cancelled_ = false;
+  std::function<void()> fn_;
+};
+
 // Connect bounded by a timeout: on expiry the connect is cancelled and the
-// result is Errc::timed_out.
+// result is Errc::timed_out. With `stop`, stop.cancel() ends it early
+// (Errc::cancelled).
 class ConnectAwaiter {
  public:
-  ConnectAwaiter(Env& env, const Endpoint& to, const SocketOptions& opts, Duration timeout)
-      : env_(env), to_(to), opts_(opts), timeout_(timeout) {}
+  ConnectAwaiter(Env& env, const Endpoint& to, const SocketOptions& opts, Duration timeout,
+                 Cancellation* stop = nullptr)
+      : env_(env), to_(to), opts_(opts), timeout_(timeout), stop_(stop) {}
   ConnectAwaiter(ConnectAwaiter&&) = delete;
   ~ConnectAwaiter() {
     if (timer_ != kNoTimer) env_.loop.cancel(timer_);
+    if (stop_) stop_->clear();
   }
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h);
@@ -144,14 +177,16 @@ class ConnectAwaiter {
   Endpoint to_;
   SocketOptions opts_;
   Duration timeout_;
+  Cancellation* stop_;
   std::unique_ptr<Connecting> op_;
   TimerId timer_ = kNoTimer;
   bool timed_out_ = false;
   std::optional<Result<StreamPtr>> result_;
 };
 
-inline ConnectAwaiter connect(Env& env, const Endpoint& to, const SocketOptions& opts, Duration timeout) {
-  return ConnectAwaiter(env, to, opts, timeout);
+inline ConnectAwaiter connect(Env& env, const Endpoint& to, const SocketOptions& opts, Duration timeout,
+                              Cancellation* stop = nullptr) {
+  return ConnectAwaiter(env, to, opts, timeout, stop);
 }
 
 // A host name's addresses (Network::resolve). Bounded by the resolver's

@@ -1,5 +1,7 @@
 #include "core/hbone/server.h"
 
+#include <optional>
+
 #include "io/async.h"
 #include "tls/stream.h"
 
@@ -14,8 +16,8 @@ std::string InboundRequest::header(std::string_view name) const {
 Result<Endpoint> parse_authority(std::string_view authority) { return Endpoint::parse(authority); }
 
 Server::Server(Env& env, std::unique_ptr<Listener> listener, std::shared_ptr<const tls::TlsContext> tls,
-               Handler handler, h2::Settings settings)
-    : env_(env), tls_(std::move(tls)), handler_(std::move(handler)), settings_(settings),
+               Handler handler, h2::Settings settings, ServerDeadlines deadlines)
+    : env_(env), tls_(std::move(tls)), handler_(std::move(handler)), settings_(settings), deadlines_(deadlines),
       acceptor_(env, std::move(listener), [this](StreamPtr s) { return serve(std::move(s)); }) {}
 
 Server::~Server() {
@@ -35,7 +37,18 @@ void Server::drain() {
 Task<void> Server::serve(StreamPtr tcp) {
   const Endpoint from = tcp->peer();
   auto tls = std::make_unique<tls::TlsStream>(env_, tls_, std::move(tcp));
+  bool late = false;
+  std::optional<io::ScopedTimer> deadline(std::in_place, env_.loop, deadlines_.handshake, [t = tls.get(), &late] {
+    late = true;
+    t->abort();
+  });
   Result<void> hs = co_await tls::handshake(*tls);
+  deadline.reset();
+  if (late) {
+    ++counters_.timed_out;
+    ZT_LOG(env_.log, debug, "hbone::server", "no TLS handshake in time: dropped", {"peer", from});
+    co_return;
+  }
   if (!hs || draining_) {
     ++counters_.handshake_failures;
     ZT_LOG(env_.log, debug, "hbone::server", "TLS handshake failed", {"peer", from},
@@ -46,16 +59,36 @@ Task<void> Server::serve(StreamPtr tcp) {
   const std::optional<tls::Identity> peer = tls->peer_identity();
   auto conn = std::make_unique<h2::Connection>(env_, std::move(tls), h2::Role::server, settings_);
   h2::Connection* raw = conn.get();
-  raw->on_request([this, raw, peer](Answer in) { on_request(*raw, peer, std::move(in)); });
+  // Until its first request the connection is on a deadline.
+  struct Watch {
+    bool requested = false, closed = false;
+  };
+  auto watch = std::make_shared<Watch>();
+  raw->on_request([this, raw, peer, watch](Answer in) {
+    watch->requested = true;
+    on_request(*raw, peer, std::move(in));
+  });
   conns_.push_back(std::move(conn));
   auto it = std::prev(conns_.end());
-  raw->on_closed([this, it](const Error&) {
+  raw->on_closed([this, it, raw, watch](const Error&) {
+    watch->closed = true;
+    if (raw->calmed()) {
+      ++counters_.calmed;
+      if (on_calmed_) on_calmed_();
+    }
     // Not inside the connection's own call stack: free it from the loop.
     env_.loop.post([this, it, alive = alive_] {
       if (*alive) conns_.erase(it);
     });
   });
   raw->start();
+  // `raw` is alive while the watch says open: it is freed only after on_closed.
+  env_.loop.run_after(deadlines_.first_request, [this, raw, watch, alive = alive_] {
+    if (!*alive || watch->requested || watch->closed) return;
+    ++counters_.timed_out;
+    ZT_LOG(env_.log, debug, "hbone::server", "no request in time: dropped", {"peer", raw->peer()});
+    raw->close(Error(Errc::timed_out, "no request within the deadline"));
+  });
 }
 
 void Server::on_request(h2::Connection& conn, const std::optional<tls::Identity>& peer, Answer in) {

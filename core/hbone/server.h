@@ -41,6 +41,16 @@ struct ServerCounters {
   uint64_t handshake_failures = 0;
   uint64_t requests = 0;
   uint64_t bad_requests = 0;  // answered 400
+  uint64_t calmed = 0;        // connections ended with GOAWAY(ENHANCE_YOUR_CALM)
+  uint64_t timed_out = 0;     // no TLS handshake, or no first request, in time
+};
+
+// Deadlines for what a client must do before it costs us more than a
+// descriptor: finish the TLS handshake, then send its first request (a
+// pooled HBONE connection is opened for one). Past them it is dropped.
+struct ServerDeadlines {
+  Duration handshake = std::chrono::seconds(10);
+  Duration first_request = std::chrono::seconds(10);
 };
 
 class Server {
@@ -48,7 +58,7 @@ class Server {
   using Handler = std::function<void(InboundRequest, Answer)>;
 
   Server(Env& env, std::unique_ptr<Listener> listener, std::shared_ptr<const tls::TlsContext> tls, Handler handler,
-         h2::Settings settings = h2::Settings::server());
+         h2::Settings settings = h2::Settings::server(), ServerDeadlines deadlines = {});
   ~Server();
   Server(const Server&) = delete;
 
@@ -60,6 +70,8 @@ class Server {
   void set_tls(std::shared_ptr<const tls::TlsContext> tls) { tls_ = std::move(tls); }
   size_t connections() const { return conns_.size(); }
   const ServerCounters& counters() const { return counters_; }
+  // Runs when a connection is calmed (too many unanswered requests).
+  void on_calmed(std::function<void()> fn) { on_calmed_ = std::move(fn); }
 
  private:
   Task<void> serve(StreamPtr tcp);
@@ -69,7 +81,9 @@ class Server {
   std::shared_ptr<const tls::TlsContext> tls_;
   Handler handler_;
   h2::Settings settings_;
+  ServerDeadlines deadlines_;
   ServerCounters counters_;
+  std::function<void()> on_calmed_;
   std::list<std::unique_ptr<h2::Connection>> conns_;
   bool draining_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

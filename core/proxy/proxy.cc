@@ -138,12 +138,33 @@ Task<void> Outbound::forward(StreamPtr downstream, Endpoint dst) {
 
 // --- inbound --------------------------------------------------------------------
 
+namespace {
+constexpr std::string_view kHboneRefused = "ztunnel_hbone_requests_refused_total";
+constexpr std::string_view kHboneCancelled = "ztunnel_hbone_requests_cancelled_total";
+}  // namespace
+
 Inbound::Inbound(Env& env, std::unique_ptr<Listener> listener, std::shared_ptr<const tls::TlsContext> tls,
                  StateSource state, InboundConfig cfg)
     : env_(env), state_(std::move(state)), cfg_(cfg) {
   server_ = std::make_unique<hbone::Server>(
       env, std::move(listener), std::move(tls),
-      [this](hbone::InboundRequest req, hbone::Answer a) { on_request(std::move(req), std::move(a)); });
+      [this](hbone::InboundRequest req, hbone::Answer a) { on_request(std::move(req), std::move(a)); }, cfg_.h2);
+  server_->on_calmed([this] { count_guard(kHboneRefused, "unanswered_requests"); });
+  if (cfg_.metrics) {
+    metrics::Registry& r = cfg_.metrics->registry();
+    r.declare(kHboneRefused, metrics::MetricType::counter,
+              "HBONE requests and connections refused to bound what a peer can hold, by reason: dials_in_flight "
+              "(answered 503), unanswered_requests (the connection got GOAWAY ENHANCE_YOUR_CALM).");
+    r.declare(kHboneCancelled, metrics::MetricType::counter,
+              "HBONE requests the client reset before the answer; their dial to the workload stopped at once.");
+  }
+}
+
+void Inbound::count_guard(std::string_view family, std::string_view reason) {
+  if (!cfg_.metrics) return;
+  metrics::Labels labels;
+  if (!reason.empty()) labels.push_back({"reason", std::string(reason)});
+  cfg_.metrics->registry().counter(family, labels).inc();
 }
 
 Inbound::~Inbound() {
@@ -218,9 +239,28 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
   // A workload that refuses now and then (fault point): the client's side
   // sees 503, ejects the endpoint and tries another, invisibly for service
   // traffic.
+  if (dialing_ >= cfg_.dials_max) {
+    ++counters_.dials_refused;
+    count_guard(kHboneRefused, "dials_in_flight");
+    report.failed(kFlagConnectFailure, "too many dials in flight (" + std::to_string(dialing_) + ")");
+    answer->reject(503);
+    co_return;
+  }
+  // A client that resets its stream before our answer stops the dial at
+  // once (rapid reset costs a peer nothing and must cost us nothing).
+  io::Cancellation reset_by_client;
+  answer->on_cancel([&reset_by_client] { reset_by_client.cancel(); });
   Result<StreamPtr> connected = Error(Errc::connection_refused, "fault point: the workload refused");
-  if (!ZT_BUGGIFY(env_, "proxy.inbound.upstream_refuses")) {
-    connected = co_await io::connect(env_, upstream_addr, opts, cfg_.connect_timeout);
+  if (!reset_by_client.cancelled() && !ZT_BUGGIFY(env_, "proxy.inbound.upstream_refuses")) {
+    ++dialing_;
+    connected = co_await io::connect(env_, upstream_addr, opts, cfg_.connect_timeout, &reset_by_client);
+    --dialing_;
+  }
+  if (reset_by_client.cancelled()) {
+    ++counters_.cancelled;
+    count_guard(kHboneCancelled, "");
+    report.failed(kFlagConnectFailure, "the client reset the stream before the answer");
+    co_return;
   }
   Result<void> header_written;
   if (connected) {

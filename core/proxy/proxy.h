@@ -118,12 +118,20 @@ struct InboundConfig {
   TrafficMetrics* metrics = nullptr;      // connection metrics (reporter=destination)
   AccessLogSink access_log;              // one record per connection when it ends; empty = off
   OnDemand on_demand;                    // XDS_ON_DEMAND: ask for an unknown destination workload
+  // HBONE: dials to local workloads in flight at once (per listener, so per
+  // worker); a request beyond it is answered 503 at once. It bounds what a
+  // peer that opens and resets streams faster than dials end can hold.
+  size_t dials_max = 1024;
+  h2::Settings h2 = h2::Settings::server();  // HBONE's HTTP/2 (unanswered_requests_max, ...)
 };
 
 struct InboundCounters {
   uint64_t requests = 0, allowed = 0, denied = 0, unknown_target = 0, misdirected = 0, upstream_failed = 0;
   uint64_t policy_closed = 0;  // open connections a policy change denied (recheck_policies)
   uint64_t demanded = 0, demand_timeouts = 0;  // on demand (as OutboundCounters)
+  // Guards: requests the client reset before our answer (their dial
+  // stopped at once), and requests refused because dials_max were in flight.
+  uint64_t cancelled = 0, dials_refused = 0;
 };
 
 class Inbound {
@@ -138,6 +146,8 @@ class Inbound {
   // New handshakes use `tls` (new roots); open connections keep theirs.
   void set_tls(std::shared_ptr<const tls::TlsContext> tls) { server_->set_tls(std::move(tls)); }
   size_t active() const { return active_; }
+  size_t dials_in_flight() const { return dialing_; }
+  const hbone::ServerCounters& server_counters() const { return server_->counters(); }
   // Re-authorizes every open tunnel against the current state and resets
   // the ones now denied (call after publishing a new snapshot). Returns how
   // many were closed.
@@ -150,8 +160,10 @@ class Inbound {
   Env& env_;
   StateSource state_;
   InboundConfig cfg_;
+  void count_guard(std::string_view family, std::string_view reason);
   InboundCounters counters_;
   size_t active_ = 0;
+  size_t dialing_ = 0;
   ConnectionTracker tracker_;  // before scope_: the tasks hold handles into it
   Scope scope_;  // before server_: requests in flight go after the server stops
   std::unique_ptr<hbone::Server> server_;

@@ -8,6 +8,7 @@
 #include "core/proxy/socks5.h"
 #include "core/mesh/local_config.h"
 #include "core/mesh/store.h"
+#include "tls/stream.h"
 #include "testing/sim_harness.h"
 #include "testing/tls_test_util.h"
 
@@ -459,6 +460,137 @@ TEST(Proxy, OnDemandAnUnansweredAskIsBounded) {
   EXPECT_EQ(m.outbound->counters().demand_timeouts, 1u);
   EXPECT_EQ(m.outbound->counters().passthrough, 1u);
   EXPECT_GE(m.world.now() - t0, OnDemand{}.timeout);
+}
+
+// Rapid reset (CVE-2023-44487) from a mesh peer: one HBONE connection opens
+// CONNECT streams and resets each at once, thousands of them, while dials
+// to the workload are slow (500 ms each way on node-b). Each reset stops its
+// dial at once, so dials in flight stay bounded and drain with the attack;
+// a well-behaved client's connections keep succeeding throughout.
+TEST(Proxy, RapidResetStopsEachDialAndOthersKeepBeingServed) {
+  Mesh m;
+  io::sim::LinkParams slow;
+  slow.latency = std::chrono::milliseconds(500);
+  m.world.set_link(m.b->id(), m.b->id(), slow);  // node-b to its own workloads
+  constexpr int kRounds = 100, kPerRound = 50;
+  int opened = 0;
+  size_t max_dialing = 0;
+  bool attacker_done = false;
+  std::unique_ptr<h2::Connection> attacker;
+  Scope attack;
+  attack.spawn([](Mesh& m, std::unique_ptr<h2::Connection>& conn, int& opened, bool& done) -> Task<void> {
+    SocketOptions opts;
+    opts.mark = 1337;  // past node-a's capture, straight to node-b's 15008
+    auto tcp = co_await io::connect(m.a->env(), Endpoint{kServerIp, 15008}, opts, std::chrono::seconds(5));
+    EXPECT_TRUE(tcp.ok());
+    if (!tcp) co_return;
+    auto tls = std::make_unique<tls::TlsStream>(m.a->env(), m.client_ctx, std::move(*tcp));
+    EXPECT_TRUE((co_await tls::handshake(*tls)).ok());
+    conn = std::make_unique<h2::Connection>(m.a->env(), std::move(tls), h2::Role::client, h2::Settings::client());
+    conn->start();
+    for (int round = 0; round < kRounds && !conn->dead(); ++round) {
+      // A burst of HEADERS, and as soon as they are out, RST_STREAM for each.
+      std::vector<StreamPtr> burst;
+      for (int i = 0; i < kPerRound && conn->accepting_streams(); ++i) {
+        conn->open({"CONNECT", "10.0.2.1:8080", {}}, [](Result<h2::Opened>) {},
+                   [&burst](StreamPtr early) { burst.push_back(std::move(early)); });
+        ++opened;
+      }
+      co_await io::sleep(m.a->env().loop, std::chrono::microseconds(1));
+      for (StreamPtr& s : burst) s->abort();
+      co_await io::sleep(m.a->env().loop, std::chrono::milliseconds(50));
+    }
+    done = true;
+  }(m, attacker, opened, attacker_done));
+  // Dials in flight, sampled every millisecond on node-b.
+  std::function<void()> sample = [&] {
+    max_dialing = std::max(max_dialing, m.inbound->dials_in_flight());
+    if (!attacker_done) m.b->env().loop.run_after(std::chrono::milliseconds(1), sample);
+  };
+  sample();
+  // The well-behaved client, meanwhile: one connection after another.
+  int good = 0, good_ok = 0;
+  while (!attacker_done && good < 50) {
+    ++good;
+    const auto data = testing::pattern(200, uint8_t(good));
+    testing::ReadAll got = m.talk(Endpoint{kServerIp, 8080}, data);
+    if (got.end.ok() && got.bytes == data) ++good_ok;
+  }
+  ASSERT_TRUE(m.world.run_until([&] { return attacker_done; }, std::chrono::minutes(1)));
+  m.world.run_for(std::chrono::milliseconds(500));
+  const InboundCounters& c = m.inbound->counters();
+  std::printf("rapid reset: %d streams opened and reset; %llu requests cancelled, %llu refused, %llu connections calmed; "
+              "%d of %d well-behaved connections intact; at most %zu dials in flight\n",
+              opened, static_cast<unsigned long long>(c.cancelled), static_cast<unsigned long long>(c.dials_refused),
+              static_cast<unsigned long long>(m.inbound->server_counters().calmed), good_ok, good, max_dialing);
+  EXPECT_GE(opened, 1000);
+  EXPECT_GE(c.requests, uint64_t(opened)) << "the attack's requests reached the server";
+  EXPECT_EQ(good_ok, good) << "the other client was not served";
+  EXPECT_GE(good, 2);
+  EXPECT_EQ(m.inbound->dials_in_flight(), 0u) << "a reset stream's dial went on";
+  EXPECT_LE(max_dialing, size_t(kPerRound) + 2) << "dials of reset streams piled up";
+  EXPECT_GE(c.cancelled + m.inbound->server_counters().calmed, 1u);
+  EXPECT_EQ(c.allowed, static_cast<uint64_t>(good_ok)) << "no reset stream reached the workload";
+  attack.clear();
+  attacker.reset();
+}
+
+// Slowloris on every data port that waits for the client: 200 connections
+// each to 15008 that stop mid-ClientHello, 15008 with TLS done and no
+// request, and SOCKS5 after one byte. All are dropped at their deadline
+// (10 s), counted, and a well-behaved client is served meanwhile.
+TEST(Proxy, SilentClientsOnTheDataPortsAreDroppedAtTheirDeadline) {
+  Mesh m;
+  constexpr int kEach = 200;
+  int ended[3] = {0, 0, 0};
+  std::vector<std::unique_ptr<h2::Connection>> idle_h2;
+  Scope slow;
+  auto hold = [](Env& env, Endpoint to, std::vector<uint8_t> first, int& ended) -> Task<void> {
+    SocketOptions opts;
+    opts.mark = 1337;
+    auto s = co_await io::connect(env, to, opts, std::chrono::seconds(5));
+    if (!s) co_return;
+    if (!first.empty()) (void)co_await io::write_all(**s, first);
+    uint8_t buf[256];
+    for (;;) {  // until the server gives up on us
+      Result<size_t> n = co_await io::read(**s, buf);
+      if (!n || *n == 0) break;
+    }
+    ++ended;
+  };
+  // A ClientHello's first bytes only (a TLS record header and a little).
+  const std::vector<uint8_t> partial_hello = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01};
+  for (int i = 0; i < kEach; ++i) {
+    slow.spawn(hold(m.a->env(), Endpoint{kServerIp, 15008}, partial_hello, ended[0]));
+    slow.spawn(hold(m.a->env(), Endpoint{kClientIp, 15080}, {0x05}, ended[2]));
+    // TLS done, HTTP/2 started, no request ever.
+    slow.spawn([](Mesh& m, std::vector<std::unique_ptr<h2::Connection>>& keep, int& ended) -> Task<void> {
+      SocketOptions opts;
+      opts.mark = 1337;
+      auto tcp = co_await io::connect(m.a->env(), Endpoint{kServerIp, 15008}, opts, std::chrono::seconds(5));
+      if (!tcp) co_return;
+      auto tls = std::make_unique<tls::TlsStream>(m.a->env(), m.client_ctx, std::move(*tcp));
+      if (!co_await tls::handshake(*tls)) co_return;
+      keep.push_back(std::make_unique<h2::Connection>(m.a->env(), std::move(tls), h2::Role::client,
+                                                      h2::Settings::client()));
+      keep.back()->on_closed([&ended](const Error&) { ++ended; });
+      keep.back()->start();
+    }(m, idle_h2, ended[1]));
+  }
+  m.world.run_for(std::chrono::seconds(5));
+  EXPECT_EQ(ended[0] + ended[1] + ended[2], 0) << "nothing is dropped before its deadline";
+  const auto data = testing::pattern(1000, 9);
+  testing::ReadAll got = m.talk(Endpoint{kServerIp, 8080}, data);
+  EXPECT_TRUE(got.end.ok() && got.bytes == data) << "a well-behaved client is served meanwhile";
+  m.world.run_for(std::chrono::seconds(7));
+  EXPECT_EQ(ended[0], kEach) << "half a ClientHello";
+  EXPECT_EQ(ended[1], kEach) << "no request";
+  EXPECT_EQ(ended[2], kEach) << "one byte of SOCKS5";
+  EXPECT_EQ(m.inbound->server_counters().timed_out, uint64_t(2 * kEach));
+  EXPECT_EQ(m.socks->counters().timed_out, uint64_t(kEach));
+  EXPECT_EQ(m.inbound->server_counters().connections, uint64_t(kEach) + 1) << "the idle ones and the client's pool";
+  slow.clear();
+  idle_h2.clear();
 }
 
 TEST(Proxy, TrafficOutsideTheMeshPassesThrough) {

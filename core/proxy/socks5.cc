@@ -1,5 +1,7 @@
 #include "core/proxy/socks5.h"
 
+#include <optional>
+
 #include <algorithm>
 #include <array>
 #include <span>
@@ -145,9 +147,21 @@ Task<void> Socks5Server::serve(StreamPtr client) {
   auto snap = state_();
   Socks5Failure failure;
   std::vector<uint8_t> answer;  // the method choice, when still owed: one write with the reply
+  bool timed_out = false;
+  std::optional<io::ScopedTimer> request_deadline(std::in_place, env_.loop, kSocks5RequestTimeout,
+                                                  [c = client.get(), &timed_out] {
+                                                    timed_out = true;
+                                                    c->abort();
+                                                  });
   Result<Socks5Request> req = co_await read_socks5_request(
       *client, [&](std::string_view name) { return snap ? resolve_in_mesh(*snap, name) : std::nullopt; }, failure,
       answer);
+  request_deadline.reset();
+  if (timed_out) {
+    ++counters_.timed_out;
+    ZT_LOG(env_.log, debug, "socks5", "no complete request in time: dropped", {"peer", client->peer()});
+    co_return;
+  }
   if (!req) {
     ++counters_.rejected;
     if (failure.reply) {

@@ -46,7 +46,12 @@ std::optional<IpAddr> resolve_in_mesh(const mesh::StateSnapshot& state, std::str
 
 struct Socks5Counters {
   uint64_t accepted = 0, forwarded = 0, rejected = 0;
+  uint64_t timed_out = 0;  // no complete greeting and request within kSocks5RequestTimeout
 };
+
+// A client must finish its greeting and request within this (a slow or
+// silent one holds a descriptor and a task): then it is dropped.
+inline constexpr Duration kSocks5RequestTimeout = std::chrono::seconds(10);
 
 class Socks5Server {
  public:

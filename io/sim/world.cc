@@ -282,9 +282,9 @@ Host& World::host(HostId id) {
 }
 
 LinkParams World::link(HostId from, HostId to) const {
-  if (from == to) return options_.loopback;
   auto it = links_.find({from, to});
-  return it == links_.end() ? options_.link : it->second;
+  if (it != links_.end()) return it->second;
+  return from == to ? options_.loopback : options_.link;
 }
 
 Duration World::delay(HostId from, HostId to) {

@@ -182,7 +182,7 @@ class World {
   }
 
   // --- faults ---
-  void set_link(HostId a, HostId b, LinkParams params);  // both directions
+  void set_link(HostId a, HostId b, LinkParams params);  // both directions; a == b: a's own loopback
   void partition(HostId a, HostId b);                    // both directions
   void partition_one_way(HostId from, HostId to);
   void heal(HostId a, HostId b);
