@@ -247,7 +247,35 @@ tls::TlsConfig App::server_tls_config() {
   return server_tls;
 }
 
+namespace {
+constexpr std::string_view kRefusedConnections = "ztunnel_connections_refused_total";
+}  // namespace
+
+// Refusals happen on the workers; the count reaches the control thread's
+// metrics every few seconds.
+void App::count_budget_refusals() {
+  const uint64_t now = budget_->refused();
+  if (now > budget_refused_seen_) {
+    ZT_LOG(log_, warn, "proxy", "data-path connections refused: out of descriptors for the data path",
+           {"refused", now - budget_refused_seen_}, {"budget", budget_->capacity()});
+    control_metrics_.counter(kRefusedConnections, {{"reason", "descriptors"}}).inc(now - budget_refused_seen_);
+    budget_refused_seen_ = now;
+  }
+  budget_timer_ = rt_.env().loop.run_after(std::chrono::seconds(5), [this] { count_budget_refusals(); });
+}
+
 Result<void> App::build_workers() {
+  // Descriptors: the limit raised as far as it goes, and the data path's
+  // share of it, so that the admin, stats and readiness ports keep theirs.
+  const uint64_t limit = raise_descriptor_limit(log_);
+  budget_ = std::make_unique<DescriptorBudget>(
+      DescriptorBudget::connections_for(limit, cfg_.worker_threads, core::proxy::InboundConfig{}.dials_max));
+  ZT_LOG(log_, info, "app", "data-path connections bounded", {"connections", budget_->capacity()},
+         {"descriptor_limit", limit});
+  control_metrics_.declare(kRefusedConnections, core::metrics::MetricType::counter,
+                           "Connections the data-path listeners refused at once, by reason: descriptors (the data "
+                           "path's share of the descriptor limit was in use).");
+  count_budget_refusals();
   // On demand, workers ask the xDS client, which lives on this thread;
   // the answer comes back here and the worker's own wrapper takes it home.
   Demand demand;
@@ -263,7 +291,8 @@ Result<void> App::build_workers() {
     // verified, unlocked (tls::TlsContext::verified_chain).
     auto server_ctx = tls::TlsContext::create(server_tls_config());
     if (!server_ctx) return Error(Errc::unsupported, "cannot configure TLS: " + server_ctx.error().message());
-    workers_.push_back(std::make_unique<Worker>(i, WorkerShared{cfg_, state_, certs_, *server_ctx, log_, demand}));
+    workers_.push_back(
+        std::make_unique<Worker>(i, WorkerShared{cfg_, state_, certs_, *server_ctx, log_, demand, budget_.get()}));
     if (auto r = workers_.back()->listen(); !r) return Error(r.code(), "cannot listen: " + r.error().message());
   }
   if (cfg_.listen_on_workload_ips && cfg_.local_mode() && workers_.front()->listening().empty()) {
@@ -311,6 +340,7 @@ void App::begin_drain(std::string_view reason) {
   if (drain_->draining()) return;
   signals_->draining();
   rt_.env().loop.cancel(roots_timer_);
+  rt_.env().loop.cancel(budget_timer_);
   control_->stop();
   drain_->begin(reason);
 }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "app/certificate_store.h"
+#include "app/descriptors.h"
 #include "app/config.h"
 #include "app/drain.h"
 #include "app/istiod.h"
@@ -91,6 +92,10 @@ class App {
   std::optional<IstiodAddress> xds_address_, ca_address_;
   TimerId roots_timer_ = kNoTimer;
   std::unique_ptr<core::control::ControlPlane> control_;
+  std::unique_ptr<DescriptorBudget> budget_;  // before the workers, which draw from it
+  uint64_t budget_refused_seen_ = 0;
+  TimerId budget_timer_ = kNoTimer;
+  void count_budget_refusals();
   std::vector<std::unique_ptr<Worker>> workers_;  // joined before the control plane goes
   std::unique_ptr<MetricsScrape> scrape_;
   std::unique_ptr<Drain> drain_;

@@ -120,6 +120,12 @@ Result<void> Worker::open_listeners() {
       socks_.push_back(std::make_unique<proxy::Socks5Server>(env, std::move(l), state, *outbounds_.front()));
     }
   }
+  if (shared_.budget) {
+    for (size_t i = first_new[0]; i < outbounds_.size(); ++i) outbounds_[i]->set_budget(shared_.budget);
+    for (size_t i = first_new[1]; i < inbounds_.size(); ++i) inbounds_[i]->set_budget(shared_.budget);
+    for (size_t i = first_new[2]; i < plaintexts_.size(); ++i) plaintexts_[i]->set_budget(shared_.budget);
+    for (size_t i = first_new[3]; i < socks_.size(); ++i) socks_[i]->set_budget(shared_.budget);
+  }
   if (running_) {
     for (size_t i = first_new[0]; i < outbounds_.size(); ++i) outbounds_[i]->start();
     for (size_t i = first_new[1]; i < inbounds_.size(); ++i) inbounds_[i]->start();

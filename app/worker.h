@@ -55,6 +55,7 @@ struct WorkerShared {
   std::shared_ptr<const tls::TlsContext> server_tls;
   Log& log;
   Demand demand;  // empty: not on demand
+  ConnectionBudget* budget = nullptr;  // the data path's share of descriptors (app/descriptors.h)
 };
 
 // The endpoints a listener address stands for. Our sockets are v6-only, so

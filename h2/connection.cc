@@ -60,6 +60,8 @@ struct StreamState {
   bool has_tunnel = false;  // a Tunnel object exists
   bool early = false;            // client: the tunnel was handed out before the answer
   bool awaiting_answer = false;  // server: handed to on_request, not yet accepted or rejected
+  size_t header_bytes = 0;       // server: the request's header list so far (RFC 9113 6.5.2 sizes)
+  bool oversized = false;        // server: past header_list_bytes_max: answered 431, never handed on
   std::function<void()> on_cancel;  // server: the Incoming's, while it waits for an answer
   std::shared_ptr<bool> tunnel_alive;
 
@@ -124,6 +126,7 @@ struct Core : std::enable_shared_from_this<Core> {
   bool first_write_held = false;
   size_t unanswered = 0;  // server: requests handed to on_request, not yet answered
   bool calmed = false;    // server: sent GOAWAY(ENHANCE_YOUR_CALM)
+  uint64_t oversized_requests = 0;  // server: answered 431 (header list too large)
   std::optional<Error> death;
   std::shared_ptr<bool> owner_alive = std::make_shared<bool>(true);  // the Connection exists
   MonoTime last_rx{}, ping_sent_at{};
@@ -160,6 +163,7 @@ struct Core : std::enable_shared_from_this<Core> {
   static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user);
   static int on_data_chunk(nghttp2_session*, uint8_t flags, int32_t id, const uint8_t* data, size_t len, void* user);
   static int on_stream_close(nghttp2_session*, int32_t id, uint32_t error_code, void* user);
+  static int on_frame_not_send(nghttp2_session*, const nghttp2_frame* frame, int error, void* user);
 };
 
 // --- the tunnel: one HTTP/2 stream as a byte Stream -----------------------
@@ -268,6 +272,7 @@ bool Core::init() {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send);
   nghttp2_session_callbacks_set_send_data_callback(cbs, send_data);
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
@@ -575,6 +580,14 @@ int Core::on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t*
   auto it = core->streams.find(frame->hd.stream_id);
   if (it == core->streams.end()) return 0;
   StreamState& st = *it->second;
+  if (core->role == Role::server) {
+    // The limit we advertise (SETTINGS_MAX_HEADER_LIST_SIZE) is advisory
+    // for the peer; nghttp2 does not hold it to it. We do: the request is
+    // answered 431 and its headers are not kept.
+    st.header_bytes += namelen + valuelen + 32;
+    if (st.header_bytes > core->settings.header_list_bytes_max) st.oversized = true;
+    if (st.oversized) return 0;
+  }
   std::string n(reinterpret_cast<const char*>(name), namelen), v(reinterpret_cast<const char*>(value), valuelen);
   if (core->role == Role::server) {
     if (n == ":method") st.request.method = std::move(v);
@@ -632,6 +645,15 @@ int Core::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user
       return 0;
     }
     core->deliver(*st, take(st->open_cb), Result<Opened>(std::move(opened)));
+  } else if (frame->hd.type == NGHTTP2_HEADERS && core->role == Role::server &&
+             frame->headers.cat == NGHTTP2_HCAT_REQUEST && st->oversized) {
+    ++core->oversized_requests;
+    ZT_LOG(core->env.log, debug, "h2", "request header list too large: 431", {"peer", core->peer},
+           {"stream", st->id}, {"bytes", st->header_bytes});
+    const std::string status_name = ":status", status = "431";
+    const nghttp2_nv nva[] = {nv(status_name, status)};
+    nghttp2_submit_response(core->session, st->id, nva, 1, nullptr);  // END_STREAM
+    return 0;
   } else if (frame->hd.type == NGHTTP2_HEADERS && core->role == Role::server &&
              frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
     if (core->unanswered >= core->settings.unanswered_requests_max) {
@@ -691,6 +713,26 @@ int Core::on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* da
     if (!st.rd_posted) core->complete_read_later(stp);
   }
   st.rx.insert(st.rx.end(), data + direct, data + len);
+  return 0;
+}
+
+// A frame nghttp2 would not send: a request whose header block is past
+// what we may send, or one on a connection that is going away. Its stream
+// fails now instead of waiting for an answer that cannot come.
+int Core::on_frame_not_send(nghttp2_session*, const nghttp2_frame* frame, int error, void* user) {
+  auto* core = static_cast<Core*>(user);
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  ZT_LOG(core->env.log, debug, "h2", "frame not sent", {"peer", core->peer}, {"stream", frame->hd.stream_id},
+         {"error", nghttp2_strerror(error)});
+  auto it = core->streams.find(frame->hd.stream_id);
+  if (it == core->streams.end()) return 0;
+  std::shared_ptr<StreamState> st = it->second;
+  if (st->open_cb) {
+    core->deliver(*st, take(st->open_cb),
+                  Result<Opened>(Error(Errc::invalid_argument, std::string("HTTP/2 request not sent: ") +
+                                                               nghttp2_strerror(error))));
+  }
+  core->fail_stream(*st, Error(Errc::connection_reset, std::string("HTTP/2 request not sent: ") + nghttp2_strerror(error)));
   return 0;
 }
 
@@ -807,6 +849,7 @@ bool Connection::accepting_streams() const {
 }
 
 bool Connection::calmed() const { return core_->calmed; }
+uint64_t Connection::oversized_requests() const { return core_->oversized_requests; }
 bool Connection::dead() const { return core_->dead; }
 Endpoint Connection::local() const { return core_->local; }
 Endpoint Connection::peer() const { return core_->peer; }

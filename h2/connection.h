@@ -157,6 +157,9 @@ class Connection {
   // Server: this connection was told to calm down (GOAWAY with
   // ENHANCE_YOUR_CALM: too many unanswered requests) and is ending.
   bool calmed() const;
+  // Server: requests answered 431 because their header list was larger
+  // than header_list_bytes_max (they never reach on_request).
+  uint64_t oversized_requests() const;
   size_t active_streams() const;
   Endpoint local() const;
   Endpoint peer() const;

@@ -62,6 +62,28 @@ TEST_F(H2Sim, TooManyUnansweredRequestsCalmThePeerDown) {
   EXPECT_TRUE(p.requests.front()->cancelled());
 }
 
+// A header block past the server's limit (64 KiB) is answered at once, not
+// left hanging: 431 or a reset, and the connection serves the next request.
+TEST_F(H2Sim, AnOversizedHeaderBlockIsAnsweredPromptly) {
+  H2Pair p;
+  Settings client = Settings::client();
+  client.header_list_bytes_max = 256 << 10;  // lets us send what the server refuses
+  ASSERT_TRUE(h.run(connect_h2(h, p, nullptr, client), kLimit));
+  std::optional<Result<Opened>> answer;
+  p.client->open({"CONNECT", "10.0.0.1:80", {{"x-big", std::string(70 << 10, 'a')}}},
+                 [&answer](Result<Opened> r) { answer.emplace(std::move(r)); });
+  ASSERT_TRUE(h.world().run_until([&] { return answer.has_value(); }, std::chrono::seconds(5)))
+      << "no answer and no close";
+  ASSERT_TRUE(answer->ok()) << answer->error().message();
+  EXPECT_EQ((*answer)->response.status, 431);
+  EXPECT_TRUE(p.requests.empty()) << "the application never saw it";
+  EXPECT_EQ(p.server->oversized_requests(), 1u);
+  std::optional<Result<Opened>> next;
+  p.client->open({"CONNECT", "10.0.0.1:80", {}}, [&next](Result<Opened> r) { next.emplace(std::move(r)); });
+  ASSERT_TRUE(h.world().run_until([&] { return !p.requests.empty() || next.has_value(); }, std::chrono::seconds(5)));
+  EXPECT_EQ(p.requests.size(), 1u) << "the connection serves the next request";
+}
+
 // Below the bound, a reset stream only tells its own request.
 TEST_F(H2Sim, AResetBeforeTheAnswerCancelsThatRequestOnly) {
   H2Pair p;

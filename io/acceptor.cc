@@ -38,16 +38,29 @@ Task<void> Acceptor::accept_loop() {
           s->abort();
           return;
         }
-        scope_.spawn(counted(serve_(std::move(s)), serving_));
+        if (budget_ && !budget_->try_acquire()) {
+          ++counters_.refused_budget;
+          s->abort();
+          return;
+        }
+        scope_.spawn(counted(serve_(std::move(s)), serving_, budget_));
       },
       [this] { ++counters_.accept_errors; });
 }
 
-Task<void> Acceptor::counted(Task<void> task, size_t& serving) {
+Task<void> Acceptor::counted(Task<void> task, size_t& serving, ConnectionBudget* budget) {
+  // The budget's unit goes back however this frame ends (also destroyed
+  // mid-way by a scope that clears).
+  struct Hold {
+    size_t& serving;
+    ConnectionBudget* budget;
+    ~Hold() {
+      --serving;
+      if (budget) budget->release();
+    }
+  } hold{serving, budget};
   ++serving;
   co_await task;
-  ZT_ASSERT(serving > 0);
-  --serving;
 }
 
 }  // namespace zt

@@ -24,6 +24,19 @@
 
 namespace zt {
 
+// Connections shared out among several acceptors (every data-path listener
+// of every worker), so that the data path runs out of them before the
+// process runs out of descriptors: the admin, stats and readiness ports,
+// which take none, keep answering when the data path is saturated. The
+// binary's is thread-safe and sized from RLIMIT_NOFILE; one serve task holds
+// one unit (work it hands on, as SOCKS5 does to outbound, holds none).
+class ConnectionBudget {
+ public:
+  virtual ~ConnectionBudget() = default;
+  virtual bool try_acquire() = 0;
+  virtual void release() = 0;
+};
+
 class Acceptor {
  public:
   using Serve = std::function<Task<void>(StreamPtr)>;
@@ -31,6 +44,7 @@ class Acceptor {
     uint64_t accepted = 0;
     uint64_t refused_busy = 0;  // over connections_max: reset at once
     uint64_t accept_errors = 0;
+    uint64_t refused_budget = 0;  // the shared ConnectionBudget was spent: reset at once
   };
   static constexpr size_t kUnbounded = std::numeric_limits<size_t>::max();
 
@@ -40,6 +54,8 @@ class Acceptor {
   Acceptor& operator=(const Acceptor&) = delete;
 
   void start();
+  // Draws every connection from `budget` (shared, outliving this acceptor).
+  void set_budget(ConnectionBudget* budget) { budget_ = budget; }
   // Stops accepting (the listener closes); connections in flight go on.
   void drain();
   bool draining() const { return draining_; }
@@ -52,12 +68,13 @@ class Acceptor {
 
  private:
   Task<void> accept_loop();
-  static Task<void> counted(Task<void> task, size_t& serving);
+  static Task<void> counted(Task<void> task, size_t& serving, ConnectionBudget* budget);
 
   Env& env_;
   std::unique_ptr<Listener> listener_;
   Serve serve_;
   const size_t connections_max_;
+  ConnectionBudget* budget_ = nullptr;
   Counters counters_;
   size_t serving_ = 0;
   bool started_ = false;

@@ -63,6 +63,8 @@ class Server {
   Server(const Server&) = delete;
 
   void start();
+  // Draws its connections from `budget` (descriptor headroom; io/acceptor.h).
+  void set_budget(ConnectionBudget* budget) { acceptor_.set_budget(budget); }
   Endpoint local() const { return acceptor_.local(); }
   // Sends GOAWAY on every connection and stops accepting new ones.
   void drain();

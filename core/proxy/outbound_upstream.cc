@@ -125,8 +125,17 @@ Task<Outbound::Opened> Outbound::open_hbone(const mesh::Workload& source, EarlyD
   key.source_ip = client.peer().ip;
   hbone::SourceInfo info;
   info.address = client.peer();
+  // baggage as upstream fills it from the source workload: the workload's
+  // name (not the pod's) under its type, its canonical service and
+  // revision, cluster and locality; empty fields are left out.
+  info.cluster = source.cluster_id;
   info.ns = source.ns;
-  info.workload_name = source.name;
+  info.workload_type = source.workload_type;
+  info.workload_name = source.workload_name;
+  info.canonical_name = source.canonical_name;
+  info.canonical_revision = source.canonical_revision;
+  info.region = source.locality.region;
+  info.zone = source.locality.zone;
   if (plan.service) info.host = plan.service->hostname;
   h2::Request req{"CONNECT", plan.authority, hbone::request_headers(info, rng_)};
   Opened out;

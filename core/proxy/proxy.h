@@ -67,6 +67,8 @@ class Outbound {
   Outbound(Env& env, std::unique_ptr<Listener> listener, StateSource state, hbone::Pool& pool, OutboundConfig cfg);
   ~Outbound();
   void start();
+  // Draws its connections from `budget` (descriptor headroom; io/acceptor.h).
+  void set_budget(ConnectionBudget* budget) { acceptor_.set_budget(budget); }
   const OutboundCounters& counters() const { return counters_; }
   // Stops accepting; connections in flight go on.
   void drain() { acceptor_.drain(); }
@@ -140,6 +142,8 @@ class Inbound {
           InboundConfig cfg = {});
   ~Inbound();
   void start();
+  // Draws its connections from `budget` (descriptor headroom; io/acceptor.h).
+  void set_budget(ConnectionBudget* budget) { server_->set_budget(budget); }
   const InboundCounters& counters() const { return counters_; }
   // Stops accepting and sends GOAWAY; tunnels in flight go on.
   void drain() { server_->drain(); }
@@ -176,6 +180,8 @@ class InboundPlaintext {
   InboundPlaintext(Env& env, std::unique_ptr<Listener> listener, StateSource state, InboundConfig cfg = {});
   ~InboundPlaintext();
   void start();
+  // Draws its connections from `budget` (descriptor headroom; io/acceptor.h).
+  void set_budget(ConnectionBudget* budget) { acceptor_.set_budget(budget); }
   const InboundCounters& counters() const { return counters_; }
   void drain() { acceptor_.drain(); }
   size_t active() const { return acceptor_.serving(); }

@@ -593,6 +593,40 @@ TEST(Proxy, SilentClientsOnTheDataPortsAreDroppedAtTheirDeadline) {
   idle_h2.clear();
 }
 
+// baggage carries what upstream sends: the workload's name under its type
+// (not the pod's name), cluster, namespace, canonical service and revision,
+// region and zone.
+TEST(Proxy, BaggageNamesTheSourceWorkloadAsUpstreamDoes) {
+  Mesh m;
+  mesh::Workload client = *m.snapshot->workload_by_uid("cluster1//v1/Pod/default/client");
+  client.name = "client-7d9f-abcde";
+  client.workload_name = "client";
+  client.workload_type = "deployment";
+  client.cluster_id = "cluster1";
+  client.canonical_name = "client-svc";
+  client.canonical_revision = "v2";
+  client.locality.region = "eu-west1";
+  client.locality.zone = "eu-west1-b";
+  m.store.upsert_workload(client);
+  m.snapshot = m.store.publish();
+  // node-b's HBONE port: a server that records the request and refuses it.
+  m.inbound.reset();
+  auto l = m.b->env().net.listen(Endpoint{IpAddr::unspecified(IpAddr::Family::v4), 15008}, {});
+  ASSERT_TRUE(l.ok());
+  auto creds = testing::credentials(*m.w.ca->issue(testing::test_identity("server"), std::chrono::hours(24), m.w.now));
+  std::string baggage;
+  hbone::Server server(m.b->env(), std::move(*l), m.w.context(m.w.config(tls::TlsRole::server, creds)),
+                       [&baggage](hbone::InboundRequest req, hbone::Answer a) {
+                         baggage = req.header("baggage");
+                         a->reject(503);
+                       });
+  server.start();
+  (void)m.talk(Endpoint{kServerIp, 8080}, testing::pattern(10, 1));
+  EXPECT_EQ(baggage,
+            "k8s.cluster.name=cluster1,k8s.namespace.name=default,k8s.deployment.name=client,service.name=client-svc,"
+            "service.version=v2,cloud.region=eu-west1,cloud.availability_zone=eu-west1-b");
+}
+
 TEST(Proxy, TrafficOutsideTheMeshPassesThrough) {
   Mesh m;
   const auto data = testing::pattern(5000, 3);

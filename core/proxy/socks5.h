@@ -58,6 +58,8 @@ class Socks5Server {
   Socks5Server(Env& env, std::unique_ptr<Listener> listener, StateSource state, Outbound& outbound);
   ~Socks5Server();
   void start();
+  // Draws its connections from `budget` (descriptor headroom; io/acceptor.h).
+  void set_budget(ConnectionBudget* budget) { acceptor_.set_budget(budget); }
   const Socks5Counters& counters() const { return counters_; }
   void drain() { acceptor_.drain(); }
 
