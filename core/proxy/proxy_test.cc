@@ -10,6 +10,7 @@
 #include "core/mesh/store.h"
 #include "tls/stream.h"
 #include "testing/sim_harness.h"
+#include "testing/sim_seeds.h"
 #include "testing/tls_test_util.h"
 
 namespace zt::core::proxy {
@@ -57,8 +58,8 @@ struct Mesh {
   // on_demand: the state starts with the client only; the proxies ask for
   // what they do not know, and the ask publishes the whole mesh 20 ms later
   // (or never, when `silent_control_plane` is set).
-  explicit Mesh(const std::string& policies = "", bool on_demand = false)
-      : world(7), w(WallTime(std::chrono::seconds(1'767'225'600))) {
+  explicit Mesh(const std::string& policies = "", bool on_demand = false, uint64_t seed = 7)
+      : world(seed), w(WallTime(std::chrono::seconds(1'767'225'600))) {
     a = &world.add_host("node-a", {kClientIp});
     b = &world.add_host("node-b", {kServerIp, kTunneledIp});
     c = &world.add_host("outside", {kOutsideIp});
@@ -468,17 +469,23 @@ TEST(Proxy, OnDemandAnUnansweredAskIsBounded) {
 // dial at once, so dials in flight stay bounded and drain with the attack;
 // a well-behaved client's connections keep succeeding throughout.
 TEST(Proxy, RapidResetStopsEachDialAndOthersKeepBeingServed) {
-  Mesh m;
+  for (uint64_t seed : testing::sim_seeds(3)) {
+  SCOPED_TRACE(testing::replay(seed));
+  Mesh m("", false, seed);
+  // Per seed: how slow node-b's dials are, the bursts' size and spacing.
+  Rng rng(seed);
   io::sim::LinkParams slow;
-  slow.latency = std::chrono::milliseconds(500);
+  slow.latency = std::chrono::milliseconds(100 + rng.below(900));
   m.world.set_link(m.b->id(), m.b->id(), slow);  // node-b to its own workloads
-  constexpr int kRounds = 100, kPerRound = 50;
+  const int kRounds = 50 + int(rng.below(100)), kPerRound = 10 + int(rng.below(90));
+  const Duration spacing = std::chrono::milliseconds(10 + rng.below(90));
   int opened = 0;
   size_t max_dialing = 0;
   bool attacker_done = false;
   std::unique_ptr<h2::Connection> attacker;
   Scope attack;
-  attack.spawn([](Mesh& m, std::unique_ptr<h2::Connection>& conn, int& opened, bool& done) -> Task<void> {
+  attack.spawn([](Mesh& m, std::unique_ptr<h2::Connection>& conn, int& opened, bool& done, int rounds, int per_round,
+                  Duration spacing) -> Task<void> {
     SocketOptions opts;
     opts.mark = 1337;  // past node-a's capture, straight to node-b's 15008
     auto tcp = co_await io::connect(m.a->env(), Endpoint{kServerIp, 15008}, opts, std::chrono::seconds(5));
@@ -488,20 +495,20 @@ TEST(Proxy, RapidResetStopsEachDialAndOthersKeepBeingServed) {
     EXPECT_TRUE((co_await tls::handshake(*tls)).ok());
     conn = std::make_unique<h2::Connection>(m.a->env(), std::move(tls), h2::Role::client, h2::Settings::client());
     conn->start();
-    for (int round = 0; round < kRounds && !conn->dead(); ++round) {
+    for (int round = 0; round < rounds && !conn->dead(); ++round) {
       // A burst of HEADERS, and as soon as they are out, RST_STREAM for each.
       std::vector<StreamPtr> burst;
-      for (int i = 0; i < kPerRound && conn->accepting_streams(); ++i) {
+      for (int i = 0; i < per_round && conn->accepting_streams(); ++i) {
         conn->open({"CONNECT", "10.0.2.1:8080", {}}, [](Result<h2::Opened>) {},
                    [&burst](StreamPtr early) { burst.push_back(std::move(early)); });
         ++opened;
       }
       co_await io::sleep(m.a->env().loop, std::chrono::microseconds(1));
       for (StreamPtr& s : burst) s->abort();
-      co_await io::sleep(m.a->env().loop, std::chrono::milliseconds(50));
+      co_await io::sleep(m.a->env().loop, spacing);
     }
     done = true;
-  }(m, attacker, opened, attacker_done));
+  }(m, attacker, opened, attacker_done, kRounds, kPerRound, spacing));
   // Dials in flight, sampled every millisecond on node-b.
   std::function<void()> sample = [&] {
     max_dialing = std::max(max_dialing, m.inbound->dials_in_flight());
@@ -510,7 +517,7 @@ TEST(Proxy, RapidResetStopsEachDialAndOthersKeepBeingServed) {
   sample();
   // The well-behaved client, meanwhile: one connection after another.
   int good = 0, good_ok = 0;
-  while (!attacker_done && good < 50) {
+  while (!attacker_done && good < 20) {
     ++good;
     const auto data = testing::pattern(200, uint8_t(good));
     testing::ReadAll got = m.talk(Endpoint{kServerIp, 8080}, data);
@@ -523,25 +530,28 @@ TEST(Proxy, RapidResetStopsEachDialAndOthersKeepBeingServed) {
               "%d of %d well-behaved connections intact; at most %zu dials in flight\n",
               opened, static_cast<unsigned long long>(c.cancelled), static_cast<unsigned long long>(c.dials_refused),
               static_cast<unsigned long long>(m.inbound->server_counters().calmed), good_ok, good, max_dialing);
-  EXPECT_GE(opened, 1000);
+  EXPECT_GE(opened, 500);
   EXPECT_GE(c.requests, uint64_t(opened)) << "the attack's requests reached the server";
   EXPECT_EQ(good_ok, good) << "the other client was not served";
-  EXPECT_GE(good, 2);
+  EXPECT_GE(good, 1);
   EXPECT_EQ(m.inbound->dials_in_flight(), 0u) << "a reset stream's dial went on";
   EXPECT_LE(max_dialing, size_t(kPerRound) + 2) << "dials of reset streams piled up";
   EXPECT_GE(c.cancelled + m.inbound->server_counters().calmed, 1u);
   EXPECT_EQ(c.allowed, static_cast<uint64_t>(good_ok)) << "no reset stream reached the workload";
   attack.clear();
   attacker.reset();
+  }
 }
 
-// Slowloris on every data port that waits for the client: 200 connections
-// each to 15008 that stop mid-ClientHello, 15008 with TLS done and no
+// Slowloris on every data port that waits for the client: 50 to 250 (per
+// seed) connections each to 15008 that stop mid-ClientHello, 15008 with TLS done and no
 // request, and SOCKS5 after one byte. All are dropped at their deadline
 // (10 s), counted, and a well-behaved client is served meanwhile.
 TEST(Proxy, SilentClientsOnTheDataPortsAreDroppedAtTheirDeadline) {
-  Mesh m;
-  constexpr int kEach = 200;
+  for (uint64_t seed : testing::sim_seeds(2)) {
+  SCOPED_TRACE(testing::replay(seed));
+  Mesh m("", false, seed);
+  const int kEach = 50 + int(Rng(seed).below(200));
   int ended[3] = {0, 0, 0};
   std::vector<std::unique_ptr<h2::Connection>> idle_h2;
   Scope slow;
@@ -591,6 +601,7 @@ TEST(Proxy, SilentClientsOnTheDataPortsAreDroppedAtTheirDeadline) {
   EXPECT_EQ(m.inbound->server_counters().connections, uint64_t(kEach) + 1) << "the idle ones and the client's pool";
   slow.clear();
   idle_h2.clear();
+  }
 }
 
 // baggage carries what upstream sends: the workload's name under its type
