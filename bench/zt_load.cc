@@ -7,8 +7,9 @@
 //   zt-load cps --to ... [--socks ...] --seconds 5 [--concurrency 16]
 //   zt-load latency --to ... [--socks ...] --count 2000      # 1 KiB ping-pong
 //   zt-load hold --to ... [--socks ...] --conns 1000         # open, echo 1 byte each, wait for stdin EOF
-//   zt-load burst --to ... [--socks ...] --conns 10000 --concurrency 16 --seconds 30
+//   zt-load burst --to ... [--socks ...] --conns 10000 --concurrency 16 --seconds 30 [--end fin|reset]
 //                                                            # open + 1-byte echo + close, N in all
+//                                                            # (--end reset: RST instead of FIN)
 //
 // With --socks SRC:PORT each connection goes through that SOCKS5 listener
 // from source address SRC (the workload ztunnel will recognise), asking for
@@ -63,6 +64,7 @@ struct Options {
   std::optional<Addr> listen, to, socks;
   int streams = 1, count = 2000, conns = 1000, concurrency = 1, socks_spread = 1;
   double seconds = 5;
+  bool end_with_reset = false;  // --end reset: each connection ends with RST (SO_LINGER 0), mid-stream
 };
 
 Clock::duration seconds_of(const Options& opt) {
@@ -244,6 +246,14 @@ int connect_loop(const Options& opt, const char* mode, std::optional<uint64_t> l
         errno = 0;
         bool ok = fd >= 0 && send_all(fd, msg, 2) && recv_exact(fd, &back, 1) && back == 'x';
         if (fd >= 0 && !ok) note_error("echo");
+        if (fd >= 0 && ok && opt.end_with_reset) {
+          // The echo flowed; now a reset instead of a FIN, with the
+          // connection open both ways through the proxies.
+          const char more = 'y';
+          send_all(fd, &more, 1);
+          linger lin{1, 0};
+          setsockopt(fd, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
+        }
         if (fd >= 0) close(fd);
         ok ? ++done : ++failed;
       }
@@ -322,6 +332,10 @@ int main(int argc, char** argv) {
     else if (flag == "--count") opt.count = std::atoi(value.c_str());
     else if (flag == "--conns") opt.conns = std::atoi(value.c_str());
     else if (flag == "--concurrency") opt.concurrency = std::atoi(value.c_str());
+    else if (flag == "--end") {
+      if (value != "fin" && value != "reset") die("--end takes fin or reset");
+      opt.end_with_reset = value == "reset";
+    }
     else die("unknown flag " + flag);
   }
   if (opt.mode == "serve") {

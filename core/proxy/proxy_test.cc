@@ -543,6 +543,65 @@ TEST(Proxy, RapidResetStopsEachDialAndOthersKeepBeingServed) {
   }
 }
 
+// A header flood from a mesh peer: requests whose header lists are past
+// 64 KiB (random sizes per seed) are answered at once and never reach the
+// inbound proxy: 431, or, when an encoded header is past what nghttp2
+// inflates (64 KiB), GOAWAY(COMPRESSION_ERROR) and the connection ends (the
+// attacker reconnects). A well-behaved client is served meanwhile.
+TEST(Proxy, OversizedHeaderFloodsAreAnsweredAtOnceAndOthersServed) {
+  for (uint64_t seed : testing::sim_seeds(2)) {
+    SCOPED_TRACE(testing::replay(seed));
+    Mesh m("", false, seed);
+    Rng rng(seed);
+    const int kRequests = 20 + int(rng.below(80));
+    std::vector<size_t> sizes;
+    for (int i = 0; i < kRequests; ++i) sizes.push_back((65 << 10) + rng.below(200 << 10));
+    struct Tally {
+      int answered_431 = 0, connection_ended = 0, other = 0, connections = 0;
+    } tally;
+    std::vector<std::unique_ptr<h2::Connection>> conns;
+    Scope attack;
+    attack.spawn([](Mesh& m, std::vector<std::unique_ptr<h2::Connection>>& conns, const std::vector<size_t>& sizes,
+                    Tally& t) -> Task<void> {
+      for (size_t size : sizes) {
+        if (conns.empty() || !conns.back()->accepting_streams()) {
+          SocketOptions opts;
+          opts.mark = 1337;
+          auto tcp = co_await io::connect(m.a->env(), Endpoint{kServerIp, 15008}, opts, std::chrono::seconds(5));
+          if (!tcp) co_return;
+          auto tls = std::make_unique<tls::TlsStream>(m.a->env(), m.client_ctx, std::move(*tcp));
+          if (!co_await tls::handshake(*tls)) co_return;
+          h2::Settings big = h2::Settings::client();
+          big.header_list_bytes_max = 512 << 10;
+          conns.push_back(std::make_unique<h2::Connection>(m.a->env(), std::move(tls), h2::Role::client, big));
+          conns.back()->start();
+          ++t.connections;
+        }
+        conns.back()->open({"CONNECT", "10.0.2.1:8080", {{"x-flood", std::string(size, 'z')}}},
+                           [&t](Result<h2::Opened> r) {
+                             if (r && r->response.status == 431) ++t.answered_431;
+                             else if (!r && r.code() == h2::kRefused) ++t.connection_ended;
+                             else ++t.other;
+                           });
+        co_await io::sleep(m.a->env().loop, std::chrono::milliseconds(5));
+      }
+    }(m, conns, sizes, tally));
+    const auto data = testing::pattern(500, 5);
+    testing::ReadAll got = m.talk(Endpoint{kServerIp, 8080}, data);
+    EXPECT_TRUE(got.end.ok() && got.bytes == data);
+    ASSERT_TRUE(m.world.run_until(
+        [&] { return tally.answered_431 + tally.connection_ended + tally.other == kRequests; },
+        std::chrono::seconds(30)))
+        << "a request was left hanging";
+    std::printf("header flood: %d requests: %d answered 431, %d ended with their connection (%d connections)\n",
+                kRequests, tally.answered_431, tally.connection_ended, tally.connections);
+    EXPECT_EQ(tally.other, 0);
+    EXPECT_EQ(m.inbound->counters().requests, 1u) << "only the well-behaved client's request reached the proxy";
+    attack.clear();
+    conns.clear();
+  }
+}
+
 // Slowloris on every data port that waits for the client: 50 to 250 (per
 // seed) connections each to 15008 that stop mid-ClientHello, 15008 with TLS done and no
 // request, and SOCKS5 after one byte. All are dropped at their deadline
