@@ -10,11 +10,18 @@
 namespace zt::core::hbone {
 namespace {
 
-// Awaits h2::Connection::open.
+// Placements one caller may go through: each after a new connection's first
+// answer (or its end), so a burst is placed in a few.
+constexpr size_t kPlacementRoundsMax = 64;
+
+// Awaits h2::Connection::open. `promised` counts the connection's streams
+// promised to callers and not submitted: this one is submitted (or refused)
+// once open() returns, and counts among the connection's streams from then.
 struct OpenAwaiter {
   h2::Connection& conn;
   h2::Request request;
   const std::function<void(StreamPtr)>& early;
+  size_t& promised;
   std::optional<Result<h2::Opened>> result;
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
@@ -25,9 +32,13 @@ struct OpenAwaiter {
           h.resume();
         },
         early);
+    ZT_ASSERT(promised > 0);
+    --promised;
   }
   Result<h2::Opened> await_resume() { return std::move(*result); }
 };
+
+bool contains(const std::vector<uint64_t>& ids, uint64_t id) { return std::find(ids.begin(), ids.end(), id) != ids.end(); }
 
 }  // namespace
 
@@ -38,11 +49,19 @@ std::string PoolKey::to_string() const {
 }
 
 struct Pool::Conn {
-  explicit Conn(Loop& loop) : ready(loop) {}
+  Conn(Loop& loop, uint64_t id) : id(id), ready(loop), settled(loop) {}
+  const uint64_t id;                   // never reused: names it in a stream's refused_by
   std::unique_ptr<h2::Connection> h2;  // set once established
   Event ready;                         // established or failed
+  // Its first answer came, so its peer's SETTINGS are known (a peer sends
+  // them before anything else: RFC 9113 3.4), or it failed or ended.
+  Event settled;
   std::optional<Error> failed;
-  size_t reserved = 0;  // streams promised to callers, not yet answered
+  size_t promised = 0;   // streams promised to callers, not submitted yet
+  size_t waiting = 0;    // callers waiting for it to settle before they choose
+  size_t holders = 0;    // callers holding it: promised, waiting, or awaiting their answer
+  size_t answered = 0;   // streams its peer answered
+  bool cooling = false;  // refused a stream: takes none until another of its streams is answered
   std::optional<MonoTime> idle_since;
 };
 
@@ -56,64 +75,105 @@ Pool::~Pool() {
 
 size_t Pool::connections() const {
   size_t n = 0;
-  for (const auto& [key, list] : conns_) n += list.size();
+  for (const auto& [key, keyed] : conns_) n += keyed.conns.size();
   return n;
 }
 
 size_t Pool::connections_for(const PoolKey& key) const {
   auto it = conns_.find(key);
-  return it == conns_.end() ? 0 : it->second.size();
+  return it == conns_.end() ? 0 : it->second.conns.size();
 }
 
 size_t Pool::capacity(const Conn& c) const {
   return std::min<size_t>(config_.streams_per_connection_max, c.h2->peer_concurrent_streams_max());
 }
 
-Pool::Conn* Pool::pick(const PoolKey& key) {
-  auto it = conns_.find(key);
-  if (it == conns_.end()) return nullptr;
-  for (auto& c : it->second) {
-    if (!c->h2 || c->failed || !c->h2->accepting_streams()) continue;
-    if (c->h2->active_streams() + c->reserved < capacity(*c)) return c.get();
+size_t Pool::load(const Conn& c) { return c.promised + (c.h2 ? c.h2->active_streams() : 0); }
+
+// Streams a new connection may carry before its peer's SETTINGS are known.
+// HTTP/2 sets no limit until the peer announces one, and nghttp2 assumes
+// 100, but a peer that allows fewer refuses the rest: so one stream, unless
+// the key's peer has told its limit on another connection already.
+size_t Pool::budget(const Keyed& keyed) const {
+  if (!keyed.peer_limit) return 1;
+  return std::max<size_t>(1, std::min(*keyed.peer_limit, config_.streams_per_connection_max));
+}
+
+// Callers a connection that has not settled is expected to serve: so many
+// wait for it rather than open connections of their own.
+size_t Pool::expected(const Keyed& keyed) const {
+  return keyed.peer_limit ? budget(keyed) : std::max<size_t>(1, config_.streams_per_connection_max);
+}
+
+Pool::Conn* Pool::pick(const Keyed& keyed, const ConnIds& refused_by) const {
+  for (const auto& c : keyed.conns) {
+    if (!c->settled.is_set() || !c->h2 || c->failed || c->cooling || contains(refused_by, c->id)) continue;
+    if (c->h2->accepting_streams() && load(*c) < capacity(*c)) return c.get();
   }
   return nullptr;
 }
 
-Task<Result<Pool::Conn*>> Pool::acquire(const PoolKey& key, bool fresh) {
-  if (!fresh) {
-    if (Conn* c = pick(key)) {
-      ZT_ASSERT(c->h2 && !c->failed);
-      ++c->reserved;
+// A connection not settled yet that can take one more caller: a stream of
+// its budget, or a wait for its first answer.
+Pool::Conn* Pool::settling(const Keyed& keyed, const ConnIds& refused_by) const {
+  for (const auto& c : keyed.conns) {
+    if (c->settled.is_set() || contains(refused_by, c->id)) continue;
+    ZT_ASSERT(!c->failed && !c->cooling);  // both settle it
+    if (c->h2 && !c->h2->accepting_streams()) continue;
+    if (load(*c) + c->waiting < expected(keyed)) return c.get();
+  }
+  return nullptr;
+}
+
+Pool::Conn* Pool::open_connection(const PoolKey& key, Keyed& keyed) {
+  ZT_LOG(env_.log, debug, "hbone::pool", "opening connection", {"key", key.to_string()},
+         {"streams_before_settings", budget(keyed)});
+  keyed.conns.push_back(std::make_unique<Conn>(env_.loop, next_conn_id_++));
+  Conn* conn = keyed.conns.back().get();
+  scope_.spawn(establish(key, conn));
+  return conn;
+}
+
+Task<Result<Pool::Conn*>> Pool::acquire(const PoolKey& key, const ConnIds& refused_by) {
+  for (size_t round = 0; round < kPlacementRoundsMax; ++round) {
+    Keyed& keyed = conns_[key];
+    if (Conn* c = pick(keyed, refused_by)) {
+      ++c->promised;
+      ++c->holders;
       c->idle_since.reset();
       ZT_LOG(env_.log, debug, "hbone::pool", "reusing connection", {"key", key.to_string()},
-             {"streams", c->h2->active_streams()}, {"reserved", c->reserved});
+             {"streams", c->h2->active_streams()}, {"promised", c->promised});
       co_return c;
     }
-  }
-  // Join a connection being set up that still has room: a burst opens one.
-  Conn* conn = nullptr;
-  for (auto& c : conns_[key]) {
-    if (!c->ready.is_set() && c->reserved < config_.streams_per_connection_max) {
-      conn = c.get();
-      break;
+    // A burst waits for one connection rather than opening one each.
+    Conn* conn = settling(keyed, refused_by);
+    if (!conn) conn = open_connection(key, keyed);
+    ++conn->holders;
+    conn->idle_since.reset();
+    if (load(*conn) < budget(keyed)) {
+      ++conn->promised;
+      co_await conn->ready.wait();
+      ZT_ASSERT(conn->failed.has_value() != bool(conn->h2));  // one outcome: failed, or connected
+      if (!conn->failed) co_return conn;
+      --conn->promised;
+      --conn->holders;
+      const Error e = *conn->failed;
+      note_if_unused(*conn);
+      co_return e;
     }
-  }
-  if (!conn) {
-    ZT_LOG(env_.log, debug, "hbone::pool", "opening connection", {"key", key.to_string()}, {"fresh", fresh});
-    conns_[key].push_back(std::make_unique<Conn>(env_.loop));
-    conn = conns_[key].back().get();
-    scope_.spawn(establish(key, conn));
-  }
-  ++conn->reserved;
-  co_await conn->ready.wait();
-  ZT_ASSERT(conn->ready.is_set() && conn->reserved > 0);
-  ZT_ASSERT(conn->failed.has_value() != bool(conn->h2));  // one outcome: failed, or connected
-  if (conn->failed) {
-    --conn->reserved;
+    // Its peer's limit is not known yet: wait for its first answer, then
+    // choose again (join it up to the limit, or open another).
+    ++counters_.settings_waits;
+    ++conn->waiting;
+    co_await conn->settled.wait();
+    ZT_ASSERT(conn->waiting > 0 && conn->holders > 0);
+    --conn->waiting;
+    --conn->holders;
+    const std::optional<Error> failed = conn->failed;
     note_if_unused(*conn);
-    co_return *conn->failed;
+    if (failed) co_return *failed;  // its set-up failed: those it was set up for fail with it
   }
-  co_return conn;
+  co_return Error(h2::kRefused, "HBONE connection to " + key.to_string() + ": no connection took the stream");
 }
 
 Task<void> Pool::establish(PoolKey key, Conn* conn) {
@@ -124,7 +184,8 @@ Task<void> Pool::establish(PoolKey key, Conn* conn) {
     ZT_LOG(env_.log, debug, "hbone::pool", "connection failed", {"key", key.to_string()},
            {"error", conn->failed->message()});
     conn->ready.set();
-    note_if_unused(*conn);  // usually still promised to the waiters, who note it when they let go
+    conn->settled.set();
+    note_if_unused(*conn);  // usually still held by callers, who note it when they let go
   };
   auto ctx = contexts_(key);
   if (!ctx) co_return fail(ctx.error());
@@ -157,7 +218,10 @@ Task<void> Pool::establish(PoolKey key, Conn* conn) {
   }
   conn->h2 = std::make_unique<h2::Connection>(env_, std::move(tls), h2::Role::client, config_.h2);
   conn->h2->on_idle([this, conn] { note_if_unused(*conn); });
-  conn->h2->on_closed([this, conn](const Error&) { note_if_unused(*conn); });
+  conn->h2->on_closed([this, conn](const Error&) {
+    conn->settled.set();  // callers waiting for its first answer choose again
+    note_if_unused(*conn);
+  });
   // Waiters first: they resume (and submit their CONNECTs) before the
   // connection's first write, so the CONNECTs go with the preface.
   ZT_ASSERT(!conn->failed && !conn->ready.is_set());
@@ -165,41 +229,75 @@ Task<void> Pool::establish(PoolKey key, Conn* conn) {
   conn->h2->start();
   ++counters_.connections_opened;
   ZT_LOG(env_.log, debug, "hbone::pool", "connection established", {"key", key.to_string()},
-         {"waiting", conn->reserved});
+         {"callers", conn->holders});
   note_if_unused(*conn);
 }
 
 Task<Result<h2::Opened>> Pool::open(PoolKey key, h2::Request request, std::function<void(StreamPtr)> early) {
-  for (int attempt = 0;; ++attempt) {
-    Result<Conn*> c = co_await acquire(key, /*fresh=*/attempt > 0);
+  ConnIds refused_by;  // connections that refused this stream: its retries go elsewhere
+  size_t counted = 0;  // refusals that count against refused_retries_max
+  for (;;) {
+    Result<Conn*> c = co_await acquire(key, refused_by);
     if (!c) {
       ++counters_.tunnels_failed;
       co_return c.error();
     }
     Conn* conn = *c;
-    ZT_ASSERT(conn->h2 && conn->reserved > 0);
-    h2::Request req = request;
-    OpenAwaiter awaiter{*conn->h2, std::move(req), early, std::nullopt};
+    ZT_ASSERT(conn->h2 && conn->promised > 0 && conn->holders > 0);
+    OpenAwaiter awaiter{*conn->h2, request, early, conn->promised, std::nullopt};
     Result<h2::Opened> r = co_await awaiter;
-    ZT_ASSERT(conn->reserved > 0);
-    --conn->reserved;
+    ZT_ASSERT(conn->holders > 0);
+    --conn->holders;
+    const bool counts = learn(key, *conn, r);
+    const uint64_t id = conn->id;
     note_if_unused(*conn);  // the stream may be over already, or never opened
-    if (!r && r.code() == h2::kRefused && attempt == 0) {
-      ++counters_.retries;  // never reached the peer's application: try once more, fresh
-      ZT_LOG(env_.log, debug, "hbone::pool", "stream refused; retrying on a fresh connection",
-             {"key", key.to_string()}, {"error", r.error().message()});
-      continue;
+    if (!r && r.code() == h2::kRefused) {
+      refused_by.push_back(id);
+      if (counts) ++counted;
+      const bool again = counted <= config_.refused_retries_max && refused_by.size() < kAttemptsMax;
+      ZT_LOG(env_.log, debug, "hbone::pool",
+             again ? "stream refused; retrying on another connection" : "stream refused; giving up",
+             {"key", key.to_string()}, {"attempts", refused_by.size()}, {"error", r.error().message()});
+      if (again) {
+        ++counters_.retries;  // never reached the peer's application
+        continue;
+      }
     }
     r ? ++counters_.tunnels_opened : ++counters_.tunnels_failed;
     co_return r;
   }
 }
 
-bool Pool::unused(const Conn& c) {
-  return c.ready.is_set() && c.reserved == 0 && (c.failed || c.h2->dead() || c.h2->active_streams() == 0);
+bool Pool::learn(const PoolKey& key, Conn& c, const Result<h2::Opened>& r) {
+  auto keyed = conns_.find(key);
+  ZT_ASSERT(keyed != conns_.end() && c.h2);
+  // An answer, or a refusal while the connection lives, came after the
+  // peer's SETTINGS: its limit is known now, as it last set it.
+  const bool dead = c.h2->dead();
+  if (!dead) keyed->second.peer_limit = c.h2->peer_concurrent_streams_max();
+  c.settled.set();
+  if (r) {
+    ++c.answered;
+    c.cooling = false;
+    return false;
+  }
+  if (r.code() != h2::kRefused) return false;
+  // Refused by a connection going away (GOAWAY, its end, a PING unanswered),
+  // or by one that goes on (REFUSED_STREAM): that one takes no new streams
+  // for a while. A connection that answered streams and then went away
+  // (the peer rotates connections, or restarted) costs the rest no retry.
+  const bool going_away =
+      dead || (!c.h2->accepting_streams() && c.h2->active_streams() < c.h2->peer_concurrent_streams_max());
+  if (!going_away) c.cooling = true;
+  return !going_away || c.answered == 0;
 }
 
-bool Pool::broken(const Conn& c) { return c.failed || (c.h2 && c.h2->dead()); }
+bool Pool::unused(const Conn& c) {
+  ZT_ASSERT(c.promised + c.waiting <= c.holders);
+  return c.ready.is_set() && c.holders == 0 && (c.failed || c.h2->dead() || c.h2->active_streams() == 0);
+}
+
+bool Pool::broken(const Conn& c) { return c.failed || (c.h2 && c.h2->dead()) || c.cooling; }
 
 void Pool::note_if_unused(Conn& c) {
   if (!unused(c)) return;
@@ -224,7 +322,7 @@ void Pool::release_idle() {
   const MonoTime now = env_.clock.now();
   std::optional<MonoTime> next;
   for (auto it = conns_.begin(); it != conns_.end();) {
-    auto& list = it->second;
+    auto& list = it->second.conns;
     for (auto c = list.begin(); c != list.end();) {
       Conn& conn = **c;
       if (!unused(conn)) {
@@ -235,9 +333,9 @@ void Pool::release_idle() {
       if (!conn.idle_since) conn.idle_since = now;  // not noted (cannot happen; kept safe)
       const bool is_broken = broken(conn);
       if (is_broken || now - *conn.idle_since >= config_.idle_release) {
-        ZT_ASSERT(conn.reserved == 0);  // promised to nobody: safe to drop
+        ZT_ASSERT(conn.holders == 0);  // held by no caller: safe to drop
         if (!is_broken) ++counters_.connections_released;
-        ZT_LOG(env_.log, debug, "hbone::pool", is_broken ? "dropped dead connection" : "released idle connection",
+        ZT_LOG(env_.log, debug, "hbone::pool", is_broken ? "dropped broken connection" : "released idle connection",
                {"key", it->first.to_string()});
         c = list.erase(c);  // the peer sees the connection end; it had no streams
       } else {

@@ -248,13 +248,21 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
   }
   // A client that resets its stream before our answer stops the dial at
   // once (rapid reset costs a peer nothing and must cost us nothing).
+  // The dial stops counting the moment the reset arrives, not when this
+  // frame resumes: one read can hand hundreds of reset requests to us
+  // before any of them runs again.
   io::Cancellation reset_by_client;
-  answer->on_cancel([&reset_by_client] { reset_by_client.cancel(); });
+  bool dial_counted = false;
+  answer->on_cancel([this, &reset_by_client, &dial_counted] {
+    if (std::exchange(dial_counted, false)) --dialing_;
+    reset_by_client.cancel();
+  });
   Result<StreamPtr> connected = Error(Errc::connection_refused, "fault point: the workload refused");
   if (!reset_by_client.cancelled() && !ZT_BUGGIFY(env_, "proxy.inbound.upstream_refuses")) {
     ++dialing_;
+    dial_counted = true;
     connected = co_await io::connect(env_, upstream_addr, opts, cfg_.connect_timeout, &reset_by_client);
-    --dialing_;
+    if (std::exchange(dial_counted, false)) --dialing_;
   }
   if (reset_by_client.cancelled()) {
     ++counters_.cancelled;
