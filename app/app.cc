@@ -299,6 +299,60 @@ Result<void> App::build_workers() {
     ZT_LOG(log_, warn, "app", "no workload of this node to listen for", {"node", cfg_.node_name.value_or("")});
   }
   listeners_block_.release();
+  if (cfg_.inpod_enabled && cfg_.proxy_enabled) return build_inpod();
+  return ok();
+}
+
+// Which worker runs each enrolled pod: the one with the fewest pods (the
+// lowest index on a tie). A pod's connections all live on its worker, as a
+// node-level listener's do; pods, not connections, are spread.
+class App::PodPlacement final : public core::inpod::PodRunner {
+ public:
+  PodPlacement(Loop& control, std::vector<std::unique_ptr<Worker>>& workers)
+      : control_(control), workers_(workers), load_(workers.size(), 0) {}
+
+  void start(const std::string& uid, const core::inpod::PodInfo& info, NetNamespacePtr ns, Done done) override {
+    size_t w;
+    if (auto it = placed_.find(uid); it != placed_.end()) {
+      w = it->second;  // replaced: the new proxies go where the old ones are
+    } else {
+      w = size_t(std::min_element(load_.begin(), load_.end()) - load_.begin());
+      placed_[uid] = w;
+      ++load_[w];
+    }
+    workers_[w]->start_pod(uid, info, std::move(ns),
+                           [&loop = control_, done = std::move(done)](Result<void> r) mutable {
+                             loop.post([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+                           });
+  }
+  void stop(const std::string& uid) override {
+    auto it = placed_.find(uid);
+    if (it == placed_.end()) return;
+    workers_[it->second]->stop_pod(uid);
+    --load_[it->second];
+    placed_.erase(it);
+  }
+  std::optional<size_t> worker_of(const std::string& uid) const {
+    auto it = placed_.find(uid);
+    return it == placed_.end() ? std::nullopt : std::optional<size_t>(it->second);
+  }
+
+ private:
+  Loop& control_;
+  std::vector<std::unique_ptr<Worker>>& workers_;
+  std::vector<size_t> load_;  // pods per worker
+  std::map<std::string, size_t> placed_;
+};
+
+Result<void> App::build_inpod() {
+  placement_ = std::make_unique<PodPlacement>(rt_.env().loop, workers_);
+  core::inpod::ZdsClientConfig zc;
+  zc.path = cfg_.inpod_uds;
+  zds_ = std::make_unique<core::inpod::ZdsClient>(rt_.env(), zc, *placement_);
+  // Ready once the agent's first snapshot is applied (pods that cannot
+  // start are retried and reported, and do not hold readiness back).
+  inpod_block_ = readiness_.block("in-pod: the first snapshot from the CNI node agent (" + cfg_.inpod_uds + ")");
+  zds_->on_ready([this] { inpod_block_.release(); });
   return ok();
 }
 
@@ -349,12 +403,14 @@ int App::run() {
   for (auto& s : servers_) s->start();
   for (auto& w : workers_) w->start([this] { drain_->worker_finished(); });
   control_->start();
+  if (zds_) zds_->start();
   std::string pod_listeners;
   for (const std::string& ep : workers_.front()->listening()) pod_listeners += (pod_listeners.empty() ? "" : ",") + ep;
   ZT_LOG(log_, info, "app", "serving", {"workers", workers_.size()}, {"proxy", pod_listeners},
          {"admin", cfg_.admin_addr.to_string()}, {"stats", cfg_.stats_addr.to_string()},
          {"readiness", cfg_.readiness_addr.to_string()});
   rt_.run();
+  zds_.reset();      // before the workers its pods run on
   workers_.clear();  // joins the worker threads
   ZT_LOG(log_, info, "app", "stopped");
   return 0;
@@ -401,6 +457,24 @@ std::string App::config_dump() const {
                          {"detail", st.last_nack->detail}, {"at", rfc3339_seconds(st.last_nack->at)}};
     }
     doc["xds"] = xds;
+  }
+  if (zds_) {
+    const core::inpod::ZdsCounters& c = zds_->counters();
+    nlohmann::json pods = nlohmann::json::array();
+    for (const core::inpod::PodStatus& p : zds_->pods()) {
+      const char* state = p.state == core::inpod::PodStatus::State::running    ? "Running"
+                          : p.state == core::inpod::PodStatus::State::starting ? "Starting"
+                                                                              : "Retrying";
+      nlohmann::json pod = {{"uid", p.uid}, {"name", p.info.name}, {"namespace", p.info.ns},
+                            {"serviceAccount", p.info.service_account}, {"netns", p.netns}, {"state", state},
+                            {"attempts", p.attempts}};
+      if (!p.error.empty()) pod["lastError"] = p.error;
+      if (auto w = placement_->worker_of(p.uid)) pod["worker"] = *w;
+      pods.push_back(std::move(pod));
+    }
+    doc["inpod"] = {{"uds", cfg_.inpod_uds}, {"connected", zds_->connected()}, {"snapshotApplied", zds_->ready()},
+                    {"connects", c.connects}, {"connectFailures", c.connect_failures}, {"messages", c.messages},
+                    {"nacks", c.nacks}, {"podStartFailures", c.pod_start_failures}, {"pods", pods}};
   }
   return doc.dump(2) + "\n";
 }

@@ -30,6 +30,7 @@
 #include "core/control/certificate_source.h"
 #include "core/control/control_plane.h"
 #include "core/control/readiness.h"
+#include "core/inpod/zds_client.h"
 #include "core/metrics/registry.h"
 #include "io/real/process_log.h"
 #include "io/real/runtime.h"
@@ -97,6 +98,12 @@ class App {
   TimerId budget_timer_ = kNoTimer;
   void count_budget_refusals();
   std::vector<std::unique_ptr<Worker>> workers_;  // joined before the control plane goes
+  // In-pod mode: the ZDS client on this thread, and which worker runs each pod.
+  class PodPlacement;
+  std::unique_ptr<PodPlacement> placement_;
+  std::unique_ptr<core::inpod::ZdsClient> zds_;
+  core::control::ReadyBlock inpod_block_;
+  Result<void> build_inpod();
   std::unique_ptr<MetricsScrape> scrape_;
   std::unique_ptr<Drain> drain_;
   std::vector<std::unique_ptr<core::admin::AdminServer>> servers_;

@@ -300,6 +300,9 @@ Result<void> read_runtime(const Settings& settings, uint32_t cpu_cores, Config& 
   if (!deadline) return deadline.error();
   cfg.connection_termination_deadline = *deadline;
 
+  Result<bool> inpod = settings.boolean("INPOD_ENABLED", false);
+  if (!inpod) return inpod.error();
+  cfg.inpod_enabled = *inpod;
   cfg.inpod_uds = settings.text("INPOD_UDS").value_or(std::string(defaults::inpod_uds));
   if (cfg.inpod_uds.empty()) return settings.invalid("INPOD_UDS", "", "empty path");
   if (settings.find("PACKET_MARK")) {
@@ -390,6 +393,15 @@ Result<void> validate(const Settings& settings, const Config& cfg) {
                                              settings.label("ISTIO_META_DNS_CAPTURE") +
                                              "=false: ztunnel would run without any servers");
   }
+  if (cfg.inpod_enabled && cfg.listen_on_workload_ips) {
+    return Error(Errc::invalid_argument, settings.label("INPOD_ENABLED") + " and " +
+                                             settings.label("--listen-on-workload-ips") +
+                                             ": in-pod mode listens inside each pod, not on node addresses");
+  }
+  if (cfg.inpod_enabled && !cfg.node_name) {
+    return Error(Errc::invalid_argument, settings.label("INPOD_ENABLED") + " needs " + settings.label("NODE_NAME") +
+                                             ": an enrolled pod is found in the state among this node's workloads");
+  }
   if (cfg.listen_on_workload_ips && !cfg.node_name) {
     return Error(Errc::invalid_argument, settings.label("--listen-on-workload-ips") + " needs " +
                                              settings.label("NODE_NAME") + ": it names whose workloads' IPs to bind");
@@ -444,6 +456,7 @@ std::string Config::summary() const {
     out += " outbound=" + outbound_addr.to_string() + " inbound=" + inbound_addr.to_string() +
            " inbound_plaintext=" + inbound_plaintext_addr.to_string();
     if (listen_on_workload_ips) out += " (ports on the IPs of node " + node_name.value_or("") + "'s workloads)";
+    if (inpod_enabled) out += " (in-pod: inside each enrolled pod; agent " + inpod_uds + ")";
   }
   if (dns_proxy_enabled) out += " dns=" + dns_proxy_addr.to_string();
   if (socks5_addr) out += " socks5=" + socks5_addr->to_string();
@@ -484,8 +497,6 @@ std::span<const PendingSetting> pending_settings() {
       {"CLUSTER_DOMAIN", "the DNS proxy"},
       {"NETWORK", "multi-network routing"},
       {"SERVICE_ACCOUNT", "the CA client"},
-      {"INPOD_UDS", "in-pod mode"},
-      {"PACKET_MARK", "in-pod mode"},
       {"ISTIO_META_DNS_CAPTURE", "the DNS proxy"},
       {"ISTIO_META_DNS_PROXY_ADDR", "the DNS proxy"},
       {"PROXY_WORKLOAD_INFO", "dedicated mode"},

@@ -146,6 +146,10 @@ struct Config {
   uint16_t pool_max_streams_per_connection = defaults::pool_max_streams_per_connection;
   Duration pool_unused_release_timeout = defaults::pool_unused_release_timeout;
   Duration connection_termination_deadline = defaults::connection_termination_deadline;
+  // In-pod mode (INPOD_ENABLED): pods are enrolled by the CNI node agent
+  // over INPOD_UDS and proxied inside their own network namespaces; the
+  // node-level pod-facing listeners are not opened.
+  bool inpod_enabled = false;
   std::string inpod_uds{defaults::inpod_uds};
   std::optional<uint32_t> packet_mark;  // defaults to 1337 in shared mode
   bool tls12_enabled = false;

@@ -65,6 +65,10 @@ constexpr std::array kFlags = {
     FlagSpec{"--connection-termination-deadline", "CONNECTION_TERMINATION_DEADLINE",
              "How long draining waits for connections before closing them. "
              "Default: 5s, or from TERMINATION_GRACE_PERIOD_SECONDS"},
+    FlagSpec{"--inpod-enabled", "INPOD_ENABLED",
+             "In-pod mode: the CNI node agent enrolls pods over INPOD_UDS and each pod is proxied inside its own "
+             "network namespace. Default: false",
+             true},
     FlagSpec{"--inpod-uds", "INPOD_UDS", "Unix socket of the CNI node agent (ZDS). Default: /var/run/ztunnel/ztunnel.sock"},
     FlagSpec{"--packet-mark", "PACKET_MARK", "SO_MARK for proxied traffic. Default: 1337 in shared mode, none in dedicated"},
     FlagSpec{"--tls12-enabled", "TLS12_ENABLED", "Also allow TLS 1.2 (TLS 1.3 only otherwise). Default: false", true},

@@ -51,7 +51,61 @@ Result<void> Worker::listen() {
   pool_cfg.idle_release = cfg.pool_unused_release_timeout;
   pool_ = std::make_unique<core::hbone::Pool>(
       env, pool_cfg, [this](const core::hbone::PoolKey& key) { return client_context(key); });
+  if (cfg.inpod_enabled) {
+    build_pod_proxies();
+    return ok();  // listeners open inside each pod as it is enrolled
+  }
   return open_listeners();
+}
+
+void Worker::build_pod_proxies() {
+  const Config& cfg = shared_.cfg;
+  core::inpod::PodProxyConfig pc;
+  pc.ipv6 = cfg.ipv6_enabled;
+  pc.node = cfg.node_name.value_or("");
+  pc.mark = cfg.packet_mark.value_or(1337);
+  pc.drain_deadline = cfg.connection_termination_deadline;
+  pc.outbound_port = cfg.outbound_addr.port();
+  pc.inbound_port = cfg.inbound_addr.port();
+  pc.inbound_plaintext_port = cfg.inbound_plaintext_addr.port();
+  pc.pool.streams_per_connection_max = cfg.pool_max_streams_per_connection;
+  pc.pool.idle_release = cfg.pool_unused_release_timeout;
+  pc.out.metrics = &traffic_;
+  pc.in.metrics = &traffic_;
+  core::inpod::PodTls tls;
+  tls.client = [this](const core::hbone::PoolKey& key) { return client_context(key); };
+  // The pod's certificate is its own identity, as the agent named the pod:
+  // found among this node's workloads by name, namespace and service account.
+  tls.server = [this](const core::proxy::LocalWorkload& local) -> Result<std::shared_ptr<const tls::TlsContext>> {
+    tls::TlsConfig tc;
+    tc.role = tls::TlsRole::server;
+    tc.roots = shared_.certs.roots();
+    tc.trust_domain = shared_.cfg.trust_domain;
+    tc.allow_tls12 = shared_.cfg.tls12_enabled;
+    auto lookup = std::make_shared<core::proxy::LocalWorkloadLookup>(local);
+    tc.credentials_for = [this, lookup](const Endpoint&) -> std::shared_ptr<const tls::Credentials> {
+      const core::mesh::Workload* w = lookup->find(shared_.state.get());
+      return w ? shared_.certs.get(w->identity().to_string()) : nullptr;
+    };
+    return tls::TlsContext::create(tc);
+  };
+  proxy::StateSource state = [this] { return shared_.state.get(); };
+  pods_ = std::make_unique<core::inpod::PodProxies>(rt_.env(), std::move(pc), state, std::move(tls));
+}
+
+void Worker::start_pod(std::string uid, core::inpod::PodInfo info, NetNamespacePtr ns,
+                       std::function<void(Result<void>)> done) {
+  rt_.env().loop.post([this, uid = std::move(uid), info = std::move(info), ns = std::move(ns),
+                       done = std::move(done)]() mutable {
+    if (!pods_ || draining_) return done(Error(Errc::cancelled, "the node is draining"));
+    done(pods_->start(uid, info, std::move(ns)));
+  });
+}
+
+void Worker::stop_pod(std::string uid) {
+  rt_.env().loop.post([this, uid = std::move(uid)] {
+    if (pods_) pods_->stop(uid);
+  });
 }
 
 // Opens what the current state asks for and is not open yet: everything on
@@ -177,6 +231,7 @@ void Worker::drain_now(Duration deadline) {
   for (auto& o : outbounds_) o->drain();
   for (auto& p : plaintexts_) p->drain();
   for (auto& i : inbounds_) i->drain();
+  if (pods_) pods_->drain_all();
   poll_drain(rt_.env().clock.now() + deadline);
 }
 
@@ -185,6 +240,7 @@ void Worker::poll_drain(MonoTime until) {
   for (auto& o : outbounds_) active += o->active();
   for (auto& i : inbounds_) active += i->active();
   for (auto& p : plaintexts_) active += p->active();
+  if (pods_) active += pods_->active();
   if (active == 0 || rt_.env().clock.now() >= until) {
     rt_.stop();
     return;
@@ -211,6 +267,7 @@ void Worker::state_changed() {
     size_t closed = 0;
     for (auto& i : inbounds_) closed += i->recheck_policies();
     for (auto& p : plaintexts_) closed += p->recheck_policies();
+    if (pods_) closed += pods_->recheck_policies();
     if (closed > 0) {
       ZT_LOG(rt_.env().log, info, "proxy", "policy change closed connections", {"worker", index_},
              {"connections", closed});
@@ -223,6 +280,7 @@ void Worker::roots_changed(std::shared_ptr<const tls::TlsContext> server_tls) {
     server_tls_ = server_tls;
     for (auto& i : inbounds_) i->set_tls(server_tls_);
     client_contexts_.clear();  // rebuilt with the new roots on next use
+    if (pods_) pods_->roots_changed();
   });
 }
 

@@ -23,6 +23,7 @@
 #include "app/config.h"
 #include "app/metrics_scrape.h"
 #include "app/certificate_store.h"
+#include "core/inpod/pod_proxies.h"
 #include "core/metrics/registry.h"
 #include "core/proxy/proxy.h"
 #include "core/proxy/socks5.h"
@@ -96,8 +97,15 @@ class Worker final : public MetricsSource {
   // Listening endpoints (one line each), for the start-up log.
   std::vector<std::string> listening() const;
 
+  // In-pod mode: runs an enrolled pod's proxies on this worker (any thread;
+  // `done` runs on this worker's thread once they run or could not start).
+  void start_pod(std::string uid, core::inpod::PodInfo info, NetNamespacePtr ns,
+                 std::function<void(Result<void>)> done);
+  void stop_pod(std::string uid);
+
  private:
   Result<void> open_listeners();
+  void build_pod_proxies();
   void drain_now(Duration deadline);
   void poll_drain(MonoTime until);
   Result<std::shared_ptr<const tls::TlsContext>> client_context(const core::hbone::PoolKey& key);
@@ -119,6 +127,7 @@ class Worker final : public MetricsSource {
   std::vector<std::unique_ptr<core::proxy::Inbound>> inbounds_;
   std::vector<std::unique_ptr<core::proxy::InboundPlaintext>> plaintexts_;
   std::vector<std::unique_ptr<core::proxy::Socks5Server>> socks_;
+  std::unique_ptr<core::inpod::PodProxies> pods_;  // in-pod mode
   std::vector<std::string> listening_;
   std::set<Endpoint> open_;
   std::shared_ptr<const tls::TlsContext> server_tls_;  // this worker's; replaced on root rotation

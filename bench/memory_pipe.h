@@ -51,6 +51,9 @@ class MemoryRuntime final : public Loop, public Clock, public Network {
   std::unique_ptr<Connecting> connect(const Endpoint&, const SocketOptions&, ConnectCallback) override { return nullptr; }
   Result<std::unique_ptr<DatagramSocket>> udp_bind(const Endpoint&) override { return Errc::unsupported; }
   std::unique_ptr<Resolving> resolve(const std::string&, ResolveCallback) override { return nullptr; }  // unused
+  std::unique_ptr<Connecting> connect_packets(const std::string&, PacketConnectCallback) override {
+    return nullptr;  // unused
+  }
 
   std::pair<StreamPtr, StreamPtr> pipe(size_t window_bytes = 1 << 20);
 

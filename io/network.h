@@ -25,6 +25,8 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
+#include <vector>
 
 #include "io/address.h"
 #include "io/result.h"
@@ -165,6 +167,41 @@ class Resolving {
   virtual ~Resolving() = default;
 };
 
+// A network namespace handed to this process (in-pod mode: a pod's,
+// received from the CNI node agent). Network::inside() makes sockets in it.
+class NetNamespace {
+ public:
+  virtual ~NetNamespace() = default;
+  // The same namespace received twice has the same id (io/real: its
+  // inode), so a re-sent pod is recognised and a recreated one is not.
+  virtual std::string id() const = 0;
+};
+using NetNamespacePtr = std::shared_ptr<const NetNamespace>;
+
+// One message of a SOCK_SEQPACKET Unix socket (ZDS), with the descriptors
+// that came with it: network namespaces, or null for a descriptor that is
+// not one (already closed).
+struct Packet {
+  size_t size = 0;  // 0: the peer closed the connection
+  std::vector<NetNamespacePtr> namespaces;
+};
+
+// A connected SOCK_SEQPACKET Unix socket: message boundaries are kept, a
+// message can carry descriptors. The stream rules apply: one send and one
+// receive in flight, callbacks once and never inline, destroying drops them.
+class PacketSocket {
+ public:
+  using SendCallback = std::function<void(Result<void>)>;
+  using ReceiveCallback = std::function<void(Result<Packet>)>;
+
+  virtual ~PacketSocket() = default;
+  virtual void send(ConstBytes message, SendCallback done) = 0;
+  // A message longer than buf fails with Errc::invalid_argument (it is lost).
+  virtual void receive(MutableBytes buf, ReceiveCallback done) = 0;
+  virtual void close() = 0;
+};
+using PacketSocketPtr = std::unique_ptr<PacketSocket>;
+
 class Network {
  public:
   using ConnectCallback = std::function<void(Result<StreamPtr>)>;
@@ -193,6 +230,20 @@ class Network {
     return nullptr;
   }
   virtual TransferStats transfer_stats() const { return {}; }
+
+  // Connects to the SOCK_SEQPACKET Unix socket at `path` (the CNI node
+  // agent's ZDS socket). Completes on the loop, never inline.
+  using PacketConnectCallback = std::function<void(Result<PacketSocketPtr>)>;
+  virtual std::unique_ptr<Connecting> connect_packets(const std::string& path, PacketConnectCallback done) = 0;
+  // A Network whose sockets (listening, connecting, datagram) are made
+  // inside `ns` and each marked `mark` (SO_MARK: the pod's redirection
+  // rules let ztunnel's own sockets through). Same loop as this one; it
+  // holds `ns` for as long as it lives.
+  virtual Result<std::unique_ptr<Network>> inside(NetNamespacePtr ns, std::optional<uint32_t> mark) {
+    (void)ns;
+    (void)mark;
+    return Error(Errc::unsupported, "network namespaces are not supported here");
+  }
 };
 
 }  // namespace zt

@@ -11,7 +11,7 @@ void Enrollment::connected() {
 
 const PodInfo* Enrollment::info(const std::string& uid) const {
   auto it = pods_.find(uid);
-  return it == pods_.end() ? nullptr : &it->second;
+  return it == pods_.end() ? nullptr : &it->second.info;
 }
 
 std::vector<std::string> Enrollment::uids() const {
@@ -23,12 +23,20 @@ std::vector<std::string> Enrollment::uids() const {
 Result<EnrollmentChange> Enrollment::apply(const ZdsRequest& request) {
   EnrollmentChange change;
   if (const auto* add = std::get_if<AddPod>(&request)) {
-    // An add for a pod we have: the agent re-sends it after a reconnect, or
-    // the pod's sandbox was recreated; either way its namespace descriptor
-    // is the new one, so its listeners are reopened there.
-    auto [it, fresh] = pods_.insert_or_assign(add->uid, add->info);
-    (fresh ? change.added : change.replaced).push_back(add->uid);
+    // An add for a pod we have: the agent re-sends it after a reconnect
+    // (the same namespace: its listeners stay as they are), or the pod's
+    // sandbox was recreated (another namespace: reopen them there).
     named_.insert(add->uid);
+    auto it = pods_.find(add->uid);
+    if (it == pods_.end()) {
+      pods_.emplace(add->uid, Pod{add->info, add->netns_id});
+      change.added.push_back(add->uid);
+    } else if (it->second.netns_id != add->netns_id) {
+      it->second = Pod{add->info, add->netns_id};
+      change.replaced.push_back(add->uid);
+    } else {
+      it->second.info = add->info;
+    }
     return change;
   }
   if (const auto* keep = std::get_if<KeepPod>(&request)) {

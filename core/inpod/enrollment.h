@@ -25,7 +25,7 @@ namespace zt::core::inpod {
 
 struct EnrollmentChange {
   std::vector<std::string> added;     // new pods: open their listeners
-  std::vector<std::string> replaced;  // added again with a new namespace (a restarted pod): reopen
+  std::vector<std::string> replaced;  // added again with another namespace (a recreated sandbox): reopen
   std::vector<std::string> removed;   // gone: drain and close
   bool operator==(const EnrollmentChange&) const = default;
 };
@@ -45,7 +45,11 @@ class Enrollment {
   std::vector<std::string> uids() const;
 
  private:
-  std::map<std::string, PodInfo> pods_;
+  struct Pod {
+    PodInfo info;
+    std::string netns_id;
+  };
+  std::map<std::string, Pod> pods_;
   std::set<std::string> named_;  // added or kept since the connection began
   bool in_snapshot_ = false;
 };

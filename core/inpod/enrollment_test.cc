@@ -27,8 +27,10 @@ TEST(Enrollment, TheSnapshotAfterAReconnectDecidesWhoStays) {
   e.connected();
   EXPECT_EQ(e.size(), 3u) << "nothing goes before the snapshot ends";
   EXPECT_TRUE(apply(e, KeepPod{"a"}).removed.empty());
-  EXPECT_EQ(apply(e, AddPod{"b", {}}).replaced, std::vector<std::string>{"b"});
+  EXPECT_EQ(apply(e, AddPod{"b", {}}), EnrollmentChange{}) << "the same namespace again: b keeps its listeners";
   EXPECT_EQ(apply(e, SnapshotSent{}).removed, std::vector<std::string>{"c"});
+  // b's sandbox is recreated: a new namespace, so its listeners move there.
+  EXPECT_EQ(apply(e, AddPod{"b", {}, "ns-2"}).replaced, std::vector<std::string>{"b"});
   EXPECT_EQ(e.uids(), (std::vector<std::string>{"a", "b"}));
   // After the snapshot: a del removes, a second del is no error.
   EXPECT_EQ(apply(e, DelPod{"a"}).removed, std::vector<std::string>{"a"});
@@ -61,7 +63,8 @@ RC_GTEST_PROP(Enrollment, MatchesTheModelOverRandomSessions, ()) {
       named.clear();
       continue;
     }
-    ZdsRequest req = kind == 1 ? ZdsRequest(AddPod{uid, {}})
+    const std::string netns = "ns-" + std::to_string(*rc::gen::inRange(0, 2));
+    ZdsRequest req = kind == 1 ? ZdsRequest(AddPod{uid, {}, netns})
                      : kind == 2 ? ZdsRequest(KeepPod{uid})
                      : kind == 3 ? ZdsRequest(DelPod{uid})
                                  : ZdsRequest(SnapshotSent{});

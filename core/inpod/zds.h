@@ -30,7 +30,10 @@ struct PodInfo {
 struct AddPod {
   std::string uid;
   PodInfo info;  // empty when the agent sent none (older agents)
-  // The pod's network namespace is the one descriptor that came with it.
+  // The pod's network namespace is the one descriptor that came with it;
+  // the transport fills in its identity (NetNamespace::id) after decoding,
+  // so a pod re-sent after a reconnect is told from a recreated sandbox.
+  std::string netns_id;
 };
 struct KeepPod {
   std::string uid;

@@ -40,9 +40,24 @@ std::string rejection(const mesh::Decision& d) {
 
 // --- outbound -----------------------------------------------------------------
 
+const mesh::Workload* LocalWorkloadLookup::find(const std::shared_ptr<const mesh::StateSnapshot>& snap) {
+  if (!snap) return nullptr;
+  if (seen_.lock() == snap) return found_;
+  found_ = nullptr;
+  for (const auto& [uid, w] : snap->workloads().by_uid) {
+    if (local_.matches(*w)) {
+      found_ = w.get();
+      break;
+    }
+  }
+  seen_ = snap;
+  return found_;
+}
+
 Outbound::Outbound(Env& env, std::unique_ptr<Listener> listener, StateSource state, hbone::Pool& pool,
                    OutboundConfig cfg)
     : env_(env), state_(std::move(state)), pool_(pool), cfg_(cfg), rng_(env.rng.stream("outbound")),
+      local_(cfg.local ? std::optional<LocalWorkloadLookup>(*cfg.local) : std::nullopt),
       outliers_(env.clock, cfg.outlier),
       acceptor_(env, std::move(listener), [this](StreamPtr s) { return serve(std::move(s)); }) {
   if (cfg_.metrics) ejections_metric_ = &declare_ejections_metric(cfg_.metrics->registry());
@@ -67,11 +82,17 @@ Task<void> Outbound::forward(StreamPtr downstream, Endpoint dst) {
   ActiveGuard active(active_);
   auto snap = state_();
   const IpAddr src_ip = downstream->peer().ip;
-  const mesh::Workload* source = snap ? snap->workload_by_address({"", src_ip}) : nullptr;
+  // In a pod's own proxy the source is that pod, whatever address the state
+  // gives the client (a reused IP may still name the pod that had it).
+  auto find_source = [&]() -> const mesh::Workload* {
+    if (local_) return local_->find(snap);
+    return snap ? snap->workload_by_address({"", src_ip}) : nullptr;
+  };
+  const mesh::Workload* source = find_source();
   if (cfg_.on_demand && !is_proxy_port(dst.port)) {
     // On demand the state holds only what was asked for: ask for the
     // source, then the destination, each at most once and bounded.
-    if (!source) {
+    if (!source && !local_) {
       ++counters_.demanded;
       if (!co_await fetch_on_demand(env_, cfg_.on_demand, address_key(src_ip))) ++counters_.demand_timeouts;
       snap = state_();
@@ -81,7 +102,7 @@ Task<void> Outbound::forward(StreamPtr downstream, Endpoint dst) {
       ++counters_.demanded;
       if (!co_await fetch_on_demand(env_, cfg_.on_demand, address_key(dst.ip))) ++counters_.demand_timeouts;
       snap = state_();
-      source = snap ? snap->workload_by_address({"", src_ip}) : nullptr;
+      source = find_source();
     }
   }
   if (is_proxy_port(dst.port) || !source) {
@@ -191,6 +212,13 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
   }
   if (!dst) {
     ++counters_.unknown_target;
+    answer->reject(503);
+    co_return;
+  }
+  // A pod's own proxy serves that pod only: a tunnel to an address the
+  // state gives another workload (an IP just reused) is not for us.
+  if (local_ && local_->find(snap) != dst) {
+    ++counters_.misdirected;
     answer->reject(503);
     co_return;
   }
@@ -319,6 +347,7 @@ size_t Inbound::recheck_policies() {
 
 InboundPlaintext::InboundPlaintext(Env& env, std::unique_ptr<Listener> listener, StateSource state, InboundConfig cfg)
     : env_(env), state_(std::move(state)), cfg_(cfg),
+      local_(cfg.local ? std::optional<LocalWorkloadLookup>(*cfg.local) : std::nullopt),
       acceptor_(env, std::move(listener), [this](StreamPtr s) { return serve(std::move(s)); }) {}
 
 InboundPlaintext::~InboundPlaintext() = default;
@@ -336,7 +365,7 @@ Task<void> InboundPlaintext::serve(StreamPtr downstream) {
     snap = state_();
     wl = snap ? snap->workload_by_address({"", dst->ip}) : nullptr;
   }
-  if (!dst || is_proxy_port(dst->port) || !wl) {
+  if (!dst || is_proxy_port(dst->port) || !wl || (local_ && local_->find(snap) != wl)) {
     ++counters_.unknown_target;
     downstream->abort();
     co_return;

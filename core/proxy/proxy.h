@@ -37,6 +37,32 @@ using StateSource = std::function<std::shared_ptr<const mesh::StateSnapshot>()>;
 // Destinations that would loop back into the proxy itself.
 bool is_proxy_port(uint16_t port);
 
+// In-pod (and dedicated) mode: the one workload a proxy serves, as the CNI
+// node agent names the pod. Outbound takes it as the source of every
+// connection, not the client's address (a reused pod IP can make an address
+// lookup name the pod that had it before); inbound serves only it.
+struct LocalWorkload {
+  std::string name, ns, service_account;
+  std::string node;  // it must be on this node (empty: any)
+  bool matches(const mesh::Workload& w) const {
+    return w.name == name && w.ns == ns && w.service_account == service_account && (node.empty() || w.node == node);
+  }
+};
+
+// The local workload in a snapshot, remembered per snapshot (a lookup walks
+// the workloads; snapshots change far less often than connections come).
+class LocalWorkloadLookup {
+ public:
+  explicit LocalWorkloadLookup(LocalWorkload local) : local_(std::move(local)) {}
+  const mesh::Workload* find(const std::shared_ptr<const mesh::StateSnapshot>& snap);
+  const LocalWorkload& local() const { return local_; }
+
+ private:
+  LocalWorkload local_;
+  std::weak_ptr<const mesh::StateSnapshot> seen_;
+  const mesh::Workload* found_ = nullptr;
+};
+
 struct OutboundConfig {
   Duration connect_timeout = std::chrono::seconds(10);
   std::optional<uint32_t> mark = 1337;  // our own connections bypass capture
@@ -44,6 +70,7 @@ struct OutboundConfig {
   AccessLogSink access_log;              // one record per connection when it ends; empty = off
   OutlierConfig outlier;                 // ejection of endpoints that fail (outbound_upstream.cc)
   OnDemand on_demand;                    // XDS_ON_DEMAND: ask for unknown sources and destinations
+  std::optional<LocalWorkload> local;    // in-pod: every connection's source
 };
 
 struct OutboundCounters {
@@ -96,6 +123,7 @@ class Outbound {
   hbone::Pool& pool_;
   OutboundConfig cfg_;
   Rng rng_;
+  std::optional<LocalWorkloadLookup> local_;
   OutboundCounters counters_;
   OutlierDetector outliers_;
   metrics::Counter* ejections_metric_ = nullptr;
@@ -125,6 +153,7 @@ struct InboundConfig {
   // peer that opens and resets streams faster than dials end can hold.
   size_t dials_max = 1024;
   h2::Settings h2 = h2::Settings::server();  // HBONE's HTTP/2 (unanswered_requests_max, ...)
+  std::optional<LocalWorkload> local;  // in-pod: the only workload served; tunnels to another are refused
 };
 
 struct InboundCounters {
@@ -164,6 +193,7 @@ class Inbound {
   Env& env_;
   StateSource state_;
   InboundConfig cfg_;
+  std::optional<LocalWorkloadLookup> local_;
   void count_guard(std::string_view family, std::string_view reason);
   InboundCounters counters_;
   size_t active_ = 0;
@@ -194,6 +224,7 @@ class InboundPlaintext {
   Env& env_;
   StateSource state_;
   InboundConfig cfg_;
+  std::optional<LocalWorkloadLookup> local_;
   InboundCounters counters_;
   ConnectionTracker tracker_;  // before the acceptor: the tasks hold handles into it
   Acceptor acceptor_;          // last: its tasks go first

@@ -19,9 +19,11 @@
 
 #include "io/assert.h"
 #include "io/real/asio_convert.h"
+#include "io/real/netns.h"
 #include "io/real/sockopt.h"
 #include "io/real/splice.h"
 #include "io/real/stream_state.h"
+#include "io/real/unix_packets.h"
 
 namespace zt::io::real {
 
@@ -29,6 +31,25 @@ namespace {
 
 using asio::ip::tcp;
 using asio::ip::udp;
+
+// Opens `sock` for `proto`, inside `ns` when there is one (in-pod mode).
+template <class Socket, class Protocol>
+Result<void> open_socket(Socket& sock, const Protocol& proto, const NetNs* ns) {
+  std::error_code ec;
+  if (!ns) {
+    sock.open(proto, ec);
+    if (ec) return to_error(ec, "socket");
+    return ok();
+  }
+  Result<int> fd = ns->socket(proto.family(), proto.type() | SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (!fd) return fd.error();
+  sock.assign(proto, *fd, ec);
+  if (ec) {
+    ::close(*fd);
+    return to_error(ec, "socket");
+  }
+  return ok();
+}
 
 // Prefixes a setup error's detail with where it happened.
 Error with_context(const Error& e, const std::string& where) {
@@ -295,15 +316,14 @@ class AsioConnecting final : public Connecting {
   ConnectStatePtr st_;
 };
 
-Result<void> prepare_connect(tcp::socket& sock, const Endpoint& to, const SocketOptions& opts) {
+Result<void> prepare_connect(tcp::socket& sock, const Endpoint& to, const SocketOptions& opts, const NetNs* ns) {
   bool v6 = to.ip.is_v6();
   if (opts.source_ip && opts.source_ip->is_v6() != v6) {
     return Error(Errc::invalid_argument,
                  "source " + opts.source_ip->to_string() + " and destination " + to.to_string() + " differ in family");
   }
   std::error_code ec;
-  sock.open(v6 ? tcp::v6() : tcp::v4(), ec);
-  if (ec) return to_error(ec, "socket");
+  if (auto r = open_socket(sock, v6 ? tcp::v6() : tcp::v4(), ns); !r) return r;
   int fd = sock.native_handle();
   if (auto r = sockopt::apply(fd, v6, opts); !r) return r;
   if (opts.source_ip) {
@@ -414,9 +434,10 @@ Result<std::unique_ptr<Listener>> AsioNetwork::listen(const Endpoint& at, const 
   auto st = std::make_shared<ListenerState>(ctx_);
   bool v6 = at.ip.is_v6();
   std::error_code ec;
-  st->acc.open(v6 ? tcp::v6() : tcp::v4(), ec);
-  if (ec) return to_error(ec, where);
-  if (auto r = sockopt::apply(st->acc.native_handle(), v6, opts); !r) return with_context(r.error(), where);
+  if (auto r = open_socket(st->acc, v6 ? tcp::v6() : tcp::v4(), ns_.get()); !r) return with_context(r.error(), where);
+  ListenOptions forced = opts;
+  if (mark_) forced.mark = mark_;
+  if (auto r = sockopt::apply(st->acc.native_handle(), v6, forced); !r) return with_context(r.error(), where);
   // Every accepted stream gets TCP_NODELAY; set here, it is inherited.
   st->nodelay_inherited = bool(sockopt::set_nodelay(st->acc.native_handle(), true));
   st->acc.bind(to_tcp(at), ec);
@@ -433,7 +454,9 @@ Result<std::unique_ptr<Listener>> AsioNetwork::listen(const Endpoint& at, const 
 std::unique_ptr<Connecting> AsioNetwork::connect(const Endpoint& to, const SocketOptions& opts, ConnectCallback done) {
   ZT_ASSERT(done);
   auto st = std::make_shared<ConnectState>(ctx_, to, std::move(done));
-  Result<void> prep = prepare_connect(st->sock, to, opts);
+  SocketOptions forced = opts;
+  if (mark_) forced.mark = mark_;
+  Result<void> prep = prepare_connect(st->sock, to, forced, ns_.get());
   if (!prep) {
     st->decided = true;
     std::error_code ec;
@@ -510,6 +533,20 @@ std::unique_ptr<Resolving> AsioNetwork::resolve(const std::string& host, Resolve
 
 AsioNetwork::AsioNetwork(asio::io_context& ctx) : ctx_(ctx), pipes_(make_pipe_pool()) {}
 
+AsioNetwork::AsioNetwork(asio::io_context& ctx, std::shared_ptr<const NetNs> ns, std::optional<uint32_t> mark,
+                         std::shared_ptr<PipePool> pipes)
+    : ctx_(ctx), pipes_(std::move(pipes)), ns_(std::move(ns)), mark_(mark) {}
+
+std::unique_ptr<Connecting> AsioNetwork::connect_packets(const std::string& path, PacketConnectCallback done) {
+  return connect_unix_packets(ctx_, path, std::move(done));
+}
+
+Result<std::unique_ptr<Network>> AsioNetwork::inside(NetNamespacePtr ns, std::optional<uint32_t> mark) {
+  auto real = std::dynamic_pointer_cast<const NetNs>(ns);
+  if (!real) return Error(Errc::invalid_argument, "not a network namespace of this runtime");
+  return std::unique_ptr<Network>(std::make_unique<AsioNetwork>(ctx_, std::move(real), mark, pipes_));
+}
+
 AsioNetwork::~AsioNetwork() = default;
 
 std::unique_ptr<StreamTransfer> AsioNetwork::transfer(Stream& src, Stream& dst) {
@@ -531,8 +568,10 @@ Result<std::unique_ptr<DatagramSocket>> AsioNetwork::udp_bind(const Endpoint& at
   auto st = std::make_shared<UdpState>(ctx_);
   bool v6 = at.ip.is_v6();
   std::error_code ec;
-  st->sock.open(v6 ? udp::v6() : udp::v4(), ec);
-  if (ec) return to_error(ec, where);
+  if (auto r = open_socket(st->sock, v6 ? udp::v6() : udp::v4(), ns_.get()); !r) return with_context(r.error(), where);
+  if (mark_) {
+    if (auto r = sockopt::set_mark(st->sock.native_handle(), *mark_); !r) return with_context(r.error(), where);
+  }
   if (v6) {
     if (auto r = sockopt::set_v6_only(st->sock.native_handle()); !r) return with_context(r.error(), where);
   }

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 
 #include <asio/io_context.hpp>
 
@@ -23,10 +24,14 @@
 namespace zt::io::real {
 
 struct PipePool;
+class NetNs;
 
 class AsioNetwork final : public Network {
  public:
   explicit AsioNetwork(asio::io_context& ctx);
+  // Sockets made inside `ns`, each marked `mark` (Network::inside).
+  AsioNetwork(asio::io_context& ctx, std::shared_ptr<const NetNs> ns, std::optional<uint32_t> mark,
+              std::shared_ptr<PipePool> pipes);
   ~AsioNetwork() override;
 
   // IPv6 listeners are IPv6-only (no v4-mapped addresses), SO_REUSEADDR is
@@ -43,10 +48,16 @@ class AsioNetwork final : public Network {
   // process-wide on first use (splice cannot ask for MSG_NOSIGNAL).
   std::unique_ptr<StreamTransfer> transfer(Stream& src, Stream& dst) override;
   TransferStats transfer_stats() const override;
+  std::unique_ptr<Connecting> connect_packets(const std::string& path, PacketConnectCallback done) override;
+  // `ns` must be one of io/real's (received by connect_packets' sockets or
+  // opened with NetNs::open).
+  Result<std::unique_ptr<Network>> inside(NetNamespacePtr ns, std::optional<uint32_t> mark) override;
 
  private:
   asio::io_context& ctx_;
   std::shared_ptr<PipePool> pipes_;
+  std::shared_ptr<const NetNs> ns_;  // null: the thread's own namespace
+  std::optional<uint32_t> mark_;     // forced on every socket when set
 };
 
 }  // namespace zt::io::real

@@ -110,6 +110,10 @@ Result<void> apply(int fd, bool v6, const SocketOptions& opts) {
   return ok();
 }
 
+Result<void> set_mark(int fd, uint32_t mark) {
+  return set_int(fd, SOL_SOCKET, SO_MARK, static_cast<int>(mark), "SO_MARK");
+}
+
 Result<void> apply(int fd, bool v6, const ListenOptions& opts) {
   if (v6) {
     if (auto r = set_v6_only(fd); !r) return r;

@@ -430,9 +430,11 @@ void TcpEngine::syn_arrive(World& w, std::shared_ptr<ConnectState> st) {
   Host& src = w.host(st->host);
   Host* dst = st->target.ip.is_loopback() ? &src : w.host_of(st->target.ip);
   if (!dst || !dst->up()) return syn_lost(w, st);
-  // Inbound capture: the SYN goes to the capture listener instead.
+  // Inbound capture: the SYN goes to the capture listener instead. As
+  // iptables PREROUTING, it sees only what arrives from another host: the
+  // host's own connections (outbound capture to its 15001 included) pass.
   Endpoint local = st->target;
-  if (const auto& cap = dst->capture_in_; cap && local.port != cap->port &&
+  if (const auto& cap = dst->capture_in_; cap && st->host != dst->id() && local.port != cap->port &&
       std::find(cap->except.begin(), cap->except.end(), local.port) == cap->except.end() &&
       !(st->mark && *st->mark == cap->bypass_mark)) {
     if (!st->original_dst) st->original_dst = st->target;

@@ -113,6 +113,13 @@ class SimNetwork final : public Network {
   }
   TransferStats transfer_stats() const override { return *stats_; }
 
+  std::unique_ptr<Connecting> connect_packets(const std::string& path, PacketConnectCallback done) override {
+    return h_.world_.connect_packets(h_.id_, path, std::move(done));
+  }
+  Result<std::unique_ptr<Network>> inside(NetNamespacePtr ns, std::optional<uint32_t> mark) override {
+    return h_.world_.network_inside(ns, mark);
+  }
+
   Result<std::unique_ptr<Listener>> listen(const Endpoint& at, const ListenOptions& opts) override {
     World& w = h_.world_;
     auto bound = bind_endpoint(at);
@@ -350,6 +357,7 @@ void World::crash(HostId h) {
   sched_.drop_owner(h);
   TcpEngine::crash(*this, h);
   UdpEngine::crash(*this, h);
+  crash_packets(h);
   if (host.on_crash_) host.on_crash_();
   sched_.drop_owner(h);  // anything the teardown scheduled belongs to the dead process too
 }

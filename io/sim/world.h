@@ -67,6 +67,10 @@ struct WorldOptions {
 };
 
 class Host;
+class PacketListener;
+class SimPacketSocket;
+class SimPacketListener;
+struct PacketListenerState;
 
 // Fault points for one world: on/off per point per seed, then per firing.
 class SimFaultPoints final : public FaultPoints {
@@ -174,6 +178,15 @@ class World {
   Host* host_of(const IpAddr& ip);
   Host& host(HostId id);
 
+  // --- in-pod mode (io/sim/packets.h) ---
+  // A SOCK_SEQPACKET listener on host `h` at `path` (paths are world-wide).
+  Result<std::unique_ptr<PacketListener>> listen_packets(HostId h, const std::string& path);
+  // Host `h` as a network namespace (a pod's), for an agent to send.
+  NetNamespacePtr net_namespace(HostId h);
+  // From now on, Network::inside(h's namespace) fails: the pod was torn
+  // down before ztunnel entered its namespace.
+  void destroy_namespace(HostId h);
+
   // --- running ---
   MonoTime now() const { return sched_.now(); }
   void run_for(Duration d) { sched_.run_until(sched_.now() + d); }
@@ -218,6 +231,12 @@ class World {
   friend class SimConnecting;
   friend struct TcpEngine;
   friend struct UdpEngine;
+  friend class SimPacketSocket;
+  friend class SimPacketListener;
+
+  std::unique_ptr<Connecting> connect_packets(HostId from, const std::string& path, Network::PacketConnectCallback done);
+  Result<std::unique_ptr<Network>> network_inside(const NetNamespacePtr& ns, std::optional<uint32_t> mark);
+  void crash_packets(HostId h);
 
   LinkParams link(HostId from, HostId to) const;
   Duration delay(HostId from, HostId to);
@@ -243,6 +262,11 @@ class World {
   std::map<std::tuple<HostId, IpAddr, uint16_t>, ListenerState*> listeners_;
   std::map<std::tuple<HostId, IpAddr, uint16_t>, UdpState*> udp_;
   size_t live_streams_ = 0;
+  // Packet sockets (keyed by creation order) and listeners (by path).
+  uint64_t next_packet_id_ = 1;
+  std::map<uint64_t, SimPacketSocket*> packet_ends_;
+  std::map<std::string, PacketListenerState*> packet_listeners_;
+  std::map<HostId, std::shared_ptr<bool>> namespaces_gone_;
   uint64_t in_flight_bytes_ = 0;  // data segments scheduled, not yet arrived
 };
 

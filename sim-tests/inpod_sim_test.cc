@@ -1,0 +1,585 @@
+// In-pod mode on the simulated network: a CNI node agent (a test peer on its
+// own host) enrolls pods with a node's ZdsClient over a packet socket; each
+// pod is a host of its own (its network namespace) with iptables-style
+// capture, and the node proxies it with PodProxies inside that namespace.
+//
+// The property: ZDS messages, agent restarts, ztunnel restarts and a pod
+// whose namespace is gone, interleaved at random over simulated time; once
+// things settle, every pod the agent holds is proxied (and only those), no
+// listener outlives its pod, the client is ready, and traffic between pods
+// flows exactly when both ends are enrolled. A scenario checks the reused-IP
+// case: a stale peer never reaches the pod that now holds the address.
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/inpod/pod_proxies.h"
+#include "core/inpod/zds_client.h"
+#include "core/mesh/store.h"
+#include "io/async.h"
+#include "io/sim/packets.h"
+#include "io/sim/world.h"
+#include "testing/harness.h"
+#include "testing/sim_log.h"
+#include "testing/sim_seeds.h"
+#include "testing/tls_test_util.h"
+
+namespace zt::sim_tests {
+namespace {
+
+using core::inpod::PodInfo;
+using core::inpod::ZdsRequest;
+using namespace std::chrono_literals;
+
+constexpr uint16_t kAppPort = 8080;
+
+std::string agent_path(const std::string& node) { return "/var/run/ztunnel/" + node + ".sock"; }
+
+// Certificates for any identity, issued by one test CA (what the node's
+// certificate manager does), and the contexts built from them.
+struct Certificates {
+  explicit Certificates(testing::TlsWorld& tls) : tls(tls) {}
+  std::shared_ptr<const tls::Credentials> get(const std::string& identity) {
+    auto& c = issued[identity];
+    if (!c) c = testing::credentials(*tls.ca->issue(*tls::Identity::parse(identity), 24h, tls.now));
+    return c;
+  }
+  core::inpod::PodTls pod_tls(std::function<std::shared_ptr<const core::mesh::StateSnapshot>()> state) {
+    core::inpod::PodTls t;
+    t.server = [this, state](const core::proxy::LocalWorkload& local) -> Result<std::shared_ptr<const tls::TlsContext>> {
+      tls::TlsConfig tc;
+      tc.role = tls::TlsRole::server;
+      tc.roots = tls.ca->trust_bundle();
+      tc.pin_signature_sizes = true;
+      auto lookup = std::make_shared<core::proxy::LocalWorkloadLookup>(local);
+      tc.credentials_for = [this, lookup, state](const Endpoint&) -> std::shared_ptr<const tls::Credentials> {
+        const core::mesh::Workload* w = lookup->find(state());
+        return w ? get(w->identity().to_string()) : nullptr;
+      };
+      return tls::TlsContext::create(tc);
+    };
+    t.client = [this](const core::hbone::PoolKey& key) -> Result<std::shared_ptr<const tls::TlsContext>> {
+      tls::TlsConfig tc;
+      tc.role = tls::TlsRole::client;
+      tc.credentials = get(key.source_identity);
+      tc.roots = tls.ca->trust_bundle();
+      tc.pin_signature_sizes = true;
+      return tls::TlsContext::create(tc);
+    };
+    return t;
+  }
+  testing::TlsWorld& tls;
+  std::map<std::string, std::shared_ptr<const tls::Credentials>> issued;
+};
+
+// A pod: its own host (network namespace) with capture as the CNI agent's
+// redirection rules install it, and an app on 8080 that echoes after a
+// one-byte id.
+struct Pod {
+  std::string uid, name, sa;
+  io::sim::Host* host = nullptr;
+  IpAddr ip;
+  uint8_t id = 0;
+  std::unique_ptr<Listener> app;
+  std::unique_ptr<Scope> app_scope;
+  uint64_t app_accepted = 0;
+};
+
+Task<void> echo_with_id(StreamPtr s, uint8_t id) {
+  std::vector<uint8_t> buf(65536);
+  buf[0] = id;
+  if (!co_await io::write_all(*s, ConstBytes(buf).first(1))) co_return;
+  for (;;) {
+    auto n = co_await io::read(*s, buf);
+    if (!n || *n == 0) break;
+    if (!co_await io::write_all(*s, ConstBytes(buf).first(*n))) co_return;
+  }
+  (void)s->shutdown_write();
+}
+
+Task<void> serve_app(Listener& l, Scope& scope, Pod& pod) {
+  for (;;) {
+    auto s = co_await io::accept(l);
+    if (!s) co_return;
+    ++pod.app_accepted;
+    scope.spawn(echo_with_id(std::move(*s), pod.id));
+  }
+}
+
+// The CNI node agent: holds its pods (a state directory survives its
+// restarts), serves one ztunnel connection at a time, sends the snapshot on
+// each connection and then adds and deletes as they happen, one message at
+// a time, each waiting for its ack.
+class Agent {
+ public:
+  Agent(io::sim::World& w, io::sim::Host& host, std::string path) : w_(w), host_(host), path_(std::move(path)) {
+    host_.on_crash([this] { stop(); });
+    host_.on_restart([this] { start(); });
+  }
+  ~Agent() { stop(); }
+
+  void start() {
+    auto l = w_.listen_packets(host_.id(), path_);
+    ZT_ASSERT(l.ok());
+    listener_ = std::move(*l);
+    scope_ = std::make_unique<Scope>();
+    scope_->spawn(serve(this));
+  }
+  void stop() {
+    scope_.reset();
+    session_.reset();
+    conn_.reset();
+    listener_.reset();
+  }
+
+  void add(const Pod& pod, NetNamespacePtr ns) {
+    pods_[pod.uid] = {PodInfo{pod.name, "default", pod.sa}, std::move(ns)};
+    queue_.push_back(core::inpod::AddPod{pod.uid, pods_[pod.uid].info, ""});
+  }
+  void del(const std::string& uid) {
+    pods_.erase(uid);
+    queue_.push_back(core::inpod::DelPod{uid});
+  }
+  bool holds(const std::string& uid) const { return pods_.contains(uid); }
+  std::set<std::string> uids() const {
+    std::set<std::string> out;
+    for (const auto& [uid, p] : pods_) out.insert(uid);
+    return out;
+  }
+  const std::vector<std::string>& nacks() const { return nacks_; }
+  uint64_t acks() const { return acks_; }
+
+ private:
+  struct Held {
+    PodInfo info;
+    NetNamespacePtr ns;
+  };
+
+  static Task<void> serve(Agent* self) {
+    for (;;) {
+      Result<PacketSocketPtr> s = co_await io::detail::make_awaiter<Result<PacketSocketPtr>>(
+          [self](io::sim::PacketListener::AcceptCallback cb) { self->listener_->accept(std::move(cb)); });
+      if (!s) co_return;
+      // A new ztunnel connection replaces the old (a restarted ztunnel
+      // connects again while the old connection idles, unread).
+      self->session_.reset();
+      self->conn_ = std::move(*s);
+      self->session_ = std::make_unique<Scope>();
+      self->session_->spawn(self->session(*self->conn_));
+    }
+  }
+
+  Task<bool> exchange(PacketSocket& c, ZdsRequest req, NetNamespacePtr ns) {
+    if (ns) io::sim::attach_namespaces(c, {std::move(ns)});
+    const std::string bytes = core::inpod::encode_request(req);
+    Result<void> sent = co_await io::detail::make_awaiter<Result<void>>([&](PacketSocket::SendCallback cb) {
+      c.send(ConstBytes(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), std::move(cb));
+    });
+    if (!sent) co_return false;
+    std::vector<uint8_t> buf(4096);
+    Result<Packet> ack = co_await io::detail::make_awaiter<Result<Packet>>(
+        [&](PacketSocket::ReceiveCallback cb) { c.receive(buf, std::move(cb)); });
+    if (!ack || ack->size == 0) co_return false;
+    // WorkloadResponse{ack{error}}: an empty error encodes as a bare ack.
+    const std::string ok_ack = core::inpod::encode_ack("");
+    if (ack->size == ok_ack.size() && std::equal(ok_ack.begin(), ok_ack.end(), buf.begin())) {
+      ++acks_;
+    } else {
+      nacks_.push_back(std::string(buf.begin(), buf.begin() + ack->size));
+    }
+    co_return true;
+  }
+
+  Task<void> session(PacketSocket& c) {
+    std::vector<uint8_t> buf(4096);
+    Result<Packet> hello = co_await io::detail::make_awaiter<Result<Packet>>(
+        [&](PacketSocket::ReceiveCallback cb) { c.receive(buf, std::move(cb)); });
+    if (!hello || hello->size == 0) co_return;
+    queue_.clear();  // the snapshot says it all
+    // A copy: the pods may change while the snapshot is on its way.
+    const std::map<std::string, Held> snapshot = pods_;
+    for (const auto& [uid, held] : snapshot) {
+      ZdsRequest add = core::inpod::AddPod{uid, held.info, ""};
+      const bool sent = co_await exchange(c, std::move(add), held.ns);
+      if (!sent) co_return;
+    }
+    ZdsRequest done = core::inpod::SnapshotSent{};
+    const bool sent = co_await exchange(c, std::move(done), nullptr);
+    if (!sent) co_return;
+    for (;;) {
+      while (queue_.empty()) {
+        co_await io::sleep(host_.env().loop, 10ms);
+      }
+      ZdsRequest req = queue_.front();
+      queue_.pop_front();
+      NetNamespacePtr ns;
+      if (auto* add = std::get_if<core::inpod::AddPod>(&req)) {
+        auto it = pods_.find(add->uid);
+        if (it == pods_.end()) continue;  // deleted since
+        ns = it->second.ns;
+      }
+      const bool ok = co_await exchange(c, std::move(req), std::move(ns));
+      if (!ok) co_return;
+    }
+  }
+
+  io::sim::World& w_;
+  io::sim::Host& host_;
+  std::string path_;
+  std::map<std::string, Held> pods_;
+  std::deque<ZdsRequest> queue_;
+  std::unique_ptr<io::sim::PacketListener> listener_;
+  PacketSocketPtr conn_;
+  std::unique_ptr<Scope> session_;  // the current connection's
+  std::unique_ptr<Scope> scope_;    // the accept loop
+  std::vector<std::string> nacks_;
+  uint64_t acks_ = 0;
+};
+
+// Runs start() straight on the node's loop.
+class LoopRunner final : public core::inpod::PodRunner {
+ public:
+  LoopRunner(Loop& loop, core::inpod::PodProxies& pods) : loop_(loop), pods_(pods) {}
+  void start(const std::string& uid, const PodInfo& info, NetNamespacePtr ns, Done done) override {
+    loop_.post([this, uid, info, ns = std::move(ns), done = std::move(done)]() mutable {
+      done(pods_.start(uid, info, std::move(ns)));
+    });
+  }
+  void stop(const std::string& uid) override { pods_.stop(uid); }
+
+ private:
+  Loop& loop_;
+  core::inpod::PodProxies& pods_;
+};
+
+// A node running ztunnel in in-pod mode: what a crash destroys and a
+// restart builds again.
+struct Node {
+  Node(io::sim::World& w, io::sim::Host& host, Certificates& certs, std::string name)
+      : host(host), certs(certs), name(std::move(name)) {
+    host.on_crash([this] { stop(); });
+    host.on_restart([this] { start(); });
+  }
+  ~Node() { stop(); }
+  void start() {
+    core::inpod::PodProxyConfig pc;
+    pc.node = name;
+    pc.drain_deadline = 2s;
+    auto st = [this] { return state; };
+    pods = std::make_unique<core::inpod::PodProxies>(host.env(), pc, st, certs.pod_tls(st));
+    runner = std::make_unique<LoopRunner>(host.env().loop, *pods);
+    core::inpod::ZdsClientConfig zc;
+    zc.path = agent_path(name);
+    zds = std::make_unique<core::inpod::ZdsClient>(host.env(), zc, *runner);
+    zds->start();
+  }
+  void stop() {
+    zds.reset();
+    runner.reset();
+    pods.reset();
+  }
+  io::sim::Host& host;
+  Certificates& certs;
+  std::string name;
+  std::shared_ptr<const core::mesh::StateSnapshot> state;
+  std::unique_ptr<core::inpod::PodProxies> pods;
+  std::unique_ptr<LoopRunner> runner;
+  std::unique_ptr<core::inpod::ZdsClient> zds;
+};
+
+struct Talk {
+  bool done = false, intact = false;
+  uint8_t served_by = 0xff;
+};
+
+Task<void> talk(Env& env, Endpoint dst, size_t bytes, Talk& t) {
+  const std::vector<uint8_t> data = testing::pattern(bytes, uint8_t(bytes));
+  auto s = co_await io::connect(env, dst, {}, 10s);
+  if (s) {
+    (void)co_await io::write_all(**s, data);
+    (void)(*s)->shutdown_write();
+    testing::ReadAll got = co_await testing::read_all(**s);
+    if (!got.bytes.empty()) t.served_by = got.bytes[0];
+    t.intact = got.end.ok() && *got.end == 0 && got.bytes.size() == data.size() + 1 &&
+               std::equal(data.begin(), data.end(), got.bytes.begin() + 1);
+  }
+  t.done = true;
+}
+
+class InpodWorld {
+ public:
+  explicit InpodWorld(uint64_t seed, int node_count = 1)
+      : world(seed), tls(WallTime(std::chrono::seconds(1'767'225'600)), seed), certs(tls) {
+    testing::log_from_environment(world);
+    if (const char* t = std::getenv("ZT_SIM_TRACE"); t && *t == '1') world.trace().set_log(stderr);
+    for (int i = 1; i <= node_count; ++i) {
+      const std::string name = "node" + std::to_string(i);
+      io::sim::Host& ah = world.add_host("cni-agent-" + name, {IpAddr::v4(10, 0, uint8_t(i), 250)});
+      io::sim::Host& nh = world.add_host(name, {IpAddr::v4(10, 0, uint8_t(i), 1)});
+      agents.push_back(std::make_unique<Agent>(world, ah, agent_path(name)));
+      nodes.push_back(std::make_unique<Node>(world, nh, certs, name));
+    }
+    agent_host = &world.host(world.host_of(IpAddr::v4(10, 0, 1, 250))->id());
+    node_host = &world.host(world.host_of(IpAddr::v4(10, 0, 1, 1))->id());
+    agent = agents.front().get();
+    node = nodes.front().get();
+  }
+  ~InpodWorld() {
+    scope.clear();
+    nodes.clear();
+    agents.clear();
+    for (auto& p : pods) {
+      p->app_scope.reset();
+      p->app.reset();
+    }
+  }
+
+  Pod& add_pod(const std::string& name, const std::string& sa, IpAddr ip, const std::string& on = "node1") {
+    auto pod = std::make_unique<Pod>();
+    pod->uid = "uid-" + name;
+    pod->name = name;
+    pod->sa = sa;
+    pod->ip = ip;
+    pod->id = uint8_t(pods.size());
+    pod->host = &world.add_host(name, {ip});
+    pod->host->capture_outbound(15001);
+    pod->host->capture_inbound(15006, {15008});
+    auto l = pod->host->env().net.listen(Endpoint{ip, kAppPort}, {});
+    ZT_ASSERT(l.ok());
+    pod->app = std::move(*l);
+    pod->app_scope = std::make_unique<Scope>();
+    pod->app_scope->spawn(serve_app(*pod->app, *pod->app_scope, *pod));
+    put_in_state(*pod, on);
+    pods.push_back(std::move(pod));
+    return *pods.back();
+  }
+  // Every node's view is the newest state unless a test holds one back.
+  void put_in_state(const Pod& pod, const std::string& on) {
+    core::mesh::Workload w;
+    w.uid = "cluster1//v1/Pod/default/" + pod.name;
+    w.name = pod.name;
+    w.ns = "default";
+    w.service_account = pod.sa;
+    w.ips = {pod.ip};
+    w.protocol = core::mesh::InboundProtocol::hbone;
+    w.node = on;
+    store.upsert_workload(w);
+    auto snap = store.publish();
+    for (auto& n : nodes) n->state = snap;
+  }
+
+  Talk& open(Pod& from, const Pod& to) {
+    talks.emplace_back();
+    scope.spawn(talk(from.host->env(), Endpoint{to.ip, kAppPort}, 1000 + talks.size(), talks.back()));
+    return talks.back();
+  }
+
+  io::sim::World world;
+  testing::TlsWorld tls;
+  Certificates certs;
+  core::mesh::MeshStore store;
+  std::vector<std::unique_ptr<Agent>> agents;  // one per node
+  std::vector<std::unique_ptr<Node>> nodes;
+  io::sim::Host* agent_host = nullptr;  // node1's
+  io::sim::Host* node_host = nullptr;
+  Agent* agent = nullptr;
+  Node* node = nullptr;
+  std::vector<std::unique_ptr<Pod>> pods;
+  std::deque<Talk> talks;
+  Scope scope;
+};
+
+TEST(InpodSim, EnrolledPodsTalkOverHboneInsideTheirNamespaces) {
+  InpodWorld m(1);
+  Pod& a = m.add_pod("pod-a", "sa-a", IpAddr::v4(10, 1, 0, 1));
+  Pod& b = m.add_pod("pod-b", "sa-b", IpAddr::v4(10, 1, 0, 2));
+  m.agent->start();
+  m.node->start();
+  m.agent->add(a, m.world.net_namespace(a.host->id()));
+  m.world.run_for(1s);
+  EXPECT_TRUE(m.node->zds->ready());
+  EXPECT_TRUE(m.node->pods->running(a.uid));
+  // b is not enrolled: its capture leads nowhere, so nothing reaches its app.
+  Talk& t1 = m.open(a, b);
+  m.world.run_until([&] { return t1.done; }, 30s);
+  EXPECT_FALSE(t1.intact);
+  EXPECT_EQ(b.app_accepted, 0u);
+
+  m.agent->add(b, m.world.net_namespace(b.host->id()));
+  m.world.run_for(1s);
+  ASSERT_TRUE(m.node->pods->running(b.uid));
+  Talk& t2 = m.open(a, b);
+  m.world.run_until([&] { return t2.done; }, 30s);
+  EXPECT_TRUE(t2.intact);
+  EXPECT_EQ(t2.served_by, b.id);
+  // It went a's outbound -> HBONE -> b's inbound, never the plain path.
+  EXPECT_EQ(b.app_accepted, 1u);
+  EXPECT_EQ(m.node->pods->listening(a.uid).size(), 3u);
+
+  // The agent restarts and re-sends both pods in its snapshot: the same
+  // namespaces, so the proxies stay as they are (nothing reopened).
+  const uint64_t started = m.node->pods->counters().started;
+  m.world.crash(m.agent_host->id());
+  m.world.run_for(2s);
+  m.world.restart(m.agent_host->id());
+  m.world.run_for(2s);
+  EXPECT_EQ(m.node->pods->counters().started, started);
+  EXPECT_GE(m.node->zds->counters().connects, 2u);
+  EXPECT_TRUE(m.node->pods->running(a.uid) && m.node->pods->running(b.uid));
+
+  // b leaves: its listeners go at once.
+  const size_t listeners = m.world.live_listeners();
+  m.agent->del(b.uid);
+  m.world.run_for(1s);
+  EXPECT_FALSE(m.node->pods->running(b.uid));
+  EXPECT_EQ(m.world.live_listeners(), listeners - 3);
+  EXPECT_TRUE(m.agent->nacks().empty());
+}
+
+// The pod that had an address is gone and a pod with another identity has
+// it now (on another node here), while the client's node still believes the
+// old one: the tunnel fails (the new pod presents its own identity), and
+// once the client's state catches up, traffic reaches the new pod.
+TEST(InpodSim, AReusedAddressNeverReachesThePodThatHoldsItNow) {
+  InpodWorld m(2, /*node_count=*/2);
+  Node& n1 = *m.nodes[0];
+  Node& n2 = *m.nodes[1];
+  Agent& agent2 = *m.agents[1];
+  Pod& a = m.add_pod("pod-a", "sa-a", IpAddr::v4(10, 1, 0, 1), "node1");
+  Pod& b = m.add_pod("pod-b", "sa-b", IpAddr::v4(10, 1, 0, 2), "node2");
+  for (auto& ag : m.agents) ag->start();
+  for (auto& n : m.nodes) n->start();
+  m.agent->add(a, m.world.net_namespace(a.host->id()));
+  agent2.add(b, m.world.net_namespace(b.host->id()));
+  m.world.run_for(1s);
+  Talk& t1 = m.open(a, b);
+  m.world.run_until([&] { return t1.done; }, 30s);
+  ASSERT_TRUE(t1.intact);
+  ASSERT_EQ(b.app_accepted, 1u);
+
+  // pod-b goes; pod-b2, another service account, gets its address at once
+  // on node2, whose state knows it. node1 still believes pod-b is there.
+  agent2.del(b.uid);
+  m.world.run_for(1s);
+  core::mesh::Workload b2;
+  b2.uid = "cluster1//v1/Pod/default/pod-b2";
+  b2.name = "pod-b2";
+  b2.ns = "default";
+  b2.service_account = "sa-b2";
+  b2.ips = {b.ip};
+  b2.protocol = core::mesh::InboundProtocol::hbone;
+  b2.node = "node2";
+  m.store.remove_workload("cluster1//v1/Pod/default/pod-b");
+  m.store.upsert_workload(b2);
+  n2.state = m.store.publish();
+  Pod b2_pod;
+  b2_pod.uid = "uid-pod-b2";
+  b2_pod.name = "pod-b2";
+  b2_pod.sa = "sa-b2";
+  agent2.add(b2_pod, m.world.net_namespace(b.host->id()));  // the same address
+  m.world.run_for(1s);
+  ASSERT_TRUE(n2.pods->running("uid-pod-b2"));
+
+  for (int i = 0; i < 5; ++i) {
+    Talk& t = m.open(a, b);
+    m.world.run_until([&] { return t.done; }, 30s);
+    EXPECT_FALSE(t.intact) << "node1 expects sa-b; pod-b2 presents sa-b2";
+  }
+  EXPECT_EQ(b.app_accepted, 1u) << "nothing reached the pod that holds the address now";
+
+  // node1 catches up: its tunnel expects sa-b2, and gets it.
+  n1.state = n2.state;
+  Talk& t3 = m.open(a, b);
+  m.world.run_until([&] { return t3.done; }, 30s);
+  EXPECT_TRUE(t3.intact);
+  EXPECT_EQ(b.app_accepted, 2u);
+}
+
+// Random interleavings of enrollment, agent and ztunnel restarts, and a pod
+// whose namespace is gone; invariants once things settle.
+TEST(InpodSim, EnrollmentSurvivesRandomInterleavings) {
+  for (uint64_t seed : testing::sim_seeds(30)) {
+    SCOPED_TRACE(testing::replay(seed));
+    InpodWorld m(seed);
+    Rng rng(seed);
+    std::vector<Pod*> pods;
+    for (int i = 0; i < 4; ++i) {
+      pods.push_back(&m.add_pod("pod-" + std::to_string(i), "sa-" + std::to_string(i), IpAddr::v4(10, 1, 0, uint8_t(i + 1))));
+    }
+    // Its namespace is torn down before ztunnel can enter it.
+    Pod& ghost = m.add_pod("ghost", "sa-ghost", IpAddr::v4(10, 1, 0, 99));
+    m.world.destroy_namespace(ghost.host->id());
+    m.agent->start();
+    m.node->start();
+    bool ghost_added = false;
+    for (int step = 0; step < 30; ++step) {
+      const uint64_t op = rng.below(10);
+      Pod& p = *pods[rng.below(pods.size())];
+      if (op < 4) {
+        if (!m.agent->holds(p.uid)) m.agent->add(p, m.world.net_namespace(p.host->id()));
+      } else if (op < 7) {
+        if (m.agent->holds(p.uid)) m.agent->del(p.uid);
+      } else if (op == 7) {
+        m.world.crash(m.agent_host->id());
+        m.world.run_for(std::chrono::milliseconds(rng.below(3000)));
+        m.world.restart(m.agent_host->id());
+      } else if (op == 8) {
+        m.world.crash(m.node_host->id());
+        m.world.run_for(std::chrono::milliseconds(rng.below(3000)));
+        m.world.restart(m.node_host->id());
+      } else if (!ghost_added) {
+        m.agent->add(ghost, m.world.net_namespace(ghost.host->id()));
+        ghost_added = true;
+      } else {
+        m.agent->del(ghost.uid);
+        ghost_added = false;
+      }
+      m.world.run_for(std::chrono::milliseconds(rng.below(2000)));
+    }
+    // Settle: the client reconnects within its 15 s backoff bound.
+    m.world.run_for(20s);
+
+    ASSERT_TRUE(m.node->zds) << "ztunnel is up";
+    EXPECT_TRUE(m.node->zds->ready()) << "ready once the agent's snapshot is in";
+    EXPECT_TRUE(m.node->zds->connected());
+    std::set<std::string> expected = m.agent->uids();
+    const bool ghost_held = expected.erase(ghost.uid) > 0;
+    const std::vector<std::string> running = m.node->pods->uids();
+    EXPECT_EQ(std::set<std::string>(running.begin(), running.end()), expected) << "every live enrolled pod, only those";
+    // The ghost stays enrolled and retrying, never running.
+    bool ghost_retrying = false;
+    for (const auto& st : m.node->zds->pods()) {
+      if (st.uid == ghost.uid) ghost_retrying = st.state == core::inpod::PodStatus::State::retrying;
+    }
+    EXPECT_EQ(ghost_retrying, ghost_held);
+    // No listener outlives its pod: the apps' and three per proxied pod.
+    EXPECT_EQ(m.world.live_listeners(), m.pods.size() + 3 * expected.size());
+
+    // Traffic flows exactly between enrolled pods.
+    std::vector<std::tuple<Pod*, Pod*, Talk*>> talks;
+    for (Pod* from : pods) {
+      for (Pod* to : pods) {
+        if (from != to) talks.push_back({from, to, &m.open(*from, *to)});
+      }
+    }
+    m.world.run_until([&] {
+      for (auto& [f, t, talk] : talks) if (!talk->done) return false;
+      return true;
+    }, 60s);
+    for (auto& [from, to, talk] : talks) {
+      const bool both = expected.contains(from->uid) && expected.contains(to->uid);
+      EXPECT_TRUE(talk->done);
+      EXPECT_EQ(talk->intact, both) << from->name << " -> " << to->name;
+      if (talk->intact) EXPECT_EQ(talk->served_by, to->id);
+    }
+    if (::testing::Test::HasFailure()) break;
+  }
+}
+
+}  // namespace
+}  // namespace zt::sim_tests
