@@ -76,4 +76,20 @@ std::string encode_request(const ZdsRequest& request) {
   return req.SerializeAsString();
 }
 
+Result<void> decode_hello(std::span<const uint8_t> bytes) {
+  pb::ZdsHello h;
+  if (!h.ParseFromArray(bytes.data(), int(bytes.size()))) return invalid("a hello that does not parse");
+  if (h.version() != pb::V1) {
+    return invalid("hello with version " + std::to_string(int(h.version())) + ", only V1 (1) is spoken");
+  }
+  return ok();
+}
+
+Result<Ack> decode_ack(std::span<const uint8_t> bytes) {
+  pb::WorkloadResponse r;
+  if (!r.ParseFromArray(bytes.data(), int(bytes.size()))) return invalid("a WorkloadResponse that does not parse");
+  if (!r.has_ack()) return invalid("a WorkloadResponse without an ack");
+  return Ack{r.ack().error()};
+}
+
 }  // namespace zt::core::inpod

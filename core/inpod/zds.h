@@ -57,4 +57,17 @@ std::string encode_ack(const std::string& error);   // WorkloadResponse{ack{erro
 // For peers in tests (the CNI stand-in): a request's bytes.
 std::string encode_request(const ZdsRequest& request);
 
+// The agent's side (the CNI stand-in, cni/): what ztunnel sends it.
+
+// ZdsHello: ok only for V1; an error names the version received otherwise.
+Result<void> decode_hello(std::span<const uint8_t> bytes);
+
+// ztunnel's answer to one request: an empty error means it took the request.
+struct Ack {
+  std::string error;
+  bool ok() const { return error.empty(); }
+};
+// WorkloadResponse{ack}: an error when the bytes do not parse or carry no ack.
+Result<Ack> decode_ack(std::span<const uint8_t> bytes);
+
 }  // namespace zt::core::inpod

@@ -70,5 +70,27 @@ TEST(Zds, HelloAndAckAreWhatTheAgentExpects) {
   EXPECT_EQ(r.ack().error(), "no such pod");
 }
 
+TEST(Zds, TheAgentDecodesHelloAndAcks) {
+  EXPECT_TRUE(decode_hello(bytes_of(encode_hello())).ok());
+  istio::workload::zds::ZdsHello h;  // version NOT_USED: an empty message
+  EXPECT_EQ(decode_hello(bytes_of(h.SerializeAsString())).error().message(),
+            "invalid_argument: ZDS: hello with version 0, only V1 (1) is spoken");
+  h.set_version(istio::workload::zds::Version(7));
+  EXPECT_FALSE(decode_hello(bytes_of(h.SerializeAsString())).ok());
+  EXPECT_EQ(decode_hello(bytes_of(std::string("\xff\xff\xff"))).error().message(),
+            "invalid_argument: ZDS: a hello that does not parse");
+
+  auto a = decode_ack(bytes_of(encode_ack("")));
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(a->ok());
+  auto n = decode_ack(bytes_of(encode_ack("netns gone")));
+  ASSERT_TRUE(n.ok());
+  EXPECT_FALSE(n->ok());
+  EXPECT_EQ(n->error, "netns gone");
+  EXPECT_EQ(decode_ack({}).error().message(), "invalid_argument: ZDS: a WorkloadResponse without an ack");
+  EXPECT_EQ(decode_ack(bytes_of(std::string("\xff\xff\xff"))).error().message(),
+            "invalid_argument: ZDS: a WorkloadResponse that does not parse");
+}
+
 }  // namespace
 }  // namespace zt::core::inpod
