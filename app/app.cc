@@ -54,8 +54,9 @@ App::~App() {
 Result<std::unique_ptr<App>> App::build(const Config& cfg, const EnvMap& environment, io::real::ProcessLog& log,
                                         const Logging& logging) {
   if (auto fips = tls::check_fips_build(); !fips) return Error(Errc::unsupported, fips.error().detail);
-  if (cfg.proxy_mode == ProxyMode::dedicated) {
-    return Error(Errc::invalid_argument, "PROXY_MODE=dedicated: not supported yet (shared only)");
+  if (cfg.proxy_mode == ProxyMode::dedicated && cfg.inpod_enabled) {
+    return Error(Errc::invalid_argument, "PROXY_MODE=dedicated and INPOD_ENABLED: a dedicated proxy serves one workload "
+                                         "in its own network namespace, not the pods of a node");
   }
   for (const std::string& s : cfg.not_supported_yet) ZT_LOG(log, warn, "app", "setting has no effect", {"setting", s});
   (void)environment;

@@ -499,7 +499,6 @@ std::span<const PendingSetting> pending_settings() {
       {"SERVICE_ACCOUNT", "the CA client"},
       {"ISTIO_META_DNS_CAPTURE", "the DNS proxy"},
       {"ISTIO_META_DNS_PROXY_ADDR", "the DNS proxy"},
-      {"PROXY_WORKLOAD_INFO", "dedicated mode"},
   };
   return kPending;
 }

@@ -313,6 +313,22 @@ TEST(Config, SeveralNodeProxiesOnOneHost) {
   EXPECT_EQ(error_of({}, {"--readiness-port=15020"}), "--stats-port=\"15020\": same port as the readiness listener");
 }
 
+TEST(Config, InPodMode) {
+  Config off = parse_ok({});
+  EXPECT_FALSE(off.inpod_enabled);
+  Config on = parse_ok({{"INPOD_ENABLED", "true"}, {"NODE_NAME", "node1"}, {"INPOD_UDS", "/run/agent.sock"}});
+  EXPECT_TRUE(on.inpod_enabled);
+  EXPECT_EQ(on.inpod_uds, "/run/agent.sock");
+  EXPECT_EQ(on.packet_mark, 1337u);
+  EXPECT_TRUE(on.not_supported_yet.empty() || on.not_supported_yet.front().find("INPOD") == std::string::npos);
+  EXPECT_TRUE(parse_ok({{"NODE_NAME", "n"}}, {"--inpod-enabled"}).inpod_enabled);
+  EXPECT_EQ(error_of({{"INPOD_ENABLED", "true"}}),
+            "INPOD_ENABLED needs NODE_NAME: an enrolled pod is found in the state among this node's workloads");
+  EXPECT_EQ(error_of({{"INPOD_ENABLED", "true"}, {"NODE_NAME", "n"}}, {"--listen-on-workload-ips"}),
+            "INPOD_ENABLED and --listen-on-workload-ips: in-pod mode listens inside each pod, not on node addresses");
+  EXPECT_EQ(error_of({{"INPOD_ENABLED", "maybe"}}).substr(0, 21), "INPOD_ENABLED=\"maybe\"");
+}
+
 TEST(Config, ConflictingSettingsAreErrors) {
   EXPECT_EQ(error_of({{"XDS_ADDRESS", ""}}),
             "XDS_ADDRESS is empty and neither LOCAL_XDS_PATH nor LOCAL_XDS is set: there would be no source of workloads");

@@ -74,23 +74,26 @@ void Worker::build_pod_proxies() {
   pc.in.metrics = &traffic_;
   core::inpod::PodTls tls;
   tls.client = [this](const core::hbone::PoolKey& key) { return client_context(key); };
-  // The pod's certificate is its own identity, as the agent named the pod:
-  // found among this node's workloads by name, namespace and service account.
-  tls.server = [this](const core::proxy::LocalWorkload& local) -> Result<std::shared_ptr<const tls::TlsContext>> {
-    tls::TlsConfig tc;
-    tc.role = tls::TlsRole::server;
-    tc.roots = shared_.certs.roots();
-    tc.trust_domain = shared_.cfg.trust_domain;
-    tc.allow_tls12 = shared_.cfg.tls12_enabled;
-    auto lookup = std::make_shared<core::proxy::LocalWorkloadLookup>(local);
-    tc.credentials_for = [this, lookup](const Endpoint&) -> std::shared_ptr<const tls::Credentials> {
-      const core::mesh::Workload* w = lookup->find(shared_.state.get());
-      return w ? shared_.certs.get(w->identity().to_string()) : nullptr;
-    };
-    return tls::TlsContext::create(tc);
-  };
+  tls.server = [this](const core::proxy::LocalWorkload& local) { return pod_server_tls(local); };
   proxy::StateSource state = [this] { return shared_.state.get(); };
   pods_ = std::make_unique<core::inpod::PodProxies>(rt_.env(), std::move(pc), state, std::move(tls));
+}
+
+// A pod's (or the dedicated workload's) certificate is its own identity, as
+// the agent or PROXY_WORKLOAD_INFO names it: found among this node's
+// workloads by name, namespace and service account.
+Result<std::shared_ptr<const tls::TlsContext>> Worker::pod_server_tls(const core::proxy::LocalWorkload& local) {
+  tls::TlsConfig tc;
+  tc.role = tls::TlsRole::server;
+  tc.roots = shared_.certs.roots();
+  tc.trust_domain = shared_.cfg.trust_domain;
+  tc.allow_tls12 = shared_.cfg.tls12_enabled;
+  auto lookup = std::make_shared<core::proxy::LocalWorkloadLookup>(local);
+  tc.credentials_for = [this, lookup](const Endpoint&) -> std::shared_ptr<const tls::Credentials> {
+    const core::mesh::Workload* w = lookup->find(shared_.state.get());
+    return w ? shared_.certs.get(w->identity().to_string()) : nullptr;
+  };
+  return tls::TlsContext::create(tc);
 }
 
 void Worker::start_pod(std::string uid, core::inpod::PodInfo info, NetNamespacePtr ns,
@@ -125,6 +128,21 @@ Result<void> Worker::open_listeners() {
   proxy::InboundConfig in_cfg;
   in_cfg.mark = std::nullopt;
   in_cfg.metrics = &traffic_;
+  if (cfg.proxy_workload_info) {
+    // Dedicated mode: this proxy serves one workload, named by
+    // PROXY_WORKLOAD_INFO: it is every connection's source outbound and the
+    // only target inbound, and its identity is the certificate presented.
+    const WorkloadInfo& wi = *cfg.proxy_workload_info;
+    const proxy::LocalWorkload local{wi.name, wi.namespace_name, wi.service_account, cfg.node_name.value_or("")};
+    out_cfg.local = local;
+    in_cfg.local = local;
+    if (!dedicated_tls_) {
+      auto ctx = pod_server_tls(local);
+      if (!ctx) return Error(ctx.code(), "TLS for the dedicated workload: " + ctx.error().message());
+      dedicated_tls_ = true;
+      server_tls_ = *ctx;
+    }
+  }
   if (shared_.demand) {
     // The answer arrives on the control thread; it is posted back here,
     // where the connection waits.
@@ -277,7 +295,13 @@ void Worker::state_changed() {
 
 void Worker::roots_changed(std::shared_ptr<const tls::TlsContext> server_tls) {
   rt_.env().loop.post([this, server_tls = std::move(server_tls)] {
-    server_tls_ = server_tls;
+    if (dedicated_tls_ && shared_.cfg.proxy_workload_info) {
+      const WorkloadInfo& wi = *shared_.cfg.proxy_workload_info;
+      auto ctx = pod_server_tls({wi.name, wi.namespace_name, wi.service_account, shared_.cfg.node_name.value_or("")});
+      if (ctx) server_tls_ = *ctx;
+    } else {
+      server_tls_ = server_tls;
+    }
     for (auto& i : inbounds_) i->set_tls(server_tls_);
     client_contexts_.clear();  // rebuilt with the new roots on next use
     if (pods_) pods_->roots_changed();

@@ -106,6 +106,7 @@ class Worker final : public MetricsSource {
  private:
   Result<void> open_listeners();
   void build_pod_proxies();
+  Result<std::shared_ptr<const tls::TlsContext>> pod_server_tls(const core::proxy::LocalWorkload& local);
   void drain_now(Duration deadline);
   void poll_drain(MonoTime until);
   Result<std::shared_ptr<const tls::TlsContext>> client_context(const core::hbone::PoolKey& key);
@@ -131,6 +132,7 @@ class Worker final : public MetricsSource {
   std::vector<std::string> listening_;
   std::set<Endpoint> open_;
   std::shared_ptr<const tls::TlsContext> server_tls_;  // this worker's; replaced on root rotation
+  bool dedicated_tls_ = false;  // server_tls_ presents the dedicated workload's identity
   bool running_ = false;
   bool draining_ = false;
   std::atomic<bool> finished_ = false;

@@ -312,6 +312,55 @@ StreamPtr open_socks_tunnel(io::real::Runtime& rt, Endpoint dst) {
   return tunnel;
 }
 
+// Dedicated mode (PROXY_MODE=dedicated): the proxy serves the one workload
+// PROXY_WORKLOAD_INFO names, whatever address a client comes from. Naming
+// the local workload, traffic flows; naming one the state does not have,
+// outbound has no source and refuses.
+TEST(ZtunnelBinary, DedicatedModeServesTheNamedWorkloadOnly) {
+  for (const bool known : {true, false}) {
+    SCOPED_TRACE(known ? "the named workload exists" : "the named workload does not exist");
+    const uint16_t admin_port = free_port(), stats_port = free_port();
+    auto [pid, err] = spawn({"FAKE_CA=true", "XDS_ADDRESS=", "CA_ADDRESS=", "UNSTABLE_ENABLE_SOCKS5=true",
+                             "PROXY_MODE=dedicated",
+                             std::string("PROXY_WORKLOAD_INFO=") + (known ? "default/local/default" : "default/gone/default"),
+                             "LOCAL_XDS_PATH=" + kTestdata + "/localhost.yaml"},
+                            {"--admin-port", std::to_string(admin_port), "--stats-port", std::to_string(stats_port)});
+    io::real::Runtime rt;
+    const IpAddr lo = IpAddr::loopback(IpAddr::Family::v4);
+    auto echo_l = rt.env().net.listen(Endpoint{lo, 0}, {});
+    ASSERT_TRUE(echo_l);
+    int echo_accepted = 0;
+    Scope servers;
+    servers.spawn(echo_once(**echo_l, echo_accepted));
+    StreamPtr tunnel = open_socks_tunnel(rt, (*echo_l)->local());
+    if (known) ASSERT_TRUE(tunnel) << "SOCKS5 through the dedicated proxy";
+    if (tunnel) {
+      const auto data = testing::pattern(1000, 3);
+      bool done = false;
+      testing::ReadAll echoed;
+      Scope c;
+      c.spawn([](Stream& s, std::vector<uint8_t> data, testing::ReadAll& out, bool& done) -> Task<void> {
+        (void)co_await io::write_all(s, data);
+        (void)s.shutdown_write();
+        out = co_await testing::read_all(s);
+        done = true;
+      }(*tunnel, data, echoed, done));
+      rt.run_until([&] { return done; }, std::chrono::seconds(10));
+      EXPECT_EQ(echoed.bytes == data, known);
+    }
+    EXPECT_EQ(echo_accepted, known ? 1 : 0) << "without a source workload nothing is carried";
+    tunnel.reset();
+    servers.clear();
+    kill(pid, SIGTERM);
+    Exit e = wait_exit(pid, err);
+    EXPECT_EQ(e.code, 0) << e.output;
+    if (known) {
+      EXPECT_NE(e.output.find("src.identity=\"spiffe://cluster.local/ns/default/sa/default\""), std::string::npos)
+          << e.output;
+    }
+  }
+}
+
 TEST(ZtunnelBinary, SigtermDrainsOpenConnectionsUntilTheDeadline) {
   const uint16_t admin_port = free_port(), stats_port = free_port();
   auto [pid, err] = spawn({"FAKE_CA=true", "XDS_ADDRESS=", "CA_ADDRESS=", "UNSTABLE_ENABLE_SOCKS5=true",
