@@ -303,6 +303,11 @@ Result<void> read_runtime(const Settings& settings, uint32_t cpu_cores, Config& 
   Result<bool> inpod = settings.boolean("INPOD_ENABLED", false);
   if (!inpod) return inpod.error();
   cfg.inpod_enabled = *inpod;
+  if (settings.find("ENABLE_ORIG_SRC")) {
+    Result<bool> orig = settings.boolean("ENABLE_ORIG_SRC", false);
+    if (!orig) return orig.error();
+    cfg.enable_orig_src = *orig;
+  }
   cfg.inpod_uds = settings.text("INPOD_UDS").value_or(std::string(defaults::inpod_uds));
   if (cfg.inpod_uds.empty()) return settings.invalid("INPOD_UDS", "", "empty path");
   if (settings.find("PACKET_MARK")) {

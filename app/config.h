@@ -150,6 +150,9 @@ struct Config {
   // over INPOD_UDS and proxied inside their own network namespaces; the
   // node-level pod-facing listeners are not opened.
   bool inpod_enabled = false;
+  // ENABLE_ORIG_SRC: a pod's app sees its clients' addresses (IP_TRANSPARENT).
+  // Unset: when ztunnel may (CAP_NET_ADMIN), as upstream's best effort.
+  std::optional<bool> enable_orig_src;
   std::string inpod_uds{defaults::inpod_uds};
   std::optional<uint32_t> packet_mark;  // defaults to 1337 in shared mode
   bool tls12_enabled = false;

@@ -69,6 +69,9 @@ constexpr std::array kFlags = {
              "In-pod mode: the CNI node agent enrolls pods over INPOD_UDS and each pod is proxied inside its own "
              "network namespace. Default: false",
              true},
+    FlagSpec{"--enable-orig-src", "ENABLE_ORIG_SRC",
+             "In-pod: a pod's application sees its clients' addresses (IP_TRANSPARENT). Default: when permitted",
+             true},
     FlagSpec{"--inpod-uds", "INPOD_UDS", "Unix socket of the CNI node agent (ZDS). Default: /var/run/ztunnel/ztunnel.sock"},
     FlagSpec{"--packet-mark", "PACKET_MARK", "SO_MARK for proxied traffic. Default: 1337 in shared mode, none in dedicated"},
     FlagSpec{"--tls12-enabled", "TLS12_ENABLED", "Also allow TLS 1.2 (TLS 1.3 only otherwise). Default: false", true},

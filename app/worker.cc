@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "io/real/sockopt.h"
+
 namespace zt::app {
 
 namespace proxy = core::proxy;
@@ -72,6 +74,7 @@ void Worker::build_pod_proxies() {
   pc.pool.idle_release = cfg.pool_unused_release_timeout;
   pc.out.metrics = &traffic_;
   pc.in.metrics = &traffic_;
+  pc.in.original_source = cfg.enable_orig_src.value_or(io::real::sockopt::can_set_transparent());
   core::inpod::PodTls tls;
   tls.client = [this](const core::hbone::PoolKey& key) { return client_context(key); };
   tls.server = [this](const core::proxy::LocalWorkload& local) { return pod_server_tls(local); };

@@ -13,6 +13,7 @@
 
 #include <deque>
 #include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <string>
@@ -88,6 +89,7 @@ struct Pod {
   std::unique_ptr<Listener> app;
   std::unique_ptr<Scope> app_scope;
   uint64_t app_accepted = 0;
+  std::optional<IpAddr> last_peer;  // whom the app saw connect
 };
 
 Task<void> echo_with_id(StreamPtr s, uint8_t id) {
@@ -107,6 +109,7 @@ Task<void> serve_app(Listener& l, Scope& scope, Pod& pod) {
     auto s = co_await io::accept(l);
     if (!s) co_return;
     ++pod.app_accepted;
+    pod.last_peer = (*s)->peer().ip;
     scope.spawn(echo_with_id(std::move(*s), pod.id));
   }
 }
@@ -270,6 +273,7 @@ struct Node {
     core::inpod::PodProxyConfig pc;
     pc.node = name;
     pc.drain_deadline = 2s;
+    pc.in.original_source = true;
     auto st = [this] { return state; };
     pods = std::make_unique<core::inpod::PodProxies>(host.env(), pc, st, certs.pod_tls(st));
     runner = std::make_unique<LoopRunner>(host.env().loop, *pods);
@@ -419,6 +423,7 @@ TEST(InpodSim, EnrolledPodsTalkOverHboneInsideTheirNamespaces) {
   EXPECT_EQ(t2.served_by, b.id);
   // It went a's outbound -> HBONE -> b's inbound, never the plain path.
   EXPECT_EQ(b.app_accepted, 1u);
+  EXPECT_EQ(b.last_peer, a.ip) << "the app sees its client (original source), not ztunnel";
   EXPECT_EQ(m.node->pods->listening(a.uid).size(), 3u);
 
   // The agent restarts and re-sends both pods in its snapshot: the same

@@ -188,6 +188,13 @@ void Inbound::count_guard(std::string_view family, std::string_view reason) {
   cfg_.metrics->registry().counter(family, labels).inc();
 }
 
+void InboundConfig::set_original_source_of(SocketOptions& opts, const IpAddr& client, const IpAddr& workload) const {
+  // Families must match (a v4 client of a v6 address keeps our address).
+  if (!original_source || client.is_v6() != workload.is_v6()) return;
+  opts.source_ip = client;
+  opts.transparent = true;
+}
+
 Inbound::~Inbound() {
   server_.reset();
   scope_.clear();
@@ -264,6 +271,7 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
   });
   SocketOptions opts;
   opts.mark = cfg_.mark;
+  cfg_.set_original_source_of(opts, req.connection_peer.ip, upstream_addr.ip);
   // A workload that refuses now and then (fault point): the client's side
   // sees 503, ejects the endpoint and tries another, invisibly for service
   // traffic.
@@ -392,6 +400,7 @@ Task<void> InboundPlaintext::serve(StreamPtr downstream) {
   });
   SocketOptions opts;
   opts.mark = cfg_.mark;
+  cfg_.set_original_source_of(opts, conn.src.ip, dst->ip);
   Result<StreamPtr> connected = co_await io::connect(env_, *dst, opts, cfg_.connect_timeout);
   if (tracked.revoked()) {
     ++counters_.denied;

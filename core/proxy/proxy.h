@@ -154,6 +154,11 @@ struct InboundConfig {
   size_t dials_max = 1024;
   h2::Settings h2 = h2::Settings::server();  // HBONE's HTTP/2 (unanswered_requests_max, ...)
   std::optional<LocalWorkload> local;  // in-pod: the only workload served; tunnels to another are refused
+  // The workload sees the client's address, not ours (upstream's original
+  // source: IP_TRANSPARENT and a bind to the client's IP; the pod's
+  // redirection rules route the replies back to us).
+  bool original_source = false;
+  void set_original_source_of(SocketOptions& opts, const IpAddr& client, const IpAddr& workload) const;
 };
 
 struct InboundCounters {

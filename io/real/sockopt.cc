@@ -8,6 +8,7 @@
 #include <string>
 #include <sys/socket.h>
 #include <system_error>
+#include <unistd.h>
 
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
@@ -108,6 +109,14 @@ Result<void> apply(int fd, bool v6, const SocketOptions& opts) {
     if (auto r = set_transparent(fd, v6); !r) return r;
   }
   return ok();
+}
+
+bool can_set_transparent() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const bool ok = bool(set_transparent(fd, false));
+  ::close(fd);
+  return ok;
 }
 
 Result<void> set_mark(int fd, uint32_t mark) {

@@ -30,6 +30,9 @@ Result<void> apply(int fd, bool v6, const ListenOptions& opts);
 
 Result<void> set_nodelay(int fd, bool on);
 Result<void> set_mark(int fd, uint32_t mark);
+// Whether this process may set IP_TRANSPARENT (CAP_NET_ADMIN), tried on a
+// socket of its own.
+bool can_set_transparent();
 Result<void> set_v6_only(int fd);
 // Best effort: lets a bind to port 0 before connect defer the port choice to
 // connect, so source-bound connects are not limited by the bind port range.
