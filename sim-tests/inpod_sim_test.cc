@@ -263,7 +263,7 @@ class LoopRunner final : public core::inpod::PodRunner {
 // A node running ztunnel in in-pod mode: what a crash destroys and a
 // restart builds again.
 struct Node {
-  Node(io::sim::World& w, io::sim::Host& host, Certificates& certs, std::string name)
+  Node(io::sim::Host& host, Certificates& certs, std::string name)
       : host(host), certs(certs), name(std::move(name)) {
     host.on_crash([this] { stop(); });
     host.on_restart([this] { start(); });
@@ -326,7 +326,7 @@ class InpodWorld {
       io::sim::Host& ah = world.add_host("cni-agent-" + name, {IpAddr::v4(10, 0, uint8_t(i), 250)});
       io::sim::Host& nh = world.add_host(name, {IpAddr::v4(10, 0, uint8_t(i), 1)});
       agents.push_back(std::make_unique<Agent>(world, ah, agent_path(name)));
-      nodes.push_back(std::make_unique<Node>(world, nh, certs, name));
+      nodes.push_back(std::make_unique<Node>(nh, certs, name));
     }
     agent_host = &world.host(world.host_of(IpAddr::v4(10, 0, 1, 250))->id());
     node_host = &world.host(world.host_of(IpAddr::v4(10, 0, 1, 1))->id());
@@ -580,7 +580,9 @@ TEST(InpodSim, EnrollmentSurvivesRandomInterleavings) {
       const bool both = expected.contains(from->uid) && expected.contains(to->uid);
       EXPECT_TRUE(talk->done);
       EXPECT_EQ(talk->intact, both) << from->name << " -> " << to->name;
-      if (talk->intact) EXPECT_EQ(talk->served_by, to->id);
+      if (talk->intact) {
+        EXPECT_EQ(talk->served_by, to->id);
+      }
     }
     if (::testing::Test::HasFailure()) break;
   }
