@@ -80,6 +80,11 @@ class InpodE2e : public ::testing::Test {
       mesh_->start_ztunnel(n);
       ASSERT_TRUE(mesh_->wait_ready(n, 15s)) << mesh_->node(n).name << " not ready";
       figure("ready with 2 pods, " + mesh_->node(n).name + " (spawn to /healthz/ready 200)", seconds_since(t0));
+      // Ready means the agent's snapshot is applied: both pods run.
+      auto dump = mesh_->config_dump(n);
+      ASSERT_TRUE(dump);
+      ASSERT_EQ((*dump)["inpod"]["pods"].size(), 2u) << (*dump)["inpod"].dump();
+      for (const auto& p : (*dump)["inpod"]["pods"]) EXPECT_EQ(p["state"], "Running") << p.dump();
     }
   }
 

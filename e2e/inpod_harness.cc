@@ -193,6 +193,19 @@ Child spawn(const std::vector<std::string>& argv, const std::vector<std::string>
     });
     if (!overridden) all_env.push_back(kv);
   }
+  // The program's path is found here too: after fork only async-signal-safe
+  // calls (execve), as the test's other threads may hold locks.
+  std::string program = argv.at(0);
+  if (program.find('/') == std::string::npos) {
+    const char* path = std::getenv("PATH");
+    std::istringstream dirs(path ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
+    for (std::string d; std::getline(dirs, d, ':');) {
+      if (::access((d + "/" + program).c_str(), X_OK) == 0) {
+        program = d + "/" + program;
+        break;
+      }
+    }
+  }
   std::vector<char*> args, envp;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -204,8 +217,7 @@ Child spawn(const std::vector<std::string>& argv, const std::vector<std::string>
   if (c.pid == 0) {
     ::dup2(out, STDOUT_FILENO);
     ::dup2(out, STDERR_FILENO);
-    ::execve(args[0], args.data(), envp.data());
-    ::execvpe(args[0], args.data(), envp.data());
+    ::execve(program.c_str(), args.data(), envp.data());
     ::_exit(127);
   }
   ::close(out);
