@@ -189,7 +189,8 @@ TEST_F(InpodE2e, L4PolicyDeniesOnePairOnly) {
 
 // (c) While clients in a connect to c, c is deleted and its address goes at
 // once to e (another identity) on the same node. node2 learns first; node1
-// keeps its old view (c at that address) for ~1.5 s more. Every connection
+// keeps its old view (c at that address) until its connections for c have
+// met e's certificate (and been refused), then 0.5 s more. Every connection
 // a's clients got an answer on is matched with node1's record of it (by a's
 // port): the pod that answered is the one node1 meant, with the identity
 // node1 verified. Then new connections reach e.
@@ -235,7 +236,14 @@ TEST_F(InpodE2e, AReusedAddressNeverReachesTheWrongPod) {
   apps_['e'] = std::make_unique<PodApp>(e, kAppPort);
   ASSERT_EQ(apps_['e']->error(), "");
   const double reused_at = seconds_since(t0);
-  std::this_thread::sleep_for(1500ms);
+  // node1 keeps the old view until the danger is real: its connections for
+  // c reach e's proxies, which present sa-e (node2 learnt e and has its
+  // certificate), and node1 refuses them.
+  const std::string mismatch = "server is " + e.identity() + ", not an expected identity";
+  for (const auto until = Clock::now() + 20s; Clock::now() < until; std::this_thread::sleep_for(20ms)) {
+    if (mesh_->ztunnel_log(0).find(mismatch) != std::string::npos) break;
+  }
+  std::this_thread::sleep_for(500ms);
   mesh_->write_mesh_file(0);  // node1 learns last
   const double node1_told_at = seconds_since(t0);
 
@@ -253,7 +261,7 @@ TEST_F(InpodE2e, AReusedAddressNeverReachesTheWrongPod) {
   stop = true;
   for (auto& t : clients) t.join();
   ASSERT_GE(reachable_at, 0) << "e never answered at the reused address";
-  figure("reused address reachable (new pod enrolled to first answer from it; node1 kept the old view 1.5 s)",
+  figure("reused address reachable (new pod enrolled to first answer from it; node1 held the old view meanwhile)",
          reachable_at - reused_at);
   figure("reused address reachable (node1's mesh file rewritten to first answer; the file is polled each second)",
          reachable_at - node1_told_at);
@@ -300,7 +308,7 @@ TEST_F(InpodE2e, AReusedAddressNeverReachesTheWrongPod) {
   // address, and e's certificate (sa-e) failed node1's check for sa-c.
   size_t mismatched = 0;
   for (const auto& [src, r] : node1) {
-    if (r.count("error") && r.at("error").find("server is " + e.identity() + ", not an expected identity") != std::string::npos) {
+    if (r.count("error") && r.at("error").find(mismatch) != std::string::npos) {
       ++mismatched;
     }
   }
