@@ -333,7 +333,9 @@ TEST(ZtunnelBinary, DedicatedModeServesTheNamedWorkloadOnly) {
     Scope servers;
     servers.spawn(echo_once(**echo_l, echo_accepted));
     StreamPtr tunnel = open_socks_tunnel(rt, (*echo_l)->local());
-    if (known) ASSERT_TRUE(tunnel) << "SOCKS5 through the dedicated proxy";
+    if (known) {
+      ASSERT_TRUE(tunnel) << "SOCKS5 through the dedicated proxy";
+    }
     if (tunnel) {
       const auto data = testing::pattern(1000, 3);
       bool done = false;
