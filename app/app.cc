@@ -270,7 +270,7 @@ Result<void> App::build_workers() {
   // share of it, so that the admin, stats and readiness ports keep theirs.
   const uint64_t limit = raise_descriptor_limit(log_);
   budget_ = std::make_unique<DescriptorBudget>(
-      DescriptorBudget::connections_for(limit, cfg_.worker_threads, core::proxy::InboundConfig{}.dials_max));
+      DescriptorBudget::connections_for(limit, cfg_.worker_threads, core::proxy::InboundConfig{}.dials.per_listener));
   ZT_LOG(log_, info, "app", "data-path connections bounded", {"connections", budget_->capacity()},
          {"descriptor_limit", limit});
   control_metrics_.declare(kRefusedConnections, core::metrics::MetricType::counter,

@@ -29,8 +29,8 @@ uint64_t raise_descriptor_limit(Log& log) {
   return lim.rlim_cur == RLIM_INFINITY ? UINT64_MAX / 4 : uint64_t(lim.rlim_cur);
 }
 
-uint64_t DescriptorBudget::connections_for(uint64_t limit, uint64_t workers, uint64_t dials_max) {
-  const uint64_t held = kReserved + workers * dials_max;
+uint64_t DescriptorBudget::connections_for(uint64_t limit, uint64_t workers, uint64_t dials_per_listener) {
+  const uint64_t held = kReserved + workers * dials_per_listener;
   // A floor, so a small limit still serves; the limit is then the bound.
   return std::max<uint64_t>(64, limit > held ? (limit - held) / 2 : 0);
 }

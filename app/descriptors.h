@@ -3,7 +3,7 @@
 // a counted refusal on the data ports, never a silent failure everywhere.
 //
 //   const uint64_t limit = raise_descriptor_limit(log);
-//   DescriptorBudget budget(DescriptorBudget::connections_for(limit, workers, dials_max));
+//   DescriptorBudget budget(DescriptorBudget::connections_for(limit, workers, dials_per_listener));
 //   inbound.set_budget(&budget);          // every data-path listener of every worker
 #pragma once
 
@@ -28,8 +28,9 @@ class DescriptorBudget final : public ConnectionBudget {
   static constexpr uint64_t kReserved = 256;
   // What `limit` descriptors allow: each connection may hold two (its own
   // and its upstream: a dial, or a share of a pooled connection), and each
-  // worker's inbound may have `dials_max` dials of tunnels in flight.
-  static uint64_t connections_for(uint64_t limit, uint64_t workers, uint64_t dials_max);
+  // worker's inbound may have `dials_per_listener` dials of tunnels in flight
+  // (InboundConfig::dials.per_listener).
+  static uint64_t connections_for(uint64_t limit, uint64_t workers, uint64_t dials_per_listener);
 
   explicit DescriptorBudget(uint64_t connections) : capacity_(connections), left_(int64_t(connections)) {}
   bool try_acquire() override;

@@ -8,8 +8,11 @@
 // per connection; a connection the node ends (GOAWAY) is replaced. Meanwhile
 // a well-behaved client keeps opening tunnels to echo on its own connection,
 // and the stats and readiness ports are probed. The node's descriptors and
-// RSS come from /proc before, during (peak) and after the attack; one line
-// prints them.
+// RSS come from /proc before, during (peak) and after the attack, and the
+// size of the node's log (requests cut short are summarized per connection);
+// one line prints them. The node's dial bounds are per connection, per peer
+// and per listener (core/proxy/dial_budget.h), so the attacker's dials
+// never take the well-behaved client's: it sees no failure.
 //
 // This process runs only the project's own stack (h2 over tls over io/real,
 // BoringSSL; no OpenSSL may share a process with it). The pods are
@@ -63,8 +66,9 @@ constexpr uint64_t kStreamsPerConnection = 20'000;  // read by the node, per con
 constexpr size_t kBurstMax = 100;                   // streams opened, then reset together
 constexpr Duration kAttackTimeLimit = 45s;
 // What the node may spend on it. The peak: the descriptors the node sets
-// aside for dials (workers x dials_max, app/descriptors.h); before the fix
-// the attack took it to its limit (20,000).
+// aside for dials (workers x InboundConfig::dials.per_listener,
+// app/descriptors.h); before the fix the attack took it to its limit
+// (20,000).
 constexpr int kPeakDescriptorsAboveBaselineMax = 2 * 1024;
 constexpr int kDescriptorsAfterAboveBaselineMax = 16;
 constexpr long kRssAfterAboveBaselineKbMax = 50 * 1024;
@@ -907,7 +911,11 @@ TEST(RapidReset, TheNodeStaysUpAndServesOthersWhileAPeerResetsStreams) {
   const long fd_limit = descriptor_limit(pid);
   const std::string& m = observed.metrics_after;
   const double cancelled = metric_sum(m, "ztunnel_hbone_requests_cancelled_total");
-  const double refused_dials = metric_sum(m, "ztunnel_hbone_requests_refused_total", "reason=\"dials_in_flight\"");
+  const double refused_listener = metric_sum(m, "ztunnel_hbone_requests_refused_total", "reason=\"dials_in_flight\"");
+  const double refused_peer = metric_sum(m, "ztunnel_hbone_requests_refused_total", "reason=\"peer_dials_in_flight\"");
+  const double refused_connection =
+      metric_sum(m, "ztunnel_hbone_requests_refused_total", "reason=\"connection_dials_in_flight\"");
+  const double refused_dials = refused_listener + refused_peer + refused_connection;
   const double calmed = metric_sum(m, "ztunnel_hbone_requests_refused_total", "reason=\"unanswered_requests\"");
   const double refused_fds = metric_sum(m, "ztunnel_connections_refused_total");
   int status = 0;
@@ -918,6 +926,17 @@ TEST(RapidReset, TheNodeStaysUpAndServesOthersWhileAPeerResetsStreams) {
     exit_code = wait_exit(pid, 10s);
   }
   const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::string node_log = slurp(log_path);
+  // Requests cut short (reset before the answer, refused) are summarized
+  // per connection; only tunnels that opened (200) have a record each.
+  auto count = [&node_log](std::string_view what) {
+    size_t n = 0;
+    for (size_t at = node_log.find(what); at != std::string::npos; at = node_log.find(what, at + 1)) ++n;
+    return n;
+  };
+  const size_t summary_lines = count("requests ended before their answer");
+  const size_t records = count("\taccess\tconnection complete");
+  const double opened = metric_sum(m, "istio_tcp_connections_opened_total");
   std::ostringstream line;
   line.setf(std::ios::fixed);
   line.precision(1);
@@ -933,9 +952,12 @@ TEST(RapidReset, TheNodeStaysUpAndServesOthersWhileAPeerResetsStreams) {
        << goaway_codes(total.goaway_codes) << "], ended without GOAWAY=" << total.ended_without_goaway;
   for (const auto& [end, n] : total.ends_without_goaway) line << " [" << end << "]=" << n;
   line.precision(0);
-  line << "; node counters: cancelled=" << cancelled << " refused{dials_in_flight}=" << refused_dials
+  line << "; node counters: cancelled=" << cancelled << " refused{connection_dials_in_flight}=" << refused_connection
+       << " refused{peer_dials_in_flight}=" << refused_peer << " refused{dials_in_flight}=" << refused_listener
        << " refused{unanswered_requests}=" << calmed << " connections_refused=" << refused_fds << "; "
-       << sampler.samples() << " samples; test took " << total_s << " s\n";
+       << sampler.samples() << " samples; node log " << node_log.size() << " bytes (" << records
+       << " access records of " << opened << " tunnels opened, " << summary_lines
+       << " summaries of requests cut short); test took " << total_s << " s\n";
   std::fputs(line.str().c_str(), stdout);
   std::fflush(stdout);
 
@@ -963,6 +985,10 @@ TEST(RapidReset, TheNodeStaysUpAndServesOthersWhileAPeerResetsStreams) {
   }
   EXPECT_LE(observed.after.rss_kb, observed.before.rss_kb + kRssAfterAboveBaselineKbMax) << "RSS stayed up";
   EXPECT_FALSE(m.empty()) << "no /metrics after the attack";
+  EXPECT_LE(double(records), opened) << "requests that never opened a tunnel were logged one by one";
+  EXPECT_GE(summary_lines, 1u);
+  // The well-behaved client's peer never reached the listener's bound.
+  EXPECT_EQ(refused_listener, 0) << "the listener's dial bound was reached";
   EXPECT_GT(cancelled + refused_dials + calmed, 0) << "neither cancelled nor refused requests were counted";
   // Nearly every stream the node read was reset before its answer: its dial
   // stopped (cancelled) or never started (refused).

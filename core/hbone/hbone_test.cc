@@ -289,5 +289,29 @@ TEST(Hbone, IdleConnectionsAreReleased) {
   EXPECT_EQ(c.pool.counters().connections_released, 1u);
 }
 
+// Each HBONE connection has its own id in the requests it carries, and the
+// server names it when the connection ends (the inbound releases what it
+// counted for it).
+TEST(Hbone, TheServerNamesEachConnectionAndSaysWhenItEnds) {
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
+  HboneServerApp srv(h, w);
+  Client c(h, w);
+  std::vector<uint64_t> closed;
+  srv.server->on_connection_closed([&closed](uint64_t id) { closed.push_back(id); });
+  int failures = 0;
+  ASSERT_TRUE(h.run(round_trip(c.pool, key_for(h), 20, 1, failures), std::chrono::minutes(1)));
+  ASSERT_FALSE(srv.requests.empty());
+  const uint64_t first = srv.requests.front().connection_id;
+  EXPECT_NE(first, 0u);
+  for (const InboundRequest& r : srv.requests) EXPECT_EQ(r.connection_id, first);
+  EXPECT_TRUE(closed.empty());
+  h.world().run_for(std::chrono::minutes(8));  // the pool releases its idle connection
+  EXPECT_EQ(closed, std::vector<uint64_t>{first});
+  ASSERT_TRUE(h.run(round_trip(c.pool, key_for(h), 5, 1, failures), std::chrono::minutes(1)));
+  EXPECT_NE(srv.requests.back().connection_id, first) << "a new connection, a new id";
+  EXPECT_EQ(failures, 0);
+}
+
 }  // namespace
 }  // namespace zt::core::hbone

@@ -59,23 +59,25 @@ Task<void> Server::serve(StreamPtr tcp) {
   const std::optional<tls::Identity> peer = tls->peer_identity();
   auto conn = std::make_unique<h2::Connection>(env_, std::move(tls), h2::Role::server, settings_);
   h2::Connection* raw = conn.get();
+  const uint64_t id = ++next_connection_id_;
   // Until its first request the connection is on a deadline.
   struct Watch {
     bool requested = false, closed = false;
   };
   auto watch = std::make_shared<Watch>();
-  raw->on_request([this, raw, peer, watch](Answer in) {
+  raw->on_request([this, raw, peer, watch, id](Answer in) {
     watch->requested = true;
-    on_request(*raw, peer, std::move(in));
+    on_request(*raw, peer, id, std::move(in));
   });
   conns_.push_back(std::move(conn));
   auto it = std::prev(conns_.end());
-  raw->on_closed([this, it, raw, watch](const Error&) {
+  raw->on_closed([this, it, raw, watch, id](const Error&) {
     watch->closed = true;
     if (raw->calmed()) {
       ++counters_.calmed;
       if (on_calmed_) on_calmed_();
     }
+    if (on_connection_closed_) on_connection_closed_(id);
     // Not inside the connection's own call stack: free it from the loop.
     env_.loop.post([this, it, alive = alive_] {
       if (*alive) conns_.erase(it);
@@ -91,7 +93,7 @@ Task<void> Server::serve(StreamPtr tcp) {
   });
 }
 
-void Server::on_request(h2::Connection& conn, const std::optional<tls::Identity>& peer, Answer in) {
+void Server::on_request(h2::Connection& conn, const std::optional<tls::Identity>& peer, uint64_t id, Answer in) {
   ++counters_.requests;
   h2::Request& req = in->request();
   auto target = parse_authority(req.authority);
@@ -109,6 +111,7 @@ void Server::on_request(h2::Connection& conn, const std::optional<tls::Identity>
   r.headers = std::move(req.headers);  // the handler's now; the answer needs none
   r.connection_local = conn.local();
   r.connection_peer = conn.peer();
+  r.connection_id = id;
   handler_(std::move(r), std::move(in));
 }
 

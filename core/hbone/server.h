@@ -30,6 +30,9 @@ struct InboundRequest {
   std::optional<tls::Identity> peer_identity;  // verified client identity
   Endpoint connection_local;                   // where the TLS connection arrived
   Endpoint connection_peer;
+  // The HBONE connection it came on: unique per Server, never reused; the
+  // Server's on_connection_closed names it when the connection ends.
+  uint64_t connection_id = 0;
   h2::Headers headers;  // forwarded, baggage, traceparent, ...
   std::string header(std::string_view name) const;
 };
@@ -74,10 +77,15 @@ class Server {
   const ServerCounters& counters() const { return counters_; }
   // Runs when a connection is calmed (too many unanswered requests).
   void on_calmed(std::function<void()> fn) { on_calmed_ = std::move(fn); }
+  // Runs when an HBONE connection ends (its InboundRequest::connection_id),
+  // inside the connection's own processing; not when the Server itself goes.
+  // Its requests still waiting for an answer are cancelled around this call
+  // (Incoming::on_cancel), some perhaps after it.
+  void on_connection_closed(std::function<void(uint64_t)> fn) { on_connection_closed_ = std::move(fn); }
 
  private:
   Task<void> serve(StreamPtr tcp);
-  void on_request(h2::Connection& conn, const std::optional<tls::Identity>& peer, Answer in);
+  void on_request(h2::Connection& conn, const std::optional<tls::Identity>& peer, uint64_t id, Answer in);
 
   Env& env_;
   std::shared_ptr<const tls::TlsContext> tls_;
@@ -86,6 +94,8 @@ class Server {
   ServerDeadlines deadlines_;
   ServerCounters counters_;
   std::function<void()> on_calmed_;
+  std::function<void(uint64_t)> on_connection_closed_;
+  uint64_t next_connection_id_ = 0;
   std::list<std::unique_ptr<h2::Connection>> conns_;
   bool draining_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -166,16 +166,19 @@ constexpr std::string_view kHboneCancelled = "ztunnel_hbone_requests_cancelled_t
 
 Inbound::Inbound(Env& env, std::unique_ptr<Listener> listener, std::shared_ptr<const tls::TlsContext> tls,
                  StateSource state, InboundConfig cfg)
-    : env_(env), state_(std::move(state)), cfg_(cfg) {
+    : env_(env), state_(std::move(state)), cfg_(cfg), dials_(cfg.dials) {
   server_ = std::make_unique<hbone::Server>(
       env, std::move(listener), std::move(tls),
       [this](hbone::InboundRequest req, hbone::Answer a) { on_request(std::move(req), std::move(a)); }, cfg_.h2);
   server_->on_calmed([this] { count_guard(kHboneRefused, "unanswered_requests"); });
+  server_->on_connection_closed([this](uint64_t id) { connection_closed(id); });
   if (cfg_.metrics) {
     metrics::Registry& r = cfg_.metrics->registry();
     r.declare(kHboneRefused, metrics::MetricType::counter,
-              "HBONE requests and connections refused to bound what a peer can hold, by reason: dials_in_flight "
-              "(answered 503), unanswered_requests (the connection got GOAWAY ENHANCE_YOUR_CALM).");
+              "HBONE requests and connections refused to bound what a peer can hold, by reason, each answered 503: "
+              "connection_dials_in_flight (the HBONE connection's dials), peer_dials_in_flight (the peer's dials, "
+              "or a peer past its fair share of a nearly full listener), dials_in_flight (the listener's dials); "
+              "unanswered_requests: the connection got GOAWAY ENHANCE_YOUR_CALM.");
     r.declare(kHboneCancelled, metrics::MetricType::counter,
               "HBONE requests the client reset before the answer; their dial to the workload stopped at once.");
   }
@@ -196,6 +199,7 @@ void InboundConfig::set_original_source_of(SocketOptions& opts, const IpAddr& cl
 }
 
 Inbound::~Inbound() {
+  stopping_ = true;  // no summaries from here on
   server_.reset();
   scope_.clear();
 }
@@ -204,11 +208,84 @@ void Inbound::start() { server_->start(); }
 
 void Inbound::on_request(hbone::InboundRequest req, hbone::Answer answer) {
   ++counters_.requests;
+  note_request(req);
   scope_.spawn(serve(std::move(req), std::move(answer)));
+}
+
+// A request of a connection being served, from on_request to the end of its task.
+class Inbound::Serving {
+ public:
+  Serving(Inbound& in, uint64_t connection) : in_(in), connection_(connection) {}
+  ~Serving() { in_.request_done(connection_); }
+  Serving(const Serving&) = delete;
+
+ private:
+  Inbound& in_;
+  uint64_t connection_;
+};
+
+void Inbound::note_request(const hbone::InboundRequest& req) {
+  auto [it, added] = conn_streams_.try_emplace(req.connection_id);
+  ConnStreams& c = it->second;
+  if (added) {
+    c.last_summary = env_.clock.now();
+    c.pending.connection = req.connection_id;
+    c.pending.peer = req.connection_peer;
+    if (req.peer_identity) c.pending.identity = req.peer_identity->to_string();
+  }
+  ++c.serving;
+}
+
+void Inbound::request_done(uint64_t connection) {
+  auto it = conn_streams_.find(connection);
+  if (it == conn_streams_.end()) return;
+  if (--it->second.serving > 0 || it->second.open) return;
+  write_summary(it->second, true);
+  conn_streams_.erase(it);
+}
+
+void Inbound::connection_closed(uint64_t connection) {
+  dials_.connection_closed(connection);
+  auto it = conn_streams_.find(connection);
+  if (it == conn_streams_.end()) return;
+  it->second.open = false;
+  if (it->second.serving > 0) return;  // the last request's end writes the summary
+  write_summary(it->second, true);
+  conn_streams_.erase(it);
+}
+
+void Inbound::note_unanswered(uint64_t connection, std::optional<DialRefusal> refused) {
+  auto it = conn_streams_.find(connection);
+  if (it == conn_streams_.end()) return;
+  ConnStreams& c = it->second;
+  if (refused) {
+    ++c.pending.refused[static_cast<size_t>(*refused)];
+  } else {
+    ++c.pending.cancelled;
+  }
+  // A connection that lives on under attack still writes now and then.
+  if (env_.clock.now() - c.last_summary >= cfg_.streams_summary_interval) write_summary(c, false);
+}
+
+void Inbound::write_summary(ConnStreams& c, bool closed) {
+  StreamsSummary& s = c.pending;
+  c.last_summary = env_.clock.now();
+  if (stopping_ || s.cancelled + s.refused_total() == 0) return;
+  s.connection_closed = closed;
+  if (cfg_.streams_summary) cfg_.streams_summary(s);
+  ZT_LOG(env_.log, warn, kAccessLogTarget, "requests ended before their answer", {"src.addr", s.peer},
+         {"src.identity", s.identity}, {"hbone.connection", s.connection}, {"cancelled", s.cancelled},
+         {"refused.connection_dials_in_flight", s.refused[static_cast<size_t>(DialRefusal::connection)]},
+         {"refused.peer_dials_in_flight", s.refused[static_cast<size_t>(DialRefusal::peer)]},
+         {"refused.dials_in_flight", s.refused[static_cast<size_t>(DialRefusal::listener)]},
+         {"connection_closed", closed});
+  s.cancelled = 0;
+  for (uint64_t& n : s.refused) n = 0;
 }
 
 Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
   ActiveGuard active(active_);
+  Serving serving(*this, req.connection_id);
   auto snap = state_();
   const mesh::Workload* dst = snap ? snap->workload_by_address({"", req.target.ip}) : nullptr;
   if (!dst && cfg_.on_demand) {
@@ -272,38 +349,43 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
   SocketOptions opts;
   opts.mark = cfg_.mark;
   cfg_.set_original_source_of(opts, req.connection_peer.ip, upstream_addr.ip);
-  // A workload that refuses now and then (fault point): the client's side
-  // sees 503, ejects the endpoint and tries another, invisibly for service
-  // traffic.
-  if (dialing_ >= cfg_.dials_max) {
-    ++counters_.dials_refused;
-    count_guard(kHboneRefused, "dials_in_flight");
-    report.failed(kFlagConnectFailure, "too many dials in flight (" + std::to_string(dialing_) + ")");
-    answer->reject(503);
-    co_return;
-  }
   // A client that resets its stream before our answer stops the dial at
   // once (rapid reset costs a peer nothing and must cost us nothing).
   // The dial stops counting the moment the reset arrives, not when this
   // frame resumes: one read can hand hundreds of reset requests to us
   // before any of them runs again.
   io::Cancellation reset_by_client;
-  bool dial_counted = false;
-  answer->on_cancel([this, &reset_by_client, &dial_counted] {
-    if (std::exchange(dial_counted, false)) --dialing_;
+  DialBudget::Ticket dial;
+  answer->on_cancel([&reset_by_client, &dial] {
+    dial.release();
     reset_by_client.cancel();
   });
+  // Dials in flight are bounded per connection, per peer and per listener
+  // (dial_budget.h): past a bound, 503 at once.
+  if (!reset_by_client.cancelled()) {
+    const std::string peer = dial_peer_key(src_principal, req.connection_peer.ip.to_string());
+    if (const std::optional<DialRefusal> refused = dials_.try_acquire(req.connection_id, peer, dial)) {
+      ++counters_.dials_refused;
+      count_guard(kHboneRefused, reason_label(*refused));
+      note_unanswered(req.connection_id, refused);
+      report.failed_unlogged(kFlagConnectFailure);
+      answer->reject(503);
+      co_return;
+    }
+  }
+  // A workload that refuses now and then (fault point): the client's side
+  // sees 503, ejects the endpoint and tries another, invisibly for service
+  // traffic.
   Result<StreamPtr> connected = Error(Errc::connection_refused, "fault point: the workload refused");
   if (!reset_by_client.cancelled() && !ZT_BUGGIFY(env_, "proxy.inbound.upstream_refuses")) {
-    ++dialing_;
-    dial_counted = true;
     connected = co_await io::connect(env_, upstream_addr, opts, cfg_.connect_timeout, &reset_by_client);
-    if (std::exchange(dial_counted, false)) --dialing_;
   }
+  dial.release();
   if (reset_by_client.cancelled()) {
     ++counters_.cancelled;
     count_guard(kHboneCancelled, "");
-    report.failed(kFlagConnectFailure, "the client reset the stream before the answer");
+    note_unanswered(req.connection_id, std::nullopt);
+    report.failed_unlogged(kFlagConnectFailure);
     co_return;
   }
   Result<void> header_written;

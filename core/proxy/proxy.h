@@ -13,6 +13,8 @@
 #pragma once
 
 #include <functional>
+#include <map>
+#include <optional>
 #include <memory>
 
 #include "core/metrics/registry.h"
@@ -21,6 +23,7 @@
 #include "core/hbone/server.h"
 #include "core/proxy/access_log.h"
 #include "core/proxy/connection_tracker.h"
+#include "core/proxy/dial_budget.h"
 #include "core/proxy/early_data.h"
 #include "core/proxy/on_demand.h"
 #include "core/proxy/outlier.h"
@@ -142,16 +145,38 @@ class ActiveGuard {
   size_t& n_;
 };
 
+// Requests of one HBONE connection that ended before their answer with no
+// access log record of their own (InboundConfig::streams_summary).
+struct StreamsSummary {
+  uint64_t connection = 0;    // hbone::InboundRequest::connection_id
+  Endpoint peer;              // the connection's client
+  std::string identity;       // its verified identity (SPIFFE id), if any
+  uint64_t cancelled = 0;     // reset by the client before the answer
+  uint64_t refused[3] = {0, 0, 0};  // answered 503 by a dial bound, by DialRefusal
+  bool connection_closed = false;   // false: an interim summary of a connection still open
+  uint64_t refused_total() const { return refused[0] + refused[1] + refused[2]; }
+};
+
 struct InboundConfig {
   Duration connect_timeout = std::chrono::seconds(10);
   std::optional<uint32_t> mark = 1337;  // connections to local workloads bypass inbound capture
   TrafficMetrics* metrics = nullptr;      // connection metrics (reporter=destination)
   AccessLogSink access_log;              // one record per connection when it ends; empty = off
   OnDemand on_demand;                    // XDS_ON_DEMAND: ask for an unknown destination workload
-  // HBONE: dials to local workloads in flight at once (per listener, so per
-  // worker); a request beyond it is answered 503 at once. It bounds what a
-  // peer that opens and resets streams faster than dials end can hold.
-  size_t dials_max = 1024;
+  // HBONE: dials to local workloads in flight, bounded per HBONE
+  // connection, per peer and per listener (so per worker), heavy peers
+  // refused first when the listener is near full (dial_budget.h); a request
+  // beyond is answered 503 at once. They bound what a peer that opens and
+  // resets streams faster than dials end can hold, and keep it from taking
+  // what other peers need.
+  DialLimits dials;
+  // Requests reset by the client before our answer, or refused by the dial
+  // bounds, write no access log record each: one summary per HBONE
+  // connection (target "access") when it ends, and, for a connection that
+  // lives on, at most one every streams_summary_interval. `streams_summary`
+  // gets the same (tests); empty: only the log.
+  Duration streams_summary_interval = std::chrono::seconds(10);
+  std::function<void(const StreamsSummary&)> streams_summary;
   h2::Settings h2 = h2::Settings::server();  // HBONE's HTTP/2 (unanswered_requests_max, ...)
   std::optional<LocalWorkload> local;  // in-pod: the only workload served; tunnels to another are refused
   // The workload sees the client's address, not ours (upstream's original
@@ -166,7 +191,8 @@ struct InboundCounters {
   uint64_t policy_closed = 0;  // open connections a policy change denied (recheck_policies)
   uint64_t demanded = 0, demand_timeouts = 0;  // on demand (as OutboundCounters)
   // Guards: requests the client reset before our answer (their dial
-  // stopped at once), and requests refused because dials_max were in flight.
+  // stopped at once), and requests refused by a dial bound (any of them;
+  // dials().refused(...) tells which).
   uint64_t cancelled = 0, dials_refused = 0;
 };
 
@@ -184,7 +210,10 @@ class Inbound {
   // New handshakes use `tls` (new roots); open connections keep theirs.
   void set_tls(std::shared_ptr<const tls::TlsContext> tls) { server_->set_tls(std::move(tls)); }
   size_t active() const { return active_; }
-  size_t dials_in_flight() const { return dialing_; }
+  size_t dials_in_flight() const { return dials_.in_flight(); }
+  const DialBudget& dials() const { return dials_; }
+  // HBONE connections with requests being served or not yet summarized.
+  size_t connections_tracked() const { return conn_streams_.size(); }
   const hbone::ServerCounters& server_counters() const { return server_->counters(); }
   // Re-authorizes every open tunnel against the current state and resets
   // the ones now denied (call after publishing a new snapshot). Returns how
@@ -200,9 +229,26 @@ class Inbound {
   InboundConfig cfg_;
   std::optional<LocalWorkloadLookup> local_;
   void count_guard(std::string_view family, std::string_view reason);
+  // Per HBONE connection: its requests being served, and those that ended
+  // before their answer, not yet summarized.
+  struct ConnStreams {
+    size_t serving = 0;
+    bool open = true;
+    MonoTime last_summary{};
+    StreamsSummary pending;
+  };
+  class Serving;
+  void note_request(const hbone::InboundRequest& req);
+  void request_done(uint64_t connection);
+  void connection_closed(uint64_t connection);
+  // Counts a request that ended before its answer (refused: by which bound).
+  void note_unanswered(uint64_t connection, std::optional<DialRefusal> refused);
+  void write_summary(ConnStreams& c, bool closed);
   InboundCounters counters_;
   size_t active_ = 0;
-  size_t dialing_ = 0;
+  bool stopping_ = false;
+  DialBudget dials_;                              // before scope_: tickets are released by the tasks
+  std::map<uint64_t, ConnStreams> conn_streams_;  // likewise
   ConnectionTracker tracker_;  // before scope_: the tasks hold handles into it
   Scope scope_;  // before server_: requests in flight go after the server stops
   std::unique_ptr<hbone::Server> server_;

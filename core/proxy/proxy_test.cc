@@ -58,7 +58,7 @@ struct Mesh {
   // on_demand: the state starts with the client only; the proxies ask for
   // what they do not know, and the ask publishes the whole mesh 20 ms later
   // (or never, when `silent_control_plane` is set).
-  explicit Mesh(const std::string& policies = "", bool on_demand = false, uint64_t seed = 7)
+  explicit Mesh(const std::string& policies = "", bool on_demand = false, uint64_t seed = 7, DialLimits dials = {})
       : world(seed), w(WallTime(std::chrono::seconds(1'767'225'600))) {
     a = &world.add_host("node-a", {kClientIp});
     b = &world.add_host("node-b", {kServerIp, kTunneledIp});
@@ -107,6 +107,8 @@ struct Mesh {
     in_cfg.metrics = &traffic_b;
     in_cfg.access_log = [this](const ConnectionRecord& r) { log_b.push_back(r); };
     in_cfg.on_demand = ask_b;
+    in_cfg.dials = dials;
+    in_cfg.streams_summary = [this](const StreamsSummary& s) { summaries_b.push_back(s); };
     inbound = std::make_unique<Inbound>(b->env(), std::move(*in_l), w.context(w.config(tls::TlsRole::server, server_creds)),
                                         state, in_cfg);
     auto socks_l = a->env().net.listen(Endpoint{kClientIp, 15080}, {});
@@ -166,6 +168,7 @@ struct Mesh {
   metrics::Registry metrics_a, metrics_b;
   TrafficMetrics traffic_a{metrics_a}, traffic_b{metrics_b};
   std::vector<ConnectionRecord> log_a, log_b;  // access log records, per node
+  std::vector<StreamsSummary> summaries_b;      // node-b's summaries of requests cut short
   testing::TlsWorld w;
   mesh::MeshStore store;
   std::shared_ptr<const mesh::StateSnapshot> snapshot, full;
@@ -541,6 +544,158 @@ TEST(Proxy, RapidResetStopsEachDialAndOthersKeepBeingServed) {
   attack.clear();
   attacker.reset();
   }
+}
+
+// Rapid reset from one peer over several HBONE connections, fairness under
+// it: the peer (identity "attacker") opens bursts of CONNECT streams on each
+// connection and resets them only after a while, so that their slow dials
+// (node-b reaches its workloads with 100-1000 ms of latency) pile up, as
+// they do when HEADERS arrive faster than RST_STREAM. The dial bounds are
+// small here so that they bite: the attacker is held to its connection and
+// peer bounds (or, with no peer bound below the listener's, by the
+// heavy-peer rule), and the well-behaved client (identity "client", through
+// node-a's pool) is never refused. Per seed: latency, bursts, reset delay,
+// connections. Requests cut short write one summary per connection, not one
+// access log record each.
+void rapid_reset_fairness(const DialLimits& limits, const char* what) {
+  for (uint64_t seed : testing::sim_seeds(3)) {
+    SCOPED_TRACE(testing::replay(seed));
+    SCOPED_TRACE(what);
+    Mesh m("", false, seed, limits);
+    Rng rng(seed);
+    io::sim::LinkParams slow;
+    slow.latency = std::chrono::milliseconds(100 + rng.below(900));
+    m.world.set_link(m.b->id(), m.b->id(), slow);
+    const int kConnections = 2 + int(rng.below(4));
+    const int kRounds = 20 + int(rng.below(30)), kPerRound = 30 + int(rng.below(50));
+    const Duration reset_after = std::chrono::milliseconds(1 + rng.below(60));
+    const Duration spacing = std::chrono::milliseconds(20 + rng.below(60));
+    const int kGood = 3 + int(rng.below(3));
+    auto attacker_creds =
+        testing::credentials(*m.w.ca->issue(testing::test_identity("attacker"), std::chrono::hours(24), m.w.now));
+    std::shared_ptr<const tls::TlsContext> attacker_ctx = m.w.context(m.w.config(tls::TlsRole::client, attacker_creds));
+    struct Attack {
+      int opened = 0, running = 0;
+      bool stop = false;  // the well-behaved client is done: the attack may end
+      std::vector<std::unique_ptr<h2::Connection>> conns;
+    } attack;
+    attack.conns.resize(size_t(kConnections));
+    Scope attackers;
+    for (int i = 0; i < kConnections; ++i) {
+      ++attack.running;
+      attackers.spawn([](Mesh& m, std::shared_ptr<const tls::TlsContext> ctx, std::unique_ptr<h2::Connection>& conn,
+                         Attack& attack, int rounds, int per_round, Duration reset_after, Duration spacing) -> Task<void> {
+        SocketOptions opts;
+        opts.mark = 1337;  // past node-a's capture, straight to node-b's 15008
+        auto tcp = co_await io::connect(m.a->env(), Endpoint{kServerIp, 15008}, opts, std::chrono::seconds(5));
+        EXPECT_TRUE(tcp.ok());
+        if (tcp) {
+          auto tls = std::make_unique<tls::TlsStream>(m.a->env(), std::move(ctx), std::move(*tcp));
+          const Result<void> hs = co_await tls::handshake(*tls);
+          EXPECT_TRUE(hs.ok());
+          conn = std::make_unique<h2::Connection>(m.a->env(), std::move(tls), h2::Role::client, h2::Settings::client());
+          conn->start();
+          for (int round = 0; (round < rounds || !attack.stop) && !conn->dead(); ++round) {
+            std::vector<StreamPtr> burst;
+            for (int i = 0; i < per_round && conn->accepting_streams(); ++i) {
+              conn->open({"CONNECT", "10.0.2.1:8080", {}}, [](Result<h2::Opened>) {},
+                         [&burst](StreamPtr early) { burst.push_back(std::move(early)); });
+              ++attack.opened;
+            }
+            co_await io::sleep(m.a->env().loop, reset_after);
+            for (StreamPtr& s : burst) s->abort();
+            co_await io::sleep(m.a->env().loop, spacing);
+          }
+        }
+        --attack.running;
+      }(m, attacker_ctx, attack.conns[size_t(i)], attack, kRounds, kPerRound, reset_after, spacing));
+    }
+    // The bounds, sampled every millisecond on node-b.
+    const std::string attacker_id = "spiffe://cluster.local/ns/default/sa/attacker";
+    size_t max_dialing = 0, max_attacker = 0, max_per_connection = 0;
+    std::function<void()> sample = [&] {
+      const DialBudget& d = m.inbound->dials();
+      max_dialing = std::max(max_dialing, d.in_flight());
+      max_attacker = std::max(max_attacker, d.in_flight_of_peer(attacker_id));
+      for (uint64_t id = 1; id < 64; ++id) max_per_connection = std::max(max_per_connection, d.in_flight_of_connection(id));
+      if (attack.running > 0) m.b->env().loop.run_after(std::chrono::milliseconds(1), sample);
+    };
+    sample();
+    int good = 0, good_ok = 0;
+    std::vector<std::string> failures;
+    // The well-behaved client, meanwhile: one connection after another.
+    while (attack.running > 0 && good < kGood) {
+      ++good;
+      const auto data = testing::pattern(300, uint8_t(good));
+      testing::ReadAll got = m.talk(Endpoint{kServerIp, 8080}, data);
+      if (got.end.ok() && got.bytes == data) {
+        ++good_ok;
+      } else if (failures.size() < 5) {
+        failures.push_back(got.end.ok() ? "echoed " + std::to_string(got.bytes.size()) + " bytes"
+                                        : got.end.error().message());
+      }
+    }
+    attack.stop = true;
+    ASSERT_TRUE(m.world.run_until([&] { return attack.running == 0; }, std::chrono::minutes(5)));
+    m.world.run_for(std::chrono::seconds(2));
+    const InboundCounters& c = m.inbound->counters();
+    const DialBudget& d = m.inbound->dials();
+    std::printf("%s: %d streams over %d connections, %llu cancelled, refused %llu/%llu/%llu "
+                "(connection/peer/listener); %d of %d well-behaved intact; at most %zu dials in flight (attacker %zu, "
+                "one connection %zu)\n",
+                what, attack.opened, kConnections, static_cast<unsigned long long>(c.cancelled),
+                static_cast<unsigned long long>(d.refused(DialRefusal::connection)),
+                static_cast<unsigned long long>(d.refused(DialRefusal::peer)),
+                static_cast<unsigned long long>(d.refused(DialRefusal::listener)), good_ok, good, max_dialing,
+                max_attacker, max_per_connection);
+    EXPECT_GE(attack.opened, 1000);
+    EXPECT_EQ(good, kGood) << "the attack ended first";
+    EXPECT_EQ(good_ok, good) << "the well-behaved client was refused: " << (failures.empty() ? "" : failures[0]);
+    EXPECT_LE(max_dialing, limits.per_listener);
+    EXPECT_LE(max_attacker, std::min(limits.per_peer, d.near_full_mark()));
+    EXPECT_LE(max_per_connection, limits.per_connection);
+    EXPECT_GE(d.refused(DialRefusal::connection) + d.refused(DialRefusal::peer), 1u) << "the bounds never bit";
+    EXPECT_EQ(d.refused(DialRefusal::listener), 0u) << "the listener filled up";
+    EXPECT_EQ(c.allowed, uint64_t(good_ok)) << "a reset stream reached the workload";
+    EXPECT_EQ(d.in_flight(), 0u) << "a reset stream's dial went on";
+    // Access log: one record per well-behaved connection, none per attack stream.
+    for (const ConnectionRecord& r : m.log_b) EXPECT_EQ(r.src_identity, "spiffe://cluster.local/ns/default/sa/client");
+    EXPECT_EQ(m.log_b.size(), size_t(good_ok));
+    // The attacker's connections end: each one's summary adds up, and nothing is left behind.
+    attackers.clear();
+    for (auto& conn : attack.conns) conn.reset();
+    m.world.run_for(std::chrono::seconds(2));
+    uint64_t cancelled = 0, refused = 0;
+    size_t closed = 0;
+    for (const StreamsSummary& s : m.summaries_b) {
+      EXPECT_EQ(s.identity, attacker_id);
+      cancelled += s.cancelled;
+      refused += s.refused_total();
+      closed += s.connection_closed ? 1 : 0;
+    }
+    EXPECT_EQ(closed, size_t(kConnections)) << "one final summary per attack connection";
+    EXPECT_LE(m.summaries_b.size(), size_t(kConnections) * 10) << "summaries are rate-limited";
+    EXPECT_EQ(cancelled, c.cancelled);
+    EXPECT_EQ(refused, c.dials_refused);
+    EXPECT_EQ(d.connections(), 0u);
+    EXPECT_LE(m.inbound->connections_tracked(), 1u) << "only the client's pooled connection";
+  }
+}
+
+TEST(Proxy, RapidResetFromOnePeerOnManyConnectionsLeavesOthersTheirDials) {
+  DialLimits limits;
+  limits.per_connection = 16;
+  limits.per_peer = 32;
+  limits.per_listener = 48;
+  rapid_reset_fairness(limits, "rapid reset, peer bound");
+}
+
+TEST(Proxy, RapidResetHeavyPeerIsRefusedFirstWhenNoPeerBoundBites) {
+  DialLimits limits;
+  limits.per_connection = 48;
+  limits.per_peer = 48;
+  limits.per_listener = 48;
+  rapid_reset_fairness(limits, "rapid reset, heavy-peer rule");
 }
 
 // A header flood from a mesh peer: requests whose header lists are past

@@ -136,6 +136,12 @@ void TrafficReport::failed(std::string_view response_flags, std::string_view err
   emit(error.empty() ? std::string_view("connection failed") : error, response_flags);
 }
 
+void TrafficReport::failed_unlogged(std::string_view response_flags) {
+  if (!metrics_) return;
+  set_response_flags(response_flags);
+  series().counter(TrafficFamily::failed).inc(1);
+}
+
 void TrafficReport::closed(uint64_t sent, uint64_t received, std::string_view error, std::string_view response_flags) {
   // As upstream counts them: istio_tcp_received_bytes_total is the request
   // direction (client to server) and istio_tcp_sent_bytes_total the

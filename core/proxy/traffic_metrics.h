@@ -121,6 +121,9 @@ class TrafficReport {
   void opened();
   // The connection never carried bytes (denied, or no upstream).
   void failed(std::string_view response_flags, std::string_view error = {});
+  // As failed(), in the metrics only: the access log record is left to a
+  // summary of many (requests cut short under rapid reset).
+  void failed_unlogged(std::string_view response_flags);
   // sent: bytes towards the destination; received: bytes back from it. An
   // error (a reset, a policy change) still counts as a close in the metrics.
   void closed(uint64_t sent, uint64_t received, std::string_view error = {}, std::string_view response_flags = {});
