@@ -983,7 +983,11 @@ TEST(RapidReset, TheNodeStaysUpAndServesOthersWhileAPeerResetsStreams) {
   if (fd_limit > 0) {
     EXPECT_LT(peak.fds, fd_limit / 2);
   }
+#if !defined(__SANITIZE_ADDRESS__)
+  // Under ASan freed memory sits in its quarantine, so RSS after the attack
+  // says nothing about the proxy; the bound holds in plain builds.
   EXPECT_LE(observed.after.rss_kb, observed.before.rss_kb + kRssAfterAboveBaselineKbMax) << "RSS stayed up";
+#endif
   EXPECT_FALSE(m.empty()) << "no /metrics after the attack";
   EXPECT_LE(double(records), opened) << "requests that never opened a tunnel were logged one by one";
   EXPECT_GE(summary_lines, 1u);
