@@ -126,6 +126,7 @@ struct Profile {
   double client_resets = 0, slow = 0, big = 0;
   bool crashes = false, partitions = false, one_way = false, refused = false, goaway = false, wall_jumps = false;
   bool policy_changes = false, endpoint_changes = false;
+  int bursts = 0;      // connections opened at one instant from one node to one destination
   bool chaos = false;  // BUGGIFY points and RSTs at random offsets: failures need no named fault
   double short_io = 0, syn_drop = 0;
   int fault_events = 0;
@@ -149,6 +150,7 @@ Profile draw_profile(Rng& r) {
   p.policy_changes = r.chance(0.5);
   p.endpoint_changes = r.chance(0.4);
   p.chaos = r.chance(0.2);
+  p.bursts = r.chance(0.4) ? int(r.between(1, 3)) : 0;
   p.short_io = r.chance(0.4) ? r.unit() * 0.3 : 0;
   p.syn_drop = r.chance(0.2) ? r.unit() * 0.1 : 0;
   p.fault_events = int(r.below(10));
@@ -228,7 +230,7 @@ class Swarm {
   std::vector<RefPolicy> draw_policies();
   void apply_policies(const std::vector<RefPolicy>& ps);
   void apply_backends(ServiceSpec& s, const std::vector<size_t>& backends);
-  void schedule_open(MonoTime at);
+  void schedule_open(MonoTime at, std::optional<std::pair<size_t, size_t>> burst = std::nullopt);
   void open(Conn& c);
   void schedule_fault(MonoTime at);
   void heal();
@@ -350,6 +352,13 @@ RefPolicy Swarm::draw_policy(size_t i) {
       if (r_.chance(0.5)) p.selected.push_back(n);
   }
   p.deny = r_.chance(0.35);
+  if (!p.deny && r_.chance(0.5)) {
+    // A broad rule as well (most meshes allow most of their traffic).
+    RefMatch broad;
+    broad.principals.push_back({RefString::prefix, "cluster.local/"});
+    if (r_.chance(0.5)) broad.not_principals.push_back(draw_principal(r_));
+    p.rules.push_back({{broad}});
+  }
   p.dry_run = r_.chance(0.2);
   const int rules = int(r_.below(3));  // 0: never matches
   for (int ri = 0; ri < rules; ++ri) {
@@ -587,13 +596,19 @@ void Swarm::open(Conn& c) {
   m_.client_scope.spawn(talk(from.host->env(), dst, c));
 }
 
-void Swarm::schedule_open(MonoTime at) {
+void Swarm::schedule_open(MonoTime at, std::optional<std::pair<size_t, size_t>> burst) {
   conns_.emplace_back();
   Conn& c = conns_.back();
   c.id = conns_.size();
   c.from = size_t(r_.below(p_.nodes));
-  if (r_.chance(0.7)) c.service = size_t(r_.below(services_.size()));
-  else c.target = (c.from + 1 + size_t(r_.below(p_.nodes - 1))) % p_.nodes;  // a pod to itself is not proxied
+  if (burst) {
+    c.from = burst->first;
+    c.target = burst->second;
+  } else if (r_.chance(0.7)) {
+    c.service = size_t(r_.below(services_.size()));
+  } else {
+    c.target = (c.from + 1 + size_t(r_.below(p_.nodes - 1))) % p_.nodes;  // a pod to itself is not proxied
+  }
   size_t bytes = r_.below(4000);
   if (r_.chance(p_.big)) bytes = r_.below(300 * 1024);
   c.data = testing::pattern(bytes, uint8_t(c.id));
@@ -862,6 +877,15 @@ testing::SwarmSeedResult Swarm::run() {
   origin_ = m_.world.now();
   for (int i = 0; i < p_.connections; ++i)
     schedule_open(origin_ + Duration(int64_t(r_.below(uint64_t(kTraffic.count())))));
+  for (int b = 0; b < p_.bursts; ++b) {
+    // A burst to one peer (whose stream limit may be low): the pool must
+    // carry all of it, refusing none.
+    const size_t from = size_t(r_.below(p_.nodes));
+    const size_t to = (from + 1 + size_t(r_.below(p_.nodes - 1))) % p_.nodes;
+    const MonoTime at = origin_ + Duration(int64_t(r_.below(uint64_t(kTraffic.count()))));
+    const int n = int(r_.between(10, 40));
+    for (int i = 0; i < n; ++i) schedule_open(at, std::make_pair(from, to));
+  }
   for (int i = 0; i < p_.fault_events; ++i) schedule_fault(origin_ + Duration(int64_t(r_.below(uint64_t(kTraffic.count())))));
   m_.world.run_for(kTraffic + seconds(5));
   heal();
