@@ -220,6 +220,12 @@ class Swarm {
     if (p_.chaos) {
       o.faults.buggify_enable = 0.5;
       o.faults.conn_reset = r_.unit() * 0.05;
+    } else if (r_.chance(0.6)) {
+      // Fault points no connection may fail by: a server's GOAWAY after an
+      // answer (the next streams are refused and must move), late window
+      // updates, tiny TLS records and copy buffers.
+      o.faults.buggify_enable = 0.8;
+      o.faults.buggify_only = {"h2.early_goaway", "h2.zero_window", "tls.short_records", "copy.tiny_buffer"};
     }
     return o;
   }
@@ -292,6 +298,7 @@ class Swarm {
   std::vector<std::optional<MonoTime>> crashed_at_;  // per node: down since
   std::vector<std::vector<std::pair<MonoTime, MonoTime>>> down_;  // per node: crash windows
   std::vector<bool> app_stopped_;
+  std::vector<std::string> ejected_for_nothing_;
   std::set<std::string> policy_keys_;
   MonoTime origin_{}, healed_{};
   std::map<std::string, uint64_t, std::less<>> counts_;
@@ -592,6 +599,19 @@ void Swarm::open(Conn& c) {
     if (until && *until > c.started + seconds(1)) c.ejected_at_start.push_back(b);
     else if (!until) c.healthy_at_start.push_back(b);
   }
+  // Outlier detection ejects only for failures: an endpoint ejected with
+  // no fault ever touching it (or its client) was ejected for nothing.
+  if (!p_.chaos && from.outbound) {
+    for (size_t b : cands) {
+      if (!from.outbound->outliers().ejected(node(b).app_endpoint())) continue;
+      bool fault = false;
+      for (const Fault& f : faults_)
+        for (size_t n : f.nodes) fault = fault || n == b || n == c.from;
+      if (!fault)
+        ejected_for_nothing_.push_back("node-" + std::to_string(c.from) + " had node-" + std::to_string(b) +
+                                       " ejected at " + std::to_string(at_s(c.started)) + " s with no fault on it");
+    }
+  }
   const Endpoint dst = c.service ? Endpoint{services_[*c.service].vip, 80} : Endpoint{node_ip(*c.target), kAppPort};
   m_.client_scope.spawn(talk(from.host->env(), dst, c));
 }
@@ -785,6 +805,7 @@ std::string Swarm::describe(const Conn& c) const {
 }
 
 void Swarm::check(std::vector<std::string>& out) {
+  for (const std::string& e : ejected_for_nothing_) out.push_back("ejection with no fault to blame: " + e);
   for (const Conn& c : conns_) {
     if (c.started == MonoTime{} && !c.done) continue;  // never opened
     bool client_crashed = false;
