@@ -700,19 +700,26 @@ void Swarm::schedule_fault(MonoTime at) {
       break;
     case 4:
       if (!p_.goaway) break;
-      // A graceful restart: the inbound drains (GOAWAY), then the node's
-      // processes are replaced.
+      // A graceful restart: the inbound drains (GOAWAY; tunnels in flight
+      // go on, new connections are refused), then the node's processes are
+      // replaced, announcing a new stream limit: pools that learned the old
+      // one send streams the new incarnation refuses, and must retry them.
+      // It blames what runs through the node until just after the restart
+      // (peers learn of it by RST at their next write, or by their PING).
       w.scheduler().at(at, io::sim::kNetwork, "swarm.drain", [this, a, len] {
         if (!node(a).host->up() || !node(a).inbound) return;
         node(a).inbound->drain();
-        faults_.push_back({Fault::hard, {a}, m_.world.now(), m_.world.now() + len + kGrace,
-                           "drain (GOAWAY) of node-" + std::to_string(a)});
-        m_.world.scheduler().at(m_.world.now() + len, io::sim::kNetwork, "swarm.drain_restart", [this, a] {
+        faults_.push_back({Fault::hard, {a}, m_.world.now(), MonoTime::max(), "drain (GOAWAY) of node-" + std::to_string(a)});
+        const size_t fault = faults_.size() - 1;
+        m_.world.scheduler().at(m_.world.now() + len, io::sim::kNetwork, "swarm.drain_restart", [this, a, fault] {
+          faults_[fault].to = m_.world.now() + kGrace;
           if (!node(a).host->up()) return;
+          specs_[a].stream_limit = r_.chance(0.5) ? uint32_t(r_.between(1, 8)) : 0;
           m_.crash(node(a));
           m_.restart(node(a));
           down_[a].emplace_back(m_.world.now(), m_.world.now());
           app_stopped_[a] = false;
+          faults_[fault].to = m_.world.now() + seconds(2);
         });
       });
       break;
