@@ -17,6 +17,7 @@
 
 #include <cstdlib>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -143,6 +144,10 @@ class MeshFixture {
   // new handshakes both ways, open connections keep their sessions.
   bool certificates_per_node = false;
   Duration pool_idle_release = std::chrono::minutes(5);  // POOL_UNUSED_RELEASE_TIMEOUT
+  // Per-node settings applied each time a node's processes start (the swarm
+  // draws peer stream limits and the like); unset: the defaults.
+  std::function<void(const MeshNode&, core::hbone::PoolConfig&)> configure_pool;
+  std::function<void(const MeshNode&, core::proxy::InboundConfig&)> configure_inbound;
   void set_certificate(MeshNode& n, const std::string& identity, std::shared_ptr<const tls::Credentials> creds) {
     n.certificates[identity] = std::move(creds);
   }
@@ -167,6 +172,15 @@ class MeshFixture {
     n.app.reset();
   }
   void restart(MeshNode& n) { world.restart(n.host->id()); }
+  // The pod's app listens again (after stop_app), if its node is up.
+  void start_app(MeshNode& n) {
+    if (n.app || !n.running()) return;
+    auto app_l = n.host->env().net.listen(Endpoint{n.ip, kAppPort}, {});
+    ZT_ASSERT(app_l.ok());
+    n.app = std::move(*app_l);
+    n.app_scope = std::make_unique<Scope>();
+    n.app_scope->spawn(app_server(*n.app, *n.app_scope, n));
+  }
 
   // A pod on `from` connects to `dst` and sends `bytes` bytes.
   ClientConn& open(MeshNode& from, Endpoint dst, size_t bytes) {
@@ -201,6 +215,7 @@ class MeshFixture {
     core::hbone::PoolConfig pool_cfg;
     pool_cfg.socket.mark = 1337;  // the pool's own connections bypass capture
     pool_cfg.idle_release = pool_idle_release;
+    if (configure_pool) configure_pool(n, pool_cfg);
     n.pool = std::make_unique<core::hbone::Pool>(
         env, pool_cfg, [this, &n](const core::hbone::PoolKey& key) -> Result<std::shared_ptr<const tls::TlsContext>> {
           if (!certificates_per_node) return client_ctx;
@@ -213,8 +228,10 @@ class MeshFixture {
     n.outbound = std::make_unique<Outbound>(env, std::move(*out_l), state, *n.pool, out_cfg);
     auto in_l = env.net.listen(Endpoint{n.ip, 15008}, {});
     ZT_ASSERT(in_l.ok());
+    core::proxy::InboundConfig in_cfg;
+    if (configure_inbound) configure_inbound(n, in_cfg);
     n.inbound = std::make_unique<Inbound>(env, std::move(*in_l),
-                                          certificates_per_node ? node_server_context(n) : server_ctx, state);
+                                          certificates_per_node ? node_server_context(n) : server_ctx, state, in_cfg);
     n.outbound->start();
     n.inbound->start();
     auto app_l = env.net.listen(Endpoint{n.ip, kAppPort}, {});

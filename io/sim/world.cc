@@ -247,7 +247,9 @@ bool SimFaultPoints::fire(std::string_view point) {
   if (it == points_.end()) {
     // On or off for the whole seed, decided by the seed and the name alone.
     Rng decide = Rng(seed_).stream(point);
-    bool enabled = decide.chance(world_.options().faults.buggify_enable);
+    const auto& only = world_.options().faults.buggify_only;
+    bool enabled = decide.chance(world_.options().faults.buggify_enable) &&
+                   (only.empty() || std::find(only.begin(), only.end(), point) != only.end());
     it = points_.emplace(std::string(point), std::make_pair(enabled, uint64_t{0})).first;
   }
   if (!it->second.first || !rng_.chance(world_.options().faults.buggify_fire)) return false;

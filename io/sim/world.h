@@ -51,6 +51,10 @@ struct FaultRates {
   uint64_t conn_reset_offset_max = 256 * 1024;
   double buggify_enable = 0;  // a fault point is switched on for this seed
   double buggify_fire = 0.25; // a switched-on fault point fires
+  // When not empty, only these points may be switched on (a swarm that
+  // wants faults no connection has to pay for: late window updates, tiny
+  // records, a server's early GOAWAY).
+  std::vector<std::string> buggify_only;
 };
 
 struct WorldOptions {

@@ -1,0 +1,967 @@
+// The mesh swarm: generators, the fault schedule, the client applications
+// and the invariant checks. See mesh_swarm_lib.h and docs/ARCHITECTURE.md
+// ("The mesh swarm").
+#include "sim-tests/mesh_swarm_lib.h"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+
+#include "sim-tests/mesh_fixture.h"
+
+namespace zt::sim_tests::swarm {
+
+// --- the reference RBAC model ----------------------------------------------
+
+bool RefString::hits(const std::string& s) const {
+  switch (kind) {
+    case exact: return s == value;
+    case prefix: return s.size() >= value.size() && s.compare(0, value.size(), value) == 0;
+    case suffix: return s.size() >= value.size() && s.compare(s.size() - value.size(), value.size(), value) == 0;
+    case presence: return !s.empty();
+  }
+  return false;
+}
+
+bool RefCidr::hits(const IpAddr& a) const {
+  if (a.is_v4() != ip.is_v4()) return false;
+  const uint8_t* x = a.data();
+  const uint8_t* y = ip.data();
+  for (unsigned bit = 0; bit < len; ++bit) {
+    const unsigned byte = bit / 8, mask = 0x80u >> (bit % 8);
+    if ((x[byte] & mask) != (y[byte] & mask)) return false;
+  }
+  return true;
+}
+
+namespace {
+
+template <typename T, typename F>
+bool any_of(const std::vector<T>& v, F f) {
+  for (const T& x : v)
+    if (f(x)) return true;
+  return false;
+}
+
+// A field with a positive list: empty, or one entry hits. A negative list:
+// no entry hits.
+template <typename T, typename F>
+bool field(const std::vector<T>& pos, const std::vector<T>& neg, F hit) {
+  if (!pos.empty() && !any_of(pos, hit)) return false;
+  return !any_of(neg, hit);
+}
+
+bool match_hits(const RefMatch& m, const RefConn& c) {
+  const std::string principal = c.trust_domain + "/ns/" + c.src_ns + "/sa/" + c.src_sa;
+  auto str = [](const std::string& s) { return [&s](const RefString& r) { return r.hits(s); }; };
+  auto cidr = [](const IpAddr& a) { return [&a](const RefCidr& r) { return r.hits(a); }; };
+  return field(m.principals, m.not_principals, str(principal)) &&
+         field(m.namespaces, m.not_namespaces, str(c.src_ns)) &&
+         field(m.source_ips, m.not_source_ips, cidr(c.src_ip)) &&
+         field(m.destination_ips, m.not_destination_ips, cidr(c.dst_ip)) &&
+         field(m.ports, m.not_ports, [&c](uint16_t p) { return p == c.dst_port; }) &&
+         field(m.service_accounts, m.not_service_accounts,
+               [&c](const std::pair<std::string, std::string>& sa) { return sa.first == c.src_ns && sa.second == c.src_sa; });
+}
+
+bool applies(const RefPolicy& p, const RefConn& c) {
+  switch (p.scope) {
+    case RefPolicy::global: return true;
+    case RefPolicy::ns_wide: return p.ns == c.dst_ns;
+    case RefPolicy::selector: return std::find(p.selected.begin(), p.selected.end(), c.dst_node) != p.selected.end();
+  }
+  return false;
+}
+
+}  // namespace
+
+bool ref_matches(const RefPolicy& p, const RefConn& c) {
+  for (const auto& rule : p.rules) {
+    bool all = true;
+    for (const auto& clause : rule) {
+      bool one = clause.empty();
+      for (const RefMatch& m : clause) one = one || match_hits(m, c);
+      all = all && one;
+    }
+    if (all) return true;
+  }
+  return false;
+}
+
+bool ref_allowed(const std::vector<RefPolicy>& policies, const RefConn& c) {
+  bool any_allow = false, allow_hit = false;
+  for (const RefPolicy& p : policies) {
+    if (p.dry_run || !applies(p, c)) continue;
+    if (p.deny) {
+      if (ref_matches(p, c)) return false;
+    } else {
+      any_allow = true;
+      allow_hit = allow_hit || ref_matches(p, c);
+    }
+  }
+  return !any_allow || allow_hit;
+}
+
+// --- the swarm ----------------------------------------------------------------
+
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr uint16_t kAppPort = MeshFixture::kAppPort;
+const char* const kNamespaces[] = {"default", "prod"};
+const char* const kAccounts[] = {"client", "server", "web", "db"};
+constexpr Duration kTraffic = seconds(20);     // connections open and faults start in [0, kTraffic)
+constexpr Duration kGrace = seconds(45);       // after a fault ends: keepalive (30 s) + connect timeout (10 s)
+constexpr Duration kHealBound = seconds(180);  // every connection ends within this after the heal
+
+IpAddr node_ip(size_t i) { return IpAddr::v4(10, 0, uint8_t(i + 1), 1); }
+
+// What a seed turns on (swarm testing: each kind on or off per seed).
+struct Profile {
+  size_t nodes = 2, services = 1;
+  int connections = 40;
+  double client_resets = 0, slow = 0, big = 0;
+  bool crashes = false, partitions = false, one_way = false, refused = false, goaway = false, wall_jumps = false;
+  bool policy_changes = false, endpoint_changes = false;
+  int bursts = 0;      // connections opened at one instant from one node to one destination
+  bool chaos = false;  // BUGGIFY points and RSTs at random offsets: failures need no named fault
+  double short_io = 0, syn_drop = 0;
+  int fault_events = 0;
+  Duration latency{}, jitter{};
+};
+
+Profile draw_profile(Rng& r) {
+  Profile p;
+  p.nodes = size_t(r.between(2, 5));
+  p.services = size_t(r.between(1, 3));
+  p.connections = int(r.between(15, 60));
+  p.client_resets = r.chance(0.5) ? r.unit() * 0.2 : 0;
+  p.slow = r.chance(0.5) ? r.unit() * 0.5 : 0;
+  p.big = r.chance(0.3) ? r.unit() * 0.2 : 0;
+  p.crashes = r.chance(0.4);
+  p.partitions = r.chance(0.4);
+  p.one_way = r.chance(0.25);
+  p.refused = r.chance(0.4);
+  p.goaway = r.chance(0.3);
+  p.wall_jumps = r.chance(0.3);
+  p.policy_changes = r.chance(0.5);
+  p.endpoint_changes = r.chance(0.4);
+  p.chaos = r.chance(0.2);
+  p.bursts = r.chance(0.4) ? int(r.between(1, 3)) : 0;
+  p.short_io = r.chance(0.4) ? r.unit() * 0.3 : 0;
+  p.syn_drop = r.chance(0.2) ? r.unit() * 0.1 : 0;
+  p.fault_events = int(r.below(10));
+  p.latency = std::chrono::microseconds(r.between(100, 5000));
+  p.jitter = r.chance(0.5) ? std::chrono::microseconds(r.below(2000)) : Duration(0);
+  return p;
+}
+
+struct NodeSpec {
+  std::string ns, sa, zone;
+  uint32_t stream_limit = 0;  // 0: the default
+};
+
+// A fault, and whom it may be blamed by: connections whose path touches
+// `nodes` while it lasts (from `from` to `to`, the heal plus kGrace).
+struct Fault {
+  enum Kind : uint8_t { hard, app_stopped } kind = hard;
+  std::vector<size_t> nodes;
+  MonoTime from{}, to{};
+  std::string what;
+};
+
+struct PolicyVersion {
+  MonoTime from{};
+  std::vector<RefPolicy> policies;
+};
+
+struct ServiceSpec {
+  IpAddr vip;
+  std::string name;
+  std::vector<std::pair<MonoTime, std::vector<size_t>>> backends;  // versions
+};
+
+struct Conn {
+  size_t id = 0, from = 0;
+  std::optional<size_t> service, target;  // one of them
+  std::vector<uint8_t> data;
+  std::optional<size_t> reset_at;  // the client aborts after this many bytes
+  int chunks = 1;
+  Duration pause{};
+  MonoTime started{}, first_byte{}, ended{};
+  bool done = false, got_first = false, connected = false;
+  std::vector<uint8_t> received;
+  Result<size_t> end = size_t{0};
+  int served_by = -1;
+  // The LB check: candidates ejected (for more than a second) at the start,
+  // and the ones not ejected at the start.
+  std::vector<size_t> ejected_at_start, healthy_at_start;
+};
+
+class Swarm {
+ public:
+  Swarm(uint64_t seed, std::FILE* trace) : seed_(seed), r_(Rng(seed).stream("mesh-swarm")), p_(draw_profile(r_)),
+                                           m_(seed, world_options()) {
+    if (trace) m_.world.trace().set_log(trace);
+  }
+
+  testing::SwarmSeedResult run();
+
+ private:
+  io::sim::WorldOptions world_options() {
+    io::sim::WorldOptions o;
+    o.link.latency = p_.latency;
+    o.link.jitter = p_.jitter;
+    o.faults.short_io = p_.short_io;
+    o.faults.syn_drop = p_.syn_drop;
+    if (p_.chaos) {
+      o.faults.buggify_enable = 0.5;
+      o.faults.conn_reset = r_.unit() * 0.05;
+    } else if (r_.chance(0.6)) {
+      // Fault points no connection may fail by: a server's GOAWAY after an
+      // answer (the next streams are refused and must move), late window
+      // updates, tiny TLS records and copy buffers.
+      o.faults.buggify_enable = 0.8;
+      o.faults.buggify_only = {"h2.early_goaway", "h2.zero_window", "tls.short_records", "copy.tiny_buffer"};
+    }
+    return o;
+  }
+
+  void build();
+  RefMatch draw_match();
+  RefPolicy draw_policy(size_t i);
+  std::vector<RefPolicy> draw_policies();
+  void apply_policies(const std::vector<RefPolicy>& ps);
+  void apply_backends(ServiceSpec& s, const std::vector<size_t>& backends);
+  void schedule_open(MonoTime at, std::optional<std::pair<size_t, size_t>> burst = std::nullopt);
+  void open(Conn& c);
+  void schedule_fault(MonoTime at);
+  void heal();
+  void check(std::vector<std::string>& out);
+  void check_leaks(std::vector<std::string>& out);
+
+  MeshNode& node(size_t i) { return *m_.nodes[i]; }
+  RefConn ref_conn(const Conn& c, size_t dst) const {
+    RefConn rc;
+    rc.src_ns = specs_[c.from].ns;
+    rc.src_sa = specs_[c.from].sa;
+    rc.src_ip = node_ip(c.from);
+    rc.dst_ip = node_ip(dst);
+    rc.dst_port = kAppPort;
+    rc.dst_ns = specs_[dst].ns;
+    rc.dst_node = dst;
+    return rc;
+  }
+  // The policy versions in effect at some time in [a, b].
+  std::vector<const PolicyVersion*> versions(MonoTime a, MonoTime b) const {
+    std::vector<const PolicyVersion*> out;
+    for (size_t i = 0; i < policies_.size(); ++i) {
+      const MonoTime end = i + 1 < policies_.size() ? policies_[i + 1].from : MonoTime::max();
+      if (policies_[i].from <= b && end >= a) out.push_back(&policies_[i]);
+    }
+    return out;
+  }
+  std::vector<size_t> candidates(const Conn& c, MonoTime a, MonoTime b) const {
+    if (c.target) return {*c.target};
+    std::set<size_t> out;
+    const auto& hist = services_[*c.service].backends;
+    for (size_t i = 0; i < hist.size(); ++i) {
+      const MonoTime end = i + 1 < hist.size() ? hist[i + 1].first : MonoTime::max();
+      if (hist[i].first <= b && end >= a) out.insert(hist[i].second.begin(), hist[i].second.end());
+    }
+    return {out.begin(), out.end()};
+  }
+  std::string blame(const Conn& c, MonoTime end) const;
+  // The app that served `c` was stopped while it lived (it closes with FIN).
+  bool app_closed(const Conn& c) const {
+    for (const Fault& f : faults_)
+      if (f.kind == Fault::app_stopped && f.from <= c.ended && f.to >= c.started && f.nodes[0] == size_t(c.served_by))
+        return true;
+    return false;
+  }
+  std::string describe(const Conn& c) const;
+  double at_s(MonoTime t) const { return std::chrono::duration<double>(t - origin_).count(); }
+
+  uint64_t seed_;
+  Rng r_;
+  Profile p_;
+  MeshFixture m_;
+  std::optional<tls::Ca> ca_;
+  std::vector<NodeSpec> specs_;
+  std::deque<ServiceSpec> services_;
+  std::vector<PolicyVersion> policies_;
+  std::deque<Conn> conns_;
+  std::vector<Fault> faults_;
+  std::vector<std::optional<MonoTime>> crashed_at_;  // per node: down since
+  std::vector<std::vector<std::pair<MonoTime, MonoTime>>> down_;  // per node: crash windows
+  std::vector<bool> app_stopped_;
+  std::vector<std::string> ejected_for_nothing_;
+  std::set<std::string> policy_keys_;
+  MonoTime origin_{}, healed_{};
+  std::map<std::string, uint64_t, std::less<>> counts_;
+};
+
+// --- generators ----------------------------------------------------------------
+
+RefString draw_principal(Rng& r) {
+  const std::string ns = kNamespaces[r.below(2)], sa = kAccounts[r.below(4)];
+  switch (r.below(4)) {
+    case 0: return {RefString::exact, "cluster.local/ns/" + ns + "/sa/" + sa};
+    case 1: return {RefString::prefix, "cluster.local/ns/" + ns + "/"};
+    case 2: return {RefString::suffix, "/sa/" + sa};
+    default: return r.chance(0.5) ? RefString{RefString::presence, ""} : RefString{RefString::exact, "cluster.local/ns/" + ns + "/sa/" + sa};
+  }
+}
+
+RefMatch Swarm::draw_match() {
+  RefMatch m;
+  const size_t n = specs_.size();
+  const int fields = int(r_.between(1, 2));
+  for (int f = 0; f < fields; ++f) {
+    const bool neg = r_.chance(0.3);
+    switch (r_.below(6)) {
+      case 0: (neg ? m.not_principals : m.principals).push_back(draw_principal(r_)); break;
+      case 1: {
+        RefString s = r_.chance(0.7) ? RefString{RefString::exact, kNamespaces[r_.below(2)]}
+                                     : RefString{RefString::prefix, "pr"};
+        (neg ? m.not_namespaces : m.namespaces).push_back(s);
+        break;
+      }
+      case 2: {
+        const size_t i = r_.below(n);
+        RefCidr c = r_.chance(0.6) ? RefCidr{node_ip(i), 32}
+                                   : (r_.chance(0.5) ? RefCidr{IpAddr::v4(10, 0, 0, 0), 16} : RefCidr{IpAddr::v4(10, 0, 0, 0), 23});
+        (neg ? m.not_source_ips : m.source_ips).push_back(c);
+        break;
+      }
+      case 3: (neg ? m.not_destination_ips : m.destination_ips).push_back(RefCidr{node_ip(r_.below(n)), 32}); break;
+      case 4: (neg ? m.not_ports : m.ports).push_back(r_.chance(0.7) ? kAppPort : uint16_t(9090)); break;
+      default:
+        (neg ? m.not_service_accounts : m.service_accounts)
+            .push_back({kNamespaces[r_.below(2)], kAccounts[r_.below(4)]});
+        break;
+    }
+  }
+  return m;
+}
+
+RefPolicy Swarm::draw_policy(size_t i) {
+  RefPolicy p;
+  p.name = "p" + std::to_string(i) + "-" + std::to_string(r_.below(1000));
+  const uint64_t scope = r_.below(3);
+  p.scope = scope == 0 ? RefPolicy::global : scope == 1 ? RefPolicy::ns_wide : RefPolicy::selector;
+  p.ns = p.scope == RefPolicy::global ? "istio-system" : kNamespaces[r_.below(2)];
+  if (p.scope == RefPolicy::selector) {
+    for (size_t n = 0; n < specs_.size(); ++n)
+      if (r_.chance(0.5)) p.selected.push_back(n);
+  }
+  p.deny = r_.chance(0.35);
+  if (!p.deny && r_.chance(0.5)) {
+    // A broad rule as well (most meshes allow most of their traffic).
+    RefMatch broad;
+    broad.principals.push_back({RefString::prefix, "cluster.local/"});
+    if (r_.chance(0.5)) broad.not_principals.push_back(draw_principal(r_));
+    p.rules.push_back({{broad}});
+  }
+  p.dry_run = r_.chance(0.2);
+  const int rules = int(r_.below(3));  // 0: never matches
+  for (int ri = 0; ri < rules; ++ri) {
+    std::vector<std::vector<RefMatch>> rule;
+    const int clauses = int(r_.between(1, 2));
+    for (int ci = 0; ci < clauses; ++ci) {
+      std::vector<RefMatch> clause;
+      const int matches = int(r_.between(1, 2));
+      for (int mi = 0; mi < matches; ++mi) clause.push_back(draw_match());
+      rule.push_back(std::move(clause));
+    }
+    p.rules.push_back(std::move(rule));
+  }
+  return p;
+}
+
+std::vector<RefPolicy> Swarm::draw_policies() {
+  std::vector<RefPolicy> out;
+  const int n = r_.chance(0.2) ? 0 : int(r_.between(1, 4));
+  for (int i = 0; i < n; ++i) out.push_back(draw_policy(size_t(i)));
+  return out;
+}
+
+core::mesh::StringMatch to_core(const RefString& s) {
+  core::mesh::StringMatch m;
+  m.kind = s.kind == RefString::exact    ? core::mesh::StringMatch::Kind::exact
+           : s.kind == RefString::prefix ? core::mesh::StringMatch::Kind::prefix
+           : s.kind == RefString::suffix ? core::mesh::StringMatch::Kind::suffix
+                                         : core::mesh::StringMatch::Kind::presence;
+  m.value = s.value;
+  return m;
+}
+
+core::mesh::Authorization to_core(const RefPolicy& p) {
+  core::mesh::Authorization a;
+  a.name = p.name;
+  a.ns = p.ns;
+  a.scope = p.scope == RefPolicy::global   ? core::mesh::RbacScope::global
+            : p.scope == RefPolicy::ns_wide ? core::mesh::RbacScope::ns
+                                            : core::mesh::RbacScope::workload_selector;
+  a.action = p.deny ? core::mesh::RbacAction::deny : core::mesh::RbacAction::allow;
+  a.dry_run = p.dry_run;
+  auto strs = [](const std::vector<RefString>& v) {
+    std::vector<core::mesh::StringMatch> out;
+    for (const RefString& s : v) out.push_back(to_core(s));
+    return out;
+  };
+  auto cidrs = [](const std::vector<RefCidr>& v) {
+    std::vector<core::mesh::Cidr> out;
+    for (const RefCidr& c : v) out.push_back(core::mesh::Cidr{c.ip, c.len});
+    return out;
+  };
+  auto sas = [](const std::vector<std::pair<std::string, std::string>>& v) {
+    std::vector<core::mesh::ServiceAccountMatch> out;
+    for (const auto& [ns, sa] : v) out.push_back({ns, sa});
+    return out;
+  };
+  for (const auto& rule : p.rules) {
+    core::mesh::RbacRule r;
+    for (const auto& clause : rule) {
+      core::mesh::RbacClause c;
+      for (const RefMatch& m : clause) {
+        core::mesh::RbacMatch x;
+        x.principals = strs(m.principals);
+        x.not_principals = strs(m.not_principals);
+        x.namespaces = strs(m.namespaces);
+        x.not_namespaces = strs(m.not_namespaces);
+        x.source_ips = cidrs(m.source_ips);
+        x.not_source_ips = cidrs(m.not_source_ips);
+        x.destination_ips = cidrs(m.destination_ips);
+        x.not_destination_ips = cidrs(m.not_destination_ips);
+        x.destination_ports = m.ports;
+        x.not_destination_ports = m.not_ports;
+        x.service_accounts = sas(m.service_accounts);
+        x.not_service_accounts = sas(m.not_service_accounts);
+        c.push_back(std::move(x));
+      }
+      r.push_back(std::move(c));
+    }
+    a.rules.push_back(std::move(r));
+  }
+  return a;
+}
+
+void Swarm::apply_policies(const std::vector<RefPolicy>& ps) {
+  for (const std::string& k : policy_keys_) m_.store.remove_authorization(k);
+  policy_keys_.clear();
+  for (auto& n : m_.nodes) n->workload.authorization_policies.clear();
+  for (const RefPolicy& p : ps) {
+    const std::string key = p.ns + "/" + p.name;
+    m_.store.upsert_policy(key, to_core(p));
+    policy_keys_.insert(key);
+    if (p.scope == RefPolicy::selector)
+      for (size_t i : p.selected) node(i).workload.authorization_policies.push_back(key);
+  }
+  for (auto& n : m_.nodes) m_.store.upsert_workload(n->workload);
+}
+
+void Swarm::apply_backends(ServiceSpec& s, const std::vector<size_t>& backends) {
+  const core::mesh::NamespacedHostname key{"default", s.name + ".default.svc.cluster.local"};
+  for (auto& n : m_.nodes) {
+    n->workload.services.erase(key);
+    if (std::find(backends.begin(), backends.end(), n->index) != backends.end()) n->workload.services[key] = {{80, 0}};
+    m_.store.upsert_workload(n->workload);
+  }
+  s.backends.emplace_back(m_.world.now(), backends);
+}
+
+std::vector<size_t> draw_subset(Rng& r, size_t n) {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < n; ++i)
+    if (r.chance(0.6)) out.push_back(i);
+  if (out.empty()) out.push_back(size_t(r.below(n)));
+  return out;
+}
+
+void Swarm::build() {
+  m_.certificates_per_node = true;
+  m_.pool_idle_release = seconds(15);
+  for (size_t i = 0; i < p_.nodes; ++i) {
+    NodeSpec s;
+    s.ns = kNamespaces[r_.below(2)];
+    s.sa = kAccounts[r_.below(4)];
+    s.zone = r_.chance(0.5) ? "z1" : "z2";
+    if (r_.chance(0.4)) s.stream_limit = uint32_t(r_.between(1, 8));
+    specs_.push_back(s);
+  }
+  m_.configure_inbound = [this](const MeshNode& n, core::proxy::InboundConfig& cfg) {
+    if (specs_[n.index].stream_limit) cfg.h2.concurrent_streams_max = specs_[n.index].stream_limit;
+  };
+  // The mesh's CA, made a day before the simulation starts: wall-clock
+  // jumps of an hour either way keep every certificate valid.
+  tls::CaOptions ca_opts;
+  ca_opts.pin_signature_sizes = true;
+  const WallTime epoch = WallTime(std::chrono::seconds(1'767'225'600));  // io/sim's wall clock at 0
+  auto ca = tls::Ca::create(ca_opts, Rng(seed_).stream("ca"), epoch - std::chrono::hours(24));
+  ZT_ASSERT(ca.ok());
+  ca_.emplace(std::move(*ca));
+  for (size_t i = 0; i < p_.nodes; ++i) {
+    MeshNode& n = m_.add_node("node-" + std::to_string(i), node_ip(i), specs_[i].sa, specs_[i].zone);
+    n.workload.ns = specs_[i].ns;
+    m_.store.upsert_workload(n.workload);
+    auto issued = ca_->issue(tls::Identity("cluster.local", specs_[i].ns, specs_[i].sa), std::chrono::hours(48), epoch - std::chrono::hours(2));
+    ZT_ASSERT(issued.ok());
+    m_.set_certificate(n, n.workload.identity().to_string(), testing::credentials(std::move(*issued)));
+    m_.set_roots(n, ca_->trust_bundle());
+  }
+  for (size_t s = 0; s < p_.services; ++s) {
+    ServiceSpec spec;
+    spec.vip = IpAddr::v4(10, 96, 0, uint8_t(s + 1));
+    spec.name = "svc" + std::to_string(s);
+    std::optional<core::mesh::LoadBalancer> lb;
+    if (r_.chance(0.3)) {
+      lb.emplace();
+      lb->mode = core::mesh::LbMode::failover;
+      lb->routing_preference = {core::mesh::LbScope::region, core::mesh::LbScope::zone};
+    }
+    m_.add_service(spec.name, spec.vip, {}, lb);
+    services_.push_back(spec);
+    apply_backends(services_.back(), draw_subset(r_, p_.nodes));
+  }
+  policies_.push_back({m_.world.now(), draw_policies()});
+  apply_policies(policies_.back().policies);
+  crashed_at_.assign(p_.nodes, std::nullopt);
+  down_.assign(p_.nodes, {});
+  app_stopped_.assign(p_.nodes, false);
+}
+
+// --- the client applications --------------------------------------------------
+
+Task<void> write_side(Env& env, Stream& s, Conn& c) {
+  const size_t total = c.reset_at ? std::min(*c.reset_at, c.data.size()) : c.data.size();
+  const size_t chunk = std::max<size_t>(1, total / size_t(c.chunks) + 1);
+  for (size_t off = 0; off < total;) {
+    const size_t n = std::min(chunk, total - off);
+    if (!co_await io::write_all(s, ConstBytes(c.data).subspan(off, n))) co_return;
+    off += n;
+    if (off < total && c.pause > Duration(0)) co_await io::sleep(env.loop, c.pause);
+  }
+  if (c.reset_at) {
+    co_await io::sleep(env.loop, milliseconds(int64_t(c.id % 50)));
+    s.abort();
+    co_return;
+  }
+  (void)s.shutdown_write();
+}
+
+Task<void> read_side(Env& env, Stream& s, Conn& c) {
+  std::vector<uint8_t> buf(16384);
+  for (;;) {
+    Result<size_t> n = co_await io::read(s, buf);
+    if (!n || *n == 0) {
+      c.end = std::move(n);
+      co_return;
+    }
+    if (!c.got_first) {
+      c.got_first = true;
+      c.first_byte = env.clock.now();
+      c.served_by = buf[0];
+    }
+    c.received.insert(c.received.end(), buf.begin(), buf.begin() + std::ptrdiff_t(*n));
+  }
+}
+
+Task<void> talk(Env& env, Endpoint dst, Conn& c) {
+  auto s = co_await io::connect(env, dst, {}, seconds(10));
+  if (!s) {
+    c.end = s.error();
+  } else {
+    c.connected = true;
+    co_await join(write_side(env, **s, c), read_side(env, **s, c));
+    (*s)->close();
+  }
+  c.ended = env.clock.now();
+  c.done = true;
+}
+
+void Swarm::open(Conn& c) {
+  MeshNode& from = node(c.from);
+  if (!from.host->up()) {
+    c.done = true;  // its pod is down: never opened
+    c.started = c.ended = m_.world.now();
+    c.end = Error(Errc::not_connected, "client node down");
+    counts_["open_on_down_node"]++;
+    return;
+  }
+  c.started = m_.world.now();
+  const std::vector<size_t> cands = candidates(c, c.started, c.started);
+  for (size_t b : cands) {
+    auto until = from.outbound ? from.outbound->outliers().ejected_until(node(b).app_endpoint()) : std::nullopt;
+    if (until && *until > c.started + seconds(1)) c.ejected_at_start.push_back(b);
+    else if (!until) c.healthy_at_start.push_back(b);
+  }
+  // Outlier detection ejects only for failures: an endpoint ejected with
+  // no fault ever touching it (or its client) was ejected for nothing.
+  if (!p_.chaos && from.outbound) {
+    for (size_t b : cands) {
+      if (!from.outbound->outliers().ejected(node(b).app_endpoint())) continue;
+      bool fault = false;
+      for (const Fault& f : faults_)
+        for (size_t n : f.nodes) fault = fault || n == b || n == c.from;
+      if (!fault)
+        ejected_for_nothing_.push_back("node-" + std::to_string(c.from) + " had node-" + std::to_string(b) +
+                                       " ejected at " + std::to_string(at_s(c.started)) + " s with no fault on it");
+    }
+  }
+  const Endpoint dst = c.service ? Endpoint{services_[*c.service].vip, 80} : Endpoint{node_ip(*c.target), kAppPort};
+  m_.client_scope.spawn(talk(from.host->env(), dst, c));
+}
+
+void Swarm::schedule_open(MonoTime at, std::optional<std::pair<size_t, size_t>> burst) {
+  conns_.emplace_back();
+  Conn& c = conns_.back();
+  c.id = conns_.size();
+  c.from = size_t(r_.below(p_.nodes));
+  if (burst) {
+    c.from = burst->first;
+    c.target = burst->second;
+  } else if (r_.chance(0.7)) {
+    c.service = size_t(r_.below(services_.size()));
+  } else {
+    c.target = (c.from + 1 + size_t(r_.below(p_.nodes - 1))) % p_.nodes;  // a pod to itself is not proxied
+  }
+  size_t bytes = r_.below(4000);
+  if (r_.chance(p_.big)) bytes = r_.below(300 * 1024);
+  c.data = testing::pattern(bytes, uint8_t(c.id));
+  if (r_.chance(p_.client_resets)) c.reset_at = r_.below(bytes + 1);
+  if (r_.chance(p_.slow)) {
+    c.chunks = int(r_.between(2, 6));
+    c.pause = milliseconds(int64_t(r_.below(3000)));
+  }
+  m_.world.scheduler().at(at, io::sim::kNetwork, "swarm.open", [this, &c] { open(c); });
+}
+
+// --- faults --------------------------------------------------------------------------
+
+void Swarm::schedule_fault(MonoTime at) {
+  io::sim::World& w = m_.world;
+  const size_t a = size_t(r_.below(p_.nodes));
+  size_t b = size_t(r_.below(p_.nodes));
+  if (b == a) b = (a + 1) % p_.nodes;
+  const Duration len = milliseconds(int64_t(200 + r_.below(12000)));
+  switch (r_.below(8)) {
+    case 0:
+      if (!p_.crashes) break;
+      w.scheduler().at(at, io::sim::kNetwork, "swarm.crash", [this, a] {
+        if (!node(a).host->up()) return;
+        faults_.push_back({Fault::hard, {a}, m_.world.now(), MonoTime::max(), "crash of node-" + std::to_string(a)});
+        crashed_at_[a] = m_.world.now();
+        m_.crash(node(a));
+      });
+      w.scheduler().at(at + len, io::sim::kNetwork, "swarm.restart", [this, a] {
+        if (node(a).host->up()) return;
+        m_.restart(node(a));
+        for (Fault& f : faults_)
+          if (f.to == MonoTime::max() && f.nodes == std::vector<size_t>{a} && f.what.starts_with("crash"))
+            f.to = m_.world.now() + kGrace;
+        down_[a].emplace_back(*crashed_at_[a], m_.world.now());
+        crashed_at_[a].reset();
+        app_stopped_[a] = false;
+      });
+      break;
+    case 1:
+    case 2: {
+      const bool one_way = r_.chance(0.5);
+      if (!(one_way ? p_.one_way : p_.partitions)) break;
+      w.scheduler().at(at, io::sim::kNetwork, "swarm.partition", [this, a, b, len, one_way] {
+        io::sim::HostId ha = node(a).host->id(), hb = node(b).host->id();
+        if (one_way) m_.world.partition_one_way(ha, hb);
+        else m_.world.partition(ha, hb);
+        faults_.push_back({Fault::hard, {a, b}, m_.world.now(), m_.world.now() + len + kGrace,
+                           std::string(one_way ? "one-way " : "") + "partition node-" + std::to_string(a) +
+                               " / node-" + std::to_string(b)});
+      });
+      w.scheduler().at(at + len, io::sim::kNetwork, "swarm.heal",
+                       [this, a, b] { m_.world.heal(node(a).host->id(), node(b).host->id()); });
+      break;
+    }
+    case 3:
+      if (!p_.refused) break;
+      w.scheduler().at(at, io::sim::kNetwork, "swarm.stop_app", [this, a, len] {
+        if (!node(a).host->up() || app_stopped_[a]) return;
+        app_stopped_[a] = true;
+        m_.stop_app(node(a));
+        faults_.push_back({Fault::app_stopped, {a}, m_.world.now(), m_.world.now() + len + kGrace,
+                           "app of node-" + std::to_string(a) + " stopped"});
+      });
+      w.scheduler().at(at + len, io::sim::kNetwork, "swarm.start_app", [this, a] {
+        app_stopped_[a] = false;
+        m_.start_app(node(a));
+      });
+      break;
+    case 4:
+      if (!p_.goaway) break;
+      // A graceful restart: the inbound drains (GOAWAY; tunnels in flight
+      // go on, new connections are refused), then the node's processes are
+      // replaced, announcing a new stream limit: pools that learned the old
+      // one send streams the new incarnation refuses, and must retry them.
+      // It blames what runs through the node until just after the restart
+      // (peers learn of it by RST at their next write, or by their PING).
+      w.scheduler().at(at, io::sim::kNetwork, "swarm.drain", [this, a, len] {
+        if (!node(a).host->up() || !node(a).inbound) return;
+        node(a).inbound->drain();
+        faults_.push_back({Fault::hard, {a}, m_.world.now(), MonoTime::max(), "drain (GOAWAY) of node-" + std::to_string(a)});
+        const size_t fault = faults_.size() - 1;
+        m_.world.scheduler().at(m_.world.now() + len, io::sim::kNetwork, "swarm.drain_restart", [this, a, fault] {
+          faults_[fault].to = m_.world.now() + kGrace;
+          if (!node(a).host->up()) return;
+          specs_[a].stream_limit = r_.chance(0.5) ? uint32_t(r_.between(1, 8)) : 0;
+          m_.crash(node(a));
+          m_.restart(node(a));
+          down_[a].emplace_back(m_.world.now(), m_.world.now());
+          app_stopped_[a] = false;
+          faults_[fault].to = m_.world.now() + seconds(2);
+        });
+      });
+      break;
+    case 5:
+      if (!p_.wall_jumps) break;
+      w.scheduler().at(at, io::sim::kNetwork, "swarm.wall_jump", [this, a] {
+        m_.world.jump_wall(node(a).host->id(), std::chrono::minutes(int64_t(r_.below(120)) - 60));
+      });
+      break;
+    case 6:
+      if (!p_.policy_changes) break;
+      w.scheduler().at(at, io::sim::kNetwork, "swarm.policy", [this] {
+        policies_.push_back({m_.world.now(), draw_policies()});
+        apply_policies(policies_.back().policies);
+        m_.publish();
+        for (auto& n : m_.nodes)
+          if (n->inbound) n->inbound->recheck_policies();
+        counts_["policy_change"]++;
+      });
+      break;
+    default:
+      if (!p_.endpoint_changes) break;
+      w.scheduler().at(at, io::sim::kNetwork, "swarm.endpoints", [this] {
+        ServiceSpec& s = services_[r_.below(services_.size())];
+        apply_backends(s, draw_subset(r_, p_.nodes));
+        m_.publish();
+        counts_["endpoint_change"]++;
+      });
+      break;
+  }
+}
+
+void Swarm::heal() {
+  m_.world.heal_all();
+  for (size_t i = 0; i < p_.nodes; ++i) {
+    if (!node(i).host->up()) {
+      m_.restart(node(i));
+      for (Fault& f : faults_)
+        if (f.to == MonoTime::max() && f.nodes == std::vector<size_t>{i}) f.to = m_.world.now() + kGrace;
+      down_[i].emplace_back(*crashed_at_[i], m_.world.now());
+      crashed_at_[i].reset();
+    }
+    m_.start_app(node(i));
+    app_stopped_[i] = false;
+  }
+  healed_ = m_.world.now();
+}
+
+// --- invariants ------------------------------------------------------------------------
+
+std::string Swarm::blame(const Conn& c, MonoTime end) const {
+  if (p_.chaos) return "chaos (BUGGIFY, random RSTs)";
+  const std::vector<size_t> cands = candidates(c, c.started, end);
+  std::vector<size_t> path = cands;
+  path.push_back(c.from);
+  auto overlaps = [&](const Fault& f) { return f.from <= end && f.to >= c.started; };
+  auto has = [](const std::vector<size_t>& v, size_t n) { return std::find(v.begin(), v.end(), n) != v.end(); };
+  // Candidates some fault touches while the connection lives.
+  std::set<size_t> touched;
+  for (const Fault& f : faults_)
+    if (overlaps(f))
+      for (size_t n : f.nodes)
+        if (has(cands, n)) touched.insert(n);
+  for (const Fault& f : faults_) {
+    if (!overlaps(f)) continue;
+    for (size_t n : f.nodes) {
+      if (f.kind == Fault::app_stopped) {
+        // A refused connect is retried on another endpoint: it may fail
+        // the connections it served or that were addressed to it, or all
+        // when no candidate is untouched by faults.
+        if (!has(cands, n)) continue;
+        if ((c.target && *c.target == n) || c.served_by == int(n) || touched.size() == cands.size()) return f.what;
+      } else if (has(path, n)) {
+        return f.what;
+      }
+    }
+  }
+  return "";
+}
+
+std::string Swarm::describe(const Conn& c) const {
+  std::string s = "conn " + std::to_string(c.id) + " node-" + std::to_string(c.from) + " -> " +
+                  (c.service ? "svc" + std::to_string(*c.service) : "node-" + std::to_string(*c.target)) + " (" +
+                  std::to_string(c.data.size()) + " bytes" + (c.reset_at ? ", client resets" : "") +
+                  (c.chunks > 1 ? ", slow" : "") + ") started " + std::to_string(at_s(c.started)) + " s";
+  if (c.done) s += ", ended " + std::to_string(at_s(c.ended)) + " s";
+  s += ", served by " + std::to_string(c.served_by) + ", got " + std::to_string(c.received.size()) + "/" +
+       std::to_string(c.data.size() + 1) + ", " + (c.end.ok() ? "EOF" : c.end.error().message());
+  return s;
+}
+
+void Swarm::check(std::vector<std::string>& out) {
+  for (const std::string& e : ejected_for_nothing_) out.push_back("ejection with no fault to blame: " + e);
+  for (const Conn& c : conns_) {
+    if (c.started == MonoTime{} && !c.done) continue;  // never opened
+    bool client_crashed = false;
+    for (const auto& [from, to] : down_[c.from])
+      if (from >= c.started && (!c.done || from <= c.ended)) client_crashed = true;
+    if (crashed_at_[c.from]) client_crashed = true;
+    if (!c.done) {
+      if (!client_crashed) out.push_back("never ended (liveness): " + describe(c));
+      continue;
+    }
+    if (client_crashed) continue;  // its pod died with it
+    const MonoTime end = c.ended;
+    const std::vector<size_t> cands = candidates(c, c.started, end);
+    // Bytes: what arrived is the server's id byte, then a prefix of the
+    // echo; a clean end carries all of it.
+    if (!c.received.empty()) {
+      if (std::find(cands.begin(), cands.end(), size_t(c.served_by)) == cands.end())
+        out.push_back("answered by a node that is not a destination: " + describe(c));
+      const size_t n = std::min(c.received.size() - 1, c.data.size());
+      if (c.received.size() - 1 > c.data.size() ||
+          !std::equal(c.data.begin(), c.data.begin() + std::ptrdiff_t(n), c.received.begin() + 1))
+        out.push_back("bytes corrupted, duplicated or out of order: " + describe(c));
+    }
+    const bool clean = c.end.ok() && *c.end == 0;
+    const bool intact = clean && c.received.size() == c.data.size() + 1;
+    const std::string culprit = blame(c, end);
+    // (An application that stops closes its connections: FIN, legitimately.)
+    if (clean && !c.reset_at && c.served_by >= 0 && !intact && !app_closed(c))
+      out.push_back("clean end with bytes missing (a reset forwarded as FIN?): " + describe(c));
+    // Policy: served by b only if some policy version in effect allowed it.
+    const auto vs = versions(c.started, c.got_first ? c.first_byte : end);
+    if (c.served_by >= 0) {
+      bool ok = false;
+      for (const PolicyVersion* v : vs) ok = ok || ref_allowed(v->policies, ref_conn(c, size_t(c.served_by)));
+      if (!ok) out.push_back("served although the reference RBAC model denies it: " + describe(c));
+    }
+    // Every candidate allowed by every version in effect: no fault to
+    // blame, the connection must be intact.
+    bool all_allow = true;
+    for (const PolicyVersion* v : versions(c.started, end))
+      for (size_t b : cands) all_allow = all_allow && ref_allowed(v->policies, ref_conn(c, b));
+    if (all_allow && !c.reset_at && culprit.empty() && !intact)
+      out.push_back("failed with no fault to blame: " + describe(c));
+    // A policy change that denies an open connection closes it.
+    if (c.served_by >= 0 && intact && culprit.empty()) {
+      for (const PolicyVersion& v : policies_) {
+        if (v.from <= c.first_byte || v.from + seconds(2) >= end) continue;
+        if (!ref_allowed(v.policies, ref_conn(c, size_t(c.served_by))))
+          out.push_back("a policy change at " + std::to_string(at_s(v.from)) + " s denied it and it was not closed: " +
+                        describe(c));
+      }
+    }
+    // The LB: not an endpoint ejected at the start while one that was
+    // healthy then (and still is at the end) exists.
+    if (c.served_by >= 0 && culprit.empty() &&
+        std::find(c.ejected_at_start.begin(), c.ejected_at_start.end(), size_t(c.served_by)) != c.ejected_at_start.end()) {
+      MeshNode& from = node(c.from);
+      for (size_t h : c.healthy_at_start) {
+        if (from.outbound && !from.outbound->outliers().ejected(node(h).app_endpoint()) &&
+            ref_allowed(policies_.back().policies, ref_conn(c, h))) {
+          out.push_back("the LB picked ejected node-" + std::to_string(c.served_by) + " while node-" +
+                        std::to_string(h) + " was healthy: " + describe(c));
+          break;
+        }
+      }
+    }
+  }
+}
+
+void Swarm::check_leaks(std::vector<std::string>& out) {
+  for (auto& n : m_.nodes) {
+    if (!n->running()) continue;
+    if (n->pool->connections() != 0)
+      out.push_back("node-" + std::to_string(n->index) + ": " + std::to_string(n->pool->connections()) +
+                    " pool connections left after the idle release");
+    if (n->outbound->active() != 0 || n->inbound->active() != 0 || n->inbound->dials_in_flight() != 0)
+      out.push_back("node-" + std::to_string(n->index) + ": connections left: outbound " +
+                    std::to_string(n->outbound->active()) + ", inbound " + std::to_string(n->inbound->active()) +
+                    ", dials " + std::to_string(n->inbound->dials_in_flight()));
+  }
+  if (m_.world.live_connections() != 0)
+    out.push_back(std::to_string(m_.world.live_connections()) + " simulated connections left: " +
+                  m_.world.describe_leftovers());
+}
+
+testing::SwarmSeedResult Swarm::run() {
+  const auto wall_start = Clock::now();
+  build();
+  m_.start();
+  origin_ = m_.world.now();
+  for (int i = 0; i < p_.connections; ++i)
+    schedule_open(origin_ + Duration(int64_t(r_.below(uint64_t(kTraffic.count())))));
+  for (int b = 0; b < p_.bursts; ++b) {
+    // A burst to one peer (whose stream limit may be low): the pool must
+    // carry all of it, refusing none.
+    const size_t from = size_t(r_.below(p_.nodes));
+    const size_t to = (from + 1 + size_t(r_.below(p_.nodes - 1))) % p_.nodes;
+    const MonoTime at = origin_ + Duration(int64_t(r_.below(uint64_t(kTraffic.count()))));
+    const int n = int(r_.between(10, 40));
+    for (int i = 0; i < n; ++i) schedule_open(at, std::make_pair(from, to));
+  }
+  for (int i = 0; i < p_.fault_events; ++i) schedule_fault(origin_ + Duration(int64_t(r_.below(uint64_t(kTraffic.count())))));
+  m_.world.run_for(kTraffic + seconds(5));
+  heal();
+  auto settled = [this] {
+    for (const Conn& c : conns_) {
+      if (c.done) continue;
+      bool crashed = false;
+      for (const auto& [from, to] : down_[c.from]) crashed = crashed || from >= c.started;
+      if (!crashed) return false;
+    }
+    return true;
+  };
+  m_.world.run_until(settled, kHealBound);
+  testing::SwarmSeedResult out;
+  check(out.violations);
+  for (const Fault& f : faults_)
+    out.violations.empty() ? void() : out.violations.push_back("(fault) " + f.what + " from " + std::to_string(at_s(f.from)) + " s");
+  if (out.violations.empty()) {
+    // Connections of pods that died with their node hang in the client
+    // scope: drop them, then give the pools their idle release.
+    m_.client_scope.clear();
+    m_.world.run_for(m_.pool_idle_release + seconds(35));
+    check_leaks(out.violations);
+  }
+  out.hash = m_.world.trace().hash();
+  out.virtual_s = std::chrono::duration<double>(m_.world.now().time_since_epoch()).count();
+  out.wall_s = std::chrono::duration<double>(Clock::now() - wall_start).count();
+  out.faults = m_.world.fault_counts();
+  for (const auto& [name, state] : m_.world.fault_points().points())
+    if (state.second) out.faults["buggify:" + name] += state.second;
+  for (const auto& [k, v] : counts_) out.faults[k] += v;
+  size_t intact = 0, served = 0;
+  for (const Conn& c : conns_) {
+    intact += c.done && c.end.ok() && *c.end == 0 && c.received.size() == c.data.size() + 1;
+    served += c.served_by >= 0;
+  }
+  out.stats = "nodes=" + std::to_string(p_.nodes) + " services=" + std::to_string(p_.services) +
+              " conns=" + std::to_string(conns_.size()) + " intact=" + std::to_string(intact) +
+              " served=" + std::to_string(served) + " faults=" + std::to_string(faults_.size()) +
+              " policies=" + std::to_string(policies_.size()) + (p_.chaos ? " chaos" : "");
+  return out;
+}
+
+}  // namespace
+
+testing::SwarmSeedResult run_mesh_swarm_seed(uint64_t seed, std::FILE* trace) {
+  Swarm s(seed, trace);
+  return s.run();
+}
+
+}  // namespace zt::sim_tests::swarm
