@@ -28,8 +28,9 @@ class DescriptorBudget final : public ConnectionBudget {
   static constexpr uint64_t kReserved = 256;
   // What `limit` descriptors allow: each connection may hold two (its own
   // and its upstream: a dial, or a share of a pooled connection), and each
-  // worker's inbound may have `dials_per_listener` dials of tunnels in flight
-  // (InboundConfig::dials.per_listener).
+  // worker may have `dials_per_listener` dials of tunnels in flight over all
+  // its listeners, pods' included (the worker's DialBudget, shared by them:
+  // InboundConfig::shared_dials).
   static uint64_t connections_for(uint64_t limit, uint64_t workers, uint64_t dials_per_listener);
 
   explicit DescriptorBudget(uint64_t connections) : capacity_(connections), left_(int64_t(connections)) {}

@@ -74,6 +74,8 @@ void Worker::build_pod_proxies() {
   pc.pool.idle_release = cfg.pool_unused_release_timeout;
   pc.out.metrics = &traffic_;
   pc.in.metrics = &traffic_;
+  pc.in.shared_dials = &dials_;
+  pc.budget = shared_.budget;
   pc.in.original_source = cfg.enable_orig_src.value_or(io::real::sockopt::can_set_transparent());
   core::inpod::PodTls tls;
   tls.client = [this](const core::hbone::PoolKey& key) { return client_context(key); };
@@ -131,6 +133,7 @@ Result<void> Worker::open_listeners() {
   proxy::InboundConfig in_cfg;
   in_cfg.mark = std::nullopt;
   in_cfg.metrics = &traffic_;
+  in_cfg.shared_dials = &dials_;
   if (cfg.proxy_workload_info) {
     // Dedicated mode: this proxy serves one workload, named by
     // PROXY_WORKLOAD_INFO: it is every connection's source outbound and the

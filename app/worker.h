@@ -124,6 +124,10 @@ class Worker final : public MetricsSource {
   };
   std::map<std::string, ClientContext> client_contexts_;
   std::unique_ptr<core::hbone::Pool> pool_;
+  // Dials to local workloads in flight, bounded once per worker over all
+  // its inbound listeners and pods' (the descriptor budget reserves one
+  // such bound per worker: app/descriptors.h). Before the proxies.
+  core::proxy::DialBudget dials_;
   std::vector<std::unique_ptr<core::proxy::Outbound>> outbounds_;
   std::vector<std::unique_ptr<core::proxy::Inbound>> inbounds_;
   std::vector<std::unique_ptr<core::proxy::InboundPlaintext>> plaintexts_;

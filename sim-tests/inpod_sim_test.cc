@@ -274,6 +274,8 @@ struct Node {
     pc.node = name;
     pc.drain_deadline = 2s;
     pc.in.original_source = true;
+    pc.in.shared_dials = &dials;
+    pc.budget = budget;
     auto st = [this] { return state; };
     pods = std::make_unique<core::inpod::PodProxies>(host.env(), pc, st, certs.pod_tls(st));
     runner = std::make_unique<LoopRunner>(host.env().loop, *pods);
@@ -291,6 +293,8 @@ struct Node {
   Certificates& certs;
   std::string name;
   std::shared_ptr<const core::mesh::StateSnapshot> state;
+  ConnectionBudget* budget = nullptr;  // the descriptor budget, when a test sets one
+  core::proxy::DialBudget dials;       // shared by the pods, as a worker's
   std::unique_ptr<core::inpod::PodProxies> pods;
   std::unique_ptr<LoopRunner> runner;
   std::unique_ptr<core::inpod::ZdsClient> zds;
@@ -444,6 +448,55 @@ TEST(InpodSim, EnrolledPodsTalkOverHboneInsideTheirNamespaces) {
   EXPECT_FALSE(m.node->pods->running(b.uid));
   EXPECT_EQ(m.world.live_listeners(), listeners - 3);
   EXPECT_TRUE(m.agent->nacks().empty());
+}
+
+// Descriptors: a pod's listeners draw from the node's data-path budget like
+// the node-level ones, so a node with many pods still refuses cleanly (and
+// counted) before the process runs out; what a connection held comes back.
+class TestBudget final : public ConnectionBudget {
+ public:
+  bool try_acquire() override {
+    if (left == 0) {
+      ++refused;
+      return false;
+    }
+    --left;
+    return true;
+  }
+  void release() override { ++left; }
+  uint64_t left = 0, refused = 0;
+};
+
+TEST(InpodSim, PodListenersDrawFromTheDescriptorBudget) {
+  InpodWorld m(3);
+  TestBudget budget;
+  m.node->budget = &budget;
+  Pod& a = m.add_pod("pod-a", "sa-a", IpAddr::v4(10, 1, 0, 1));
+  Pod& b = m.add_pod("pod-b", "sa-b", IpAddr::v4(10, 1, 0, 2));
+  m.agent->start();
+  m.node->start();
+  m.agent->add(a, m.world.net_namespace(a.host->id()));
+  m.agent->add(b, m.world.net_namespace(b.host->id()));
+  m.world.run_for(1s);
+  ASSERT_TRUE(m.node->pods->running(a.uid) && m.node->pods->running(b.uid));
+  // Spent: a's outbound listener refuses the captured connection at once.
+  Talk& refused = m.open(a, b);
+  m.world.run_until([&] { return refused.done; }, 30s);
+  EXPECT_FALSE(refused.intact);
+  EXPECT_GE(budget.refused, 1u);
+  EXPECT_EQ(b.app_accepted, 0u);
+  // Room again: a's outbound and b's inbound each take one, and give it back.
+  budget.left = 2;
+  Talk& served = m.open(a, b);
+  m.world.run_until([&] { return served.done; }, 30s);
+  EXPECT_TRUE(served.intact);
+  EXPECT_EQ(budget.refused, 1u) << "two connections fit in two";
+  // b's side of a's pooled HBONE connection holds one until the pool lets
+  // the idle connection go (POOL_UNUSED_RELEASE_TIMEOUT, 5 minutes).
+  EXPECT_EQ(budget.left, 1u);
+  m.world.run_until([&] { return budget.left == 2; }, 400s);
+  EXPECT_EQ(budget.left, 2u) << "every connection gives its descriptor back";
+  EXPECT_EQ(m.node->dials.in_flight(), 0u);
 }
 
 // The pod that had an address is gone and a pod with another identity has

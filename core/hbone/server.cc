@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "io/async.h"
+#include "io/event.h"
 #include "tls/stream.h"
 
 namespace zt::core::hbone {
@@ -71,8 +72,13 @@ Task<void> Server::serve(StreamPtr tcp) {
   });
   conns_.push_back(std::move(conn));
   auto it = std::prev(conns_.end());
-  raw->on_closed([this, it, raw, watch, id](const Error&) {
+  // This task lasts as long as the connection, so that the acceptor's
+  // budget unit (a descriptor: io/acceptor.h) is held by every HBONE
+  // connection and its tunnels, not only by handshakes.
+  Event closed(env_.loop);
+  raw->on_closed([this, it, raw, watch, id, closed](const Error&) mutable {
     watch->closed = true;
+    closed.set();
     if (raw->calmed()) {
       ++counters_.calmed;
       if (on_calmed_) on_calmed_();
@@ -91,6 +97,7 @@ Task<void> Server::serve(StreamPtr tcp) {
     ZT_LOG(env_.log, debug, "hbone::server", "no request in time: dropped", {"peer", raw->peer()});
     raw->close(Error(Errc::timed_out, "no request within the deadline"));
   });
+  co_await closed.wait();
 }
 
 void Server::on_request(h2::Connection& conn, const std::optional<tls::Identity>& peer, uint64_t id, Answer in) {

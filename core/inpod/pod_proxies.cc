@@ -85,6 +85,11 @@ Result<void> PodProxies::start(const std::string& uid, const PodInfo& info, NetN
   for (auto& l : out_l) pod->outbound.push_back(std::make_unique<proxy::Outbound>(pod->env, std::move(l), state_, *pod->pool, out_cfg));
   for (auto& l : in_l) pod->inbound.push_back(std::make_unique<proxy::Inbound>(pod->env, std::move(l), *server_tls, state_, in_cfg));
   for (auto& l : plain_l) pod->plaintext.push_back(std::make_unique<proxy::InboundPlaintext>(pod->env, std::move(l), state_, in_cfg));
+  if (cfg_.budget) {
+    for (auto& o : pod->outbound) o->set_budget(cfg_.budget);
+    for (auto& i : pod->inbound) i->set_budget(cfg_.budget);
+    for (auto& p : pod->plaintext) p->set_budget(cfg_.budget);
+  }
   for (auto& o : pod->outbound) o->start();
   for (auto& i : pod->inbound) i->start();
   for (auto& p : pod->plaintext) p->start();

@@ -33,8 +33,11 @@ struct PodProxyConfig {
   uint32_t mark = 1337;  // SO_MARK on every pod-side socket
   Duration drain_deadline = std::chrono::seconds(5);  // CONNECTION_TERMINATION_DEADLINE
   proxy::OutboundConfig out;  // for every pod; `local` is set per pod
-  proxy::InboundConfig in;
+  proxy::InboundConfig in;  // in.shared_dials: the loop's dial budget, shared with its other listeners
   hbone::PoolConfig pool;
+  // The data path's share of descriptors, drawn from by every pod listener
+  // as by the node-level ones (io/acceptor.h); null: unbounded.
+  ConnectionBudget* budget = nullptr;
 };
 
 // What a pod needs that the loop cannot make alone: the server context that

@@ -19,6 +19,11 @@
 //   ... dial ...; t.release();   // or let it go out of scope
 //   budget.connection_closed(conn_id);  // when the HBONE connection ends
 //
+// One budget may be shared by several listeners of a loop (a worker's
+// node-level listeners and the listeners of every pod it runs), so that
+// the descriptors a worker's dials may hold are bounded once, not once per
+// listener: each listener keys its connections with `connection_key`.
+//
 // Single-threaded like the rest of core; ordered maps only, so refusals
 // depend on nothing but the sequence of calls.
 #pragma once
@@ -35,7 +40,7 @@ namespace zt::core::proxy {
 struct DialLimits {
   size_t per_connection = 128;  // dials one HBONE connection may have in flight
   size_t per_peer = 256;        // dials one peer may have in flight, over all its connections
-  size_t per_listener = 1024;   // dials in flight on the listener (per worker and listening address)
+  size_t per_listener = 1024;   // dials in flight on the listeners sharing the budget (in the binary: a worker's)
   // From this share of per_listener on, a peer at or above its fair share is
   // refused (the rest is kept for peers below theirs).
   size_t near_full_percent = 75;
@@ -75,6 +80,14 @@ class DialBudget {
     std::string peer_;
   };
 
+  // A listener sharing this budget: its number, for connection_key.
+  uint32_t add_listener() { return ++listeners_; }
+  // A connection id unique across the listeners sharing the budget, from
+  // the listener's number and its server's own connection id.
+  static uint64_t connection_key(uint32_t listener, uint64_t connection) {
+    return (uint64_t(listener) << 40) | (connection & ((uint64_t(1) << 40) - 1));
+  }
+
   // Counts one dial for `connection` of `peer` into `ticket` (which must be
   // empty), or says which bound refuses it.
   std::optional<DialRefusal> try_acquire(uint64_t connection, std::string_view peer, Ticket& ticket);
@@ -101,6 +114,7 @@ class DialBudget {
   DialLimits limits_;
   size_t near_full_;
   size_t total_ = 0;
+  uint32_t listeners_ = 0;
   std::map<uint64_t, size_t> connections_;               // only those with dials in flight
   std::map<std::string, size_t, std::less<>> peers_;     // only those with dials in flight
   uint64_t refused_[3] = {0, 0, 0};

@@ -9,6 +9,7 @@
 #include <rapidcheck/gtest.h>
 
 #include <deque>
+#include <string>
 #include <vector>
 
 #include "core/proxy/dial_budget.h"
@@ -37,6 +38,30 @@ TEST(DialBudget, DefaultsAreNamed) {
   EXPECT_EQ(reason_label(DialRefusal::listener), "dials_in_flight");
   EXPECT_EQ(dial_peer_key("spiffe://td/ns/a/sa/b", "10.0.0.1"), "spiffe://td/ns/a/sa/b");
   EXPECT_EQ(dial_peer_key("", "10.0.0.1"), "address/10.0.0.1");
+}
+
+// Listeners sharing a budget (a worker's node listeners and pods): one
+// bound over all of them, and their servers' connection ids kept apart.
+TEST(DialBudget, SharedByListenersBoundsThemOnceAndKeepsTheirConnectionsApart) {
+  DialBudget b(small());
+  const uint32_t first = b.add_listener(), second = b.add_listener();
+  EXPECT_NE(first, second);
+  EXPECT_NE(DialBudget::connection_key(first, 1), DialBudget::connection_key(second, 1));
+  std::vector<DialBudget::Ticket> held(20);
+  // Connection 1 of each listener has its own per-connection bound (4).
+  for (size_t i = 0; i < 4; ++i) EXPECT_FALSE(b.try_acquire(DialBudget::connection_key(first, 1), "p" + std::to_string(i), held[i]));
+  for (size_t i = 4; i < 8; ++i) EXPECT_FALSE(b.try_acquire(DialBudget::connection_key(second, 1), "q" + std::to_string(i), held[i]));
+  EXPECT_EQ(b.in_flight_of_connection(DialBudget::connection_key(first, 1)), 4u);
+  EXPECT_EQ(b.in_flight_of_connection(DialBudget::connection_key(second, 1)), 4u);
+  // The listener bound (16) counts both listeners' dials.
+  for (size_t i = 8; i < 16; ++i) {
+    EXPECT_FALSE(b.try_acquire(DialBudget::connection_key(i % 2 ? first : second, i), "r" + std::to_string(i), held[i]));
+  }
+  EXPECT_EQ(b.in_flight(), 16u);
+  EXPECT_EQ(b.try_acquire(DialBudget::connection_key(second, 99), "s", held[16]), DialRefusal::listener);
+  // Closing one listener's connection 1 leaves the other's alone.
+  b.connection_closed(DialBudget::connection_key(first, 1));
+  EXPECT_EQ(b.in_flight_of_connection(DialBudget::connection_key(second, 1)), 4u);
 }
 
 TEST(DialBudget, ConnectionBoundThenPeerBound) {

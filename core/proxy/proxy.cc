@@ -166,7 +166,12 @@ constexpr std::string_view kHboneCancelled = "ztunnel_hbone_requests_cancelled_t
 
 Inbound::Inbound(Env& env, std::unique_ptr<Listener> listener, std::shared_ptr<const tls::TlsContext> tls,
                  StateSource state, InboundConfig cfg)
-    : env_(env), state_(std::move(state)), cfg_(cfg), dials_(cfg.dials) {
+    : env_(env),
+      state_(std::move(state)),
+      cfg_(cfg),
+      own_dials_(cfg.shared_dials ? nullptr : std::make_unique<DialBudget>(cfg.dials)),
+      dials_(cfg.shared_dials ? *cfg.shared_dials : *own_dials_),
+      dials_listener_(dials_.add_listener()) {
   server_ = std::make_unique<hbone::Server>(
       env, std::move(listener), std::move(tls),
       [this](hbone::InboundRequest req, hbone::Answer a) { on_request(std::move(req), std::move(a)); }, cfg_.h2);
@@ -245,7 +250,7 @@ void Inbound::request_done(uint64_t connection) {
 }
 
 void Inbound::connection_closed(uint64_t connection) {
-  dials_.connection_closed(connection);
+  dials_.connection_closed(dial_key(connection));
   auto it = conn_streams_.find(connection);
   if (it == conn_streams_.end()) return;
   it->second.open = false;
@@ -364,7 +369,7 @@ Task<void> Inbound::serve(hbone::InboundRequest req, hbone::Answer answer) {
   // (dial_budget.h): past a bound, 503 at once.
   if (!reset_by_client.cancelled()) {
     const std::string peer = dial_peer_key(src_principal, req.connection_peer.ip.to_string());
-    if (const std::optional<DialRefusal> refused = dials_.try_acquire(req.connection_id, peer, dial)) {
+    if (const std::optional<DialRefusal> refused = dials_.try_acquire(dial_key(req.connection_id), peer, dial)) {
       ++counters_.dials_refused;
       count_guard(kHboneRefused, reason_label(*refused));
       note_unanswered(req.connection_id, refused);

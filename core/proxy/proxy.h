@@ -170,6 +170,10 @@ struct InboundConfig {
   // resets streams faster than dials end can hold, and keep it from taking
   // what other peers need.
   DialLimits dials;
+  // The budget shared by the loop's listeners (a worker's node listeners
+  // and its pods'), so the bound holds per worker whatever the number of
+  // listeners; null: the listener has one of its own, from `dials`.
+  DialBudget* shared_dials = nullptr;
   // Requests reset by the client before our answer, or refused by the dial
   // bounds, write no access log record each: one summary per HBONE
   // connection (target "access") when it ends, and, for a connection that
@@ -247,8 +251,11 @@ class Inbound {
   InboundCounters counters_;
   size_t active_ = 0;
   bool stopping_ = false;
-  DialBudget dials_;                              // before scope_: tickets are released by the tasks
-  std::map<uint64_t, ConnStreams> conn_streams_;  // likewise
+  std::unique_ptr<DialBudget> own_dials_;  // when no shared one; before scope_: tickets are released by the tasks
+  DialBudget& dials_;
+  const uint32_t dials_listener_;  // this listener's number in dials_
+  uint64_t dial_key(uint64_t connection) const { return DialBudget::connection_key(dials_listener_, connection); }
+  std::map<uint64_t, ConnStreams> conn_streams_;  // before scope_: the tasks' Serving updates it
   ConnectionTracker tracker_;  // before scope_: the tasks hold handles into it
   Scope scope_;  // before server_: requests in flight go after the server stops
   std::unique_ptr<hbone::Server> server_;

@@ -617,7 +617,10 @@ void rapid_reset_fairness(const DialLimits& limits, const char* what) {
       const DialBudget& d = m.inbound->dials();
       max_dialing = std::max(max_dialing, d.in_flight());
       max_attacker = std::max(max_attacker, d.in_flight_of_peer(attacker_id));
-      for (uint64_t id = 1; id < 64; ++id) max_per_connection = std::max(max_per_connection, d.in_flight_of_connection(id));
+      // The inbound's budget is its own: its listener is number 1.
+      for (uint64_t id = 1; id < 64; ++id) {
+        max_per_connection = std::max(max_per_connection, d.in_flight_of_connection(DialBudget::connection_key(1, id)));
+      }
       if (attack.running > 0) m.b->env().loop.run_after(std::chrono::milliseconds(1), sample);
     };
     sample();
