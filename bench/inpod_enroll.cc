@@ -24,6 +24,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -72,6 +73,23 @@ size_t descriptors(pid_t pid) {
     ++n;
   }
   return n;
+}
+
+// What the descriptors are, by the kind their link names ("socket",
+// "net" for a namespace, "anon_inode:[eventfd]", a path...).
+std::map<std::string, size_t> descriptor_kinds(pid_t pid) {
+  std::map<std::string, size_t> kinds;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::string target = std::filesystem::read_symlink(it->path(), ec).string();
+    if (ec) continue;
+    const size_t colon = target.find(":[");
+    if (colon != std::string::npos && target.rfind("anon_inode", 0) != 0) target.resize(colon);
+    if (target.rfind("/", 0) == 0) target = "file";
+    ++kinds[target];
+  }
+  return kinds;
 }
 
 bool exchange(int conn, const std::string& bytes, int fd, std::string& error) {
@@ -174,6 +192,7 @@ int main(int argc, char** argv) {
   usleep(500'000);  // certificates for the identities settle
   const long rss0 = status_kb(pid, "VmRSS:");
   const size_t fds0 = descriptors(pid);
+  const std::map<std::string, size_t> kinds0 = descriptor_kinds(pid);
 
   const auto t0 = Clock::now();
   int failed = 0;
@@ -187,6 +206,7 @@ int main(int argc, char** argv) {
   usleep(500'000);
   const long rss1 = status_kb(pid, "VmRSS:");
   const size_t fds1 = descriptors(pid);
+  const std::map<std::string, size_t> kinds1 = descriptor_kinds(pid);
 
   std::printf("pods: %d (%d failed), workers: %d\n", pods, failed, workers);
   std::printf("namespaces made in %.2f s\n", ns_s);
@@ -194,6 +214,11 @@ int main(int argc, char** argv) {
               1000 * enroll_s / pods);
   std::printf("RSS %ld -> %ld kB: %.1f kB per idle enrolled pod\n", rss0, rss1, double(rss1 - rss0) / pods);
   std::printf("descriptors %zu -> %zu: %.2f per pod\n", fds0, fds1, double(fds1 - fds0) / pods);
+  for (const auto& [kind, n] : kinds1) {
+    const auto before = kinds0.find(kind);
+    const size_t n0 = before == kinds0.end() ? 0 : before->second;
+    if (n != n0) std::printf("  %-24s %zu -> %zu: %.2f per pod\n", kind.c_str(), n0, n, double(n) / pods - double(n0) / pods);
+  }
 
   ::kill(pid, SIGTERM);
   int status = 0;
