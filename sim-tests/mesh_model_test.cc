@@ -3,7 +3,7 @@
 // the HBONE pool, mTLS with per-node certificates, HTTP/2, policy, routing,
 // outlier detection), two services, and pods whose applications echo.
 //
-// Commands: open a client connection (to a service or a pod), send bytes on
+// Commands (traffic weighted over faults): open a client connection (to a service or a pod), send bytes on
 // it, close it (FIN), reset it (RST), crash a node, restart it, partition two
 // nodes, heal, swap the policy set, add or remove a service backend, rotate
 // certificates (renew one node's, add a new root, drop the old root), jump a
@@ -861,8 +861,9 @@ RC_GTEST_PROP(MeshModel, CommandsKeepTheMeshTrueToTheModel, ()) {
   Mesh mesh(seed, nodes);
   const Model initial(nodes);
   const auto commands = *rc::state::gen::commands(
-      initial, rc::state::gen::execOneOfWithArgs<Open, Open, Open, Send, Send, Send, Close, Close, Reset, Crash, Restart,
-                                                 Partition, Heal, ChangePolicy, ChangeEndpoints, Rotate, JumpClock, Wait>());
+      initial, rc::state::gen::execOneOfWithArgs<Open, Open, Open, Open, Open, Send, Send, Send, Send, Send, Close,
+                                                 Close, Close, Reset, Crash, Restart, Partition, Heal, ChangePolicy,
+                                                 ChangeEndpoints, Rotate, JumpClock, Wait>());
   Model final_model = initial;
   rc::state::runAll(commands, initial, mesh);
   rc::state::applyAll(commands, final_model);
