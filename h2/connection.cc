@@ -57,6 +57,10 @@ struct StreamState {
     return Error(Errc::connection_reset, "HTTP/2 stream reset");
   }
   bool answered = false;    // client: response headers arrived
+  // Client: DATA of this stream went to the transport before the answer, so
+  // the peer's application may have had it: a stream that then ends without
+  // an answer is lost, not refused (never retried elsewhere).
+  bool data_left = false;
   bool has_tunnel = false;  // a Tunnel object exists
   bool early = false;            // client: the tunnel was handed out before the answer
   bool awaiting_answer = false;  // server: handed to on_request, not yet accepted or rejected
@@ -122,6 +126,10 @@ struct Core : std::enable_shared_from_this<Core> {
   int tx_small_batches = 0;  // see recycle()
   ByteVector tx;
   bool writing = false, dead = false, goaway_sent = false, goaway_received = false;
+  // The session is over (GOAWAY either way and no stream left): the
+  // connection ends once the write in flight, which may carry its last
+  // frames (END_STREAM, RST_STREAM, GOAWAY), has gone.
+  std::optional<Error> finishing;
   // The first write waits (start()): `writing` is held true meanwhile.
   bool first_write_held = false;
   size_t unanswered = 0;  // server: requests handed to on_request, not yet answered
@@ -140,7 +148,8 @@ struct Core : std::enable_shared_from_this<Core> {
   Task<void> read_loop();
   Task<void> write_loop();
   Task<void> keepalive_loop();
-  void die(Error e);
+  void die(Error e, bool graceful = false);
+  void finish(Error e);
   void fail_stream(StreamState& st, const Error& e);
   template <class Cb, class R>
   void deliver(StreamState& st, Cb cb, R r);
@@ -315,6 +324,7 @@ void Core::start() {
   // flight): until the first of them is answered, so SETTINGS, the SETTINGS
   // ACK and the 200 go in one write. The client waits for that answer
   // anyway; every answer, a GOAWAY and the keepalive tick release it.
+  if (goaway_sent) return;  // a GOAWAY before start() went at once: nothing is held
   writing = true;
   first_write_held = true;
   env.loop.post([weak = weak_from_this()] {
@@ -359,6 +369,17 @@ Task<void> Core::write_loop() {
     }
   }
   writing = false;
+  if (finishing && !dead) die(*finishing, true);
+}
+
+// The last frames are written before the transport closes (with a FIN, not
+// a reset): an abort would drop what is still in flight, such as our
+// END_STREAM or GOAWAY, and the peer would see its streams reset.
+void Core::finish(Error e) {
+  if (dead || finishing) return;
+  finishing = std::move(e);
+  release_first_write();  // a held first write goes now; its loop ends the connection
+  if (!writing) die(*finishing, true);
 }
 
 Task<void> Core::read_loop() {
@@ -375,11 +396,11 @@ Task<void> Core::read_loop() {
       die(Error(Errc::io_error, std::string("HTTP/2 protocol error: ") + nghttp2_strerror(int(rv))));
       co_return;
     }
+    flush();  // frames nghttp2 still wants to send, before it may say it is done
     if (nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0) {
-      die(Error(Errc::connection_reset, "HTTP/2 connection finished (GOAWAY)"));
+      finish(Error(Errc::connection_reset, "HTTP/2 connection finished (GOAWAY)"));
       co_return;
     }
-    flush();
   }
 }
 
@@ -402,17 +423,23 @@ Task<void> Core::keepalive_loop() {
   }
 }
 
-void Core::die(Error e) {
+void Core::die(Error e, bool graceful) {
   if (dead) return;
   dead = true;
   death = e;
   ZT_LOG(env.log, debug, "h2", "connection ended", {"peer", peer}, {"role", role == Role::client ? "client" : "server"},
          {"streams", streams.size()}, {"error", e.message()});
-  // Streams the peer never answered were never seen by its application.
+  // Streams the peer never answered: safe to retry elsewhere unless their
+  // DATA left (the peer's application may have consumed it). Those past a
+  // GOAWAY's last stream id were refused already (nghttp2 closes them
+  // REFUSED_STREAM when the GOAWAY arrives), data or not.
   for (auto& [id, st] : streams) {
     if (st->open_cb) {
       deliver(*st, take(st->open_cb),
-              Result<Opened>(Error(kRefused, "HTTP/2 connection ended before the response: " + e.message())));
+              Result<Opened>(st->data_left ? Error(kLost, "HTTP/2 connection ended after the request's data left, "
+                                                          "before the response: " + e.message())
+                                           : Error(kRefused, "HTTP/2 connection ended before the response: " +
+                                                                 e.message())));
     }
     fail_stream(*st, Error(Errc::connection_reset, "HTTP/2 connection ended: " + e.message()));
   }
@@ -422,7 +449,7 @@ void Core::die(Error e) {
     if (st->on_cancel) cancels.push_back(take(st->on_cancel));
   }
   for (auto& cancel : cancels) cancel();
-  if (transport) transport->abort();
+  if (transport) graceful ? transport->close() : transport->abort();
   if (on_closed) on_closed(e);
 }
 
@@ -559,6 +586,7 @@ int Core::send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* frame
   std::memcpy(tx.data() + at, framehd, 9);
   std::memcpy(tx.data() + at + 9, st->wr_buf.data() + st->wr_off, len);
   st->wr_off += len;
+  if (len > 0) st->data_left = true;
   if (st->wr_off == st->wr_buf.size()) core->deliver(*st, take(st->wr_cb), Result<size_t>(st->wr_buf.size()));
   // Otherwise one mem_send call would frame every stream's pending bytes.
   return tx.size() >= kTransportWriteBytes ? NGHTTP2_ERR_PAUSE : 0;
@@ -728,9 +756,13 @@ int Core::on_frame_not_send(nghttp2_session*, const nghttp2_frame* frame, int er
   if (it == core->streams.end()) return 0;
   std::shared_ptr<StreamState> st = it->second;
   if (st->open_cb) {
+    // A request too large for any connection is the caller's error; any
+    // other (a GOAWAY that arrived between submitting and sending it, the
+    // connection closing) never left: refused, safe to retry elsewhere.
+    const bool unsendable = error == NGHTTP2_ERR_FRAME_SIZE_ERROR || error == NGHTTP2_ERR_HEADER_COMP;
+    const Errc code = unsendable ? Errc::invalid_argument : kRefused;
     core->deliver(*st, take(st->open_cb),
-                  Result<Opened>(Error(Errc::invalid_argument, std::string("HTTP/2 request not sent: ") +
-                                                               nghttp2_strerror(error))));
+                  Result<Opened>(Error(code, std::string("HTTP/2 request not sent: ") + nghttp2_strerror(error))));
   }
   core->fail_stream(*st, Error(Errc::connection_reset, std::string("HTTP/2 request not sent: ") + nghttp2_strerror(error)));
   return 0;

@@ -88,9 +88,14 @@ struct Opened {
 };
 
 // Why open() failed. `refused` streams never reached the peer's application
-// (REFUSED_STREAM, GOAWAY past them, connection gone before the response):
-// they are safe to retry on another connection.
+// (REFUSED_STREAM, GOAWAY past them, a request that never left, or the
+// connection gone before the response while none of the request's DATA had
+// left): they are safe to retry on another connection. `lost` streams may
+// have reached it (the peer reset the stream before answering, or the
+// connection ended after DATA left, early data): the bytes may have been
+// consumed, so they must not be sent again elsewhere.
 inline constexpr Errc kRefused = Errc::connection_refused;
+inline constexpr Errc kLost = Errc::connection_reset;
 
 struct Core;
 
@@ -145,7 +150,8 @@ class Connection {
   // see on_closed). Runs inside the connection's own processing: it may
   // note the time or arm a timer, not destroy the connection.
   void on_idle(std::function<void()> fn);
-  // Sends GOAWAY: no new streams; open ones finish.
+  // Sends GOAWAY: no new streams; open ones finish. Called before start(),
+  // it goes out before any request is read: the peer learns none was taken.
   void goaway();
   // Ends the connection now (on_closed runs with `why`); open streams fail.
   void close(Error why);
