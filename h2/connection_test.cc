@@ -171,5 +171,83 @@ TEST_F(H2Sim, TheFirstRequestGoesWithThePreface) {
   EXPECT_EQ(sent[1], 9u);                        // SETTINGS ACK
 }
 
+// A stream whose early data left may have reached the peer's application:
+// if the connection then ends before the answer, it is lost (kLost), not
+// refused, so nobody sends those bytes elsewhere. One without data is
+// still refused (safe to retry).
+TEST_F(H2Sim, AStreamWhoseEarlyDataLeftIsLostNotRefusedWhenTheConnectionEnds) {
+  H2Pair p;
+  ASSERT_TRUE(h.run(connect_h2(h, p), kLimit));
+  std::vector<StreamPtr> early;
+  std::optional<Result<Opened>> with_data, without_data;
+  p.client->open({"CONNECT", "10.0.0.1:80", {}}, [&](Result<Opened> r) { with_data.emplace(std::move(r)); },
+                 [&early](StreamPtr t) { early.push_back(std::move(t)); });
+  p.client->open({"CONNECT", "10.0.0.1:81", {}}, [&](Result<Opened> r) { without_data.emplace(std::move(r)); },
+                 [&early](StreamPtr t) { early.push_back(std::move(t)); });
+  ASSERT_EQ(early.size(), 2u);
+  const std::vector<uint8_t> hello = testing::pattern(100);
+  bool written = false;
+  early[0]->write(hello, [&written](Result<size_t> r) { written = r.ok(); });
+  h.world().run_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(written);
+  ASSERT_EQ(p.requests.size(), 2u) << "both reached the server, unanswered";
+  p.server->close(Error(Errc::cancelled, "the server goes away"));  // no GOAWAY: a crash
+  ASSERT_TRUE(h.world().run_until([&] { return with_data && without_data; }, std::chrono::seconds(5)));
+  ASSERT_FALSE(with_data->ok());
+  EXPECT_EQ(with_data->code(), kLost) << with_data->error().message();
+  ASSERT_FALSE(without_data->ok());
+  EXPECT_EQ(without_data->code(), kRefused) << without_data->error().message();
+}
+
+// A request submitted while the connection is writing, overtaken by a
+// GOAWAY that arrives before it is sent: nghttp2 will not send it. It never
+// left, so it is refused (the pool retries it elsewhere), not an error of
+// the caller's. (Mesh swarm seed 338: a tunnel failed, its endpoint ejected.)
+TEST_F(H2Sim, ARequestOvertakenByGoawayBeforeItIsSentIsRefused) {
+  H2Pair p;
+  ASSERT_TRUE(h.run(connect_h2(h, p), kLimit));
+  auto [c, s] = tunnel(p);
+  ASSERT_TRUE(c && s);
+  // Segments to the server are held: a big write keeps the client's
+  // transport write in flight (and the next frames queued behind it).
+  h.world().partition_one_way(h.client_host().id(), h.server_host().id());
+  const std::vector<uint8_t> big = testing::pattern(3 << 20);
+  c->write(big, [](Result<size_t>) {});
+  h.world().run_for(std::chrono::milliseconds(10));
+  std::optional<Result<Opened>> answer;
+  p.client->open({"CONNECT", "10.0.0.1:80", {}}, [&answer](Result<Opened> r) { answer.emplace(std::move(r)); });
+  p.server->goaway();  // reaches the client: the other way is open
+  h.world().run_for(std::chrono::milliseconds(10));
+  EXPECT_FALSE(p.client->accepting_streams());
+  h.world().heal_all();
+  ASSERT_TRUE(h.world().run_until([&] { return answer.has_value(); }, std::chrono::seconds(5)));
+  ASSERT_FALSE(answer->ok());
+  EXPECT_EQ(answer->code(), kRefused) << answer->error().message();
+}
+
+// When the session ends (GOAWAY sent, and the last stream done) the frames
+// still being written go before the transport closes: a draining server's
+// last DATA and END_STREAM reach the client, which reads a clean end. (The
+// client's WINDOW_UPDATEs arrive while the server's last batch is in flight;
+// the session then wants nothing more, and an abort dropped that batch.)
+TEST_F(H2Sim, TheLastFramesGoOutBeforeAFinishedConnectionCloses) {
+  H2Pair p;
+  ASSERT_TRUE(h.run(connect_h2(h, p), kLimit));
+  auto [c, s] = tunnel(p);
+  ASSERT_TRUE(c && s);
+  p.server->goaway();
+  testing::ReadAll at_c, at_s;
+  ASSERT_TRUE(h.run(all(send_and_finish(*c, testing::pattern(10)), receive(*s, at_s)), kLimit));
+  ASSERT_TRUE(at_s.end.ok());
+  const std::vector<uint8_t> down = testing::pattern(3 << 20, 7);
+  ASSERT_TRUE(h.run(all(send_and_finish(*s, down), receive(*c, at_c)), kLimit));
+  EXPECT_TRUE(at_c.end.ok()) << at_c.end.error().message();
+  EXPECT_EQ(at_c.bytes.size(), down.size());
+  EXPECT_TRUE(at_c.bytes == down);
+  h.idle(std::chrono::milliseconds(100));
+  EXPECT_TRUE(p.server->dead());
+  EXPECT_TRUE(p.client->dead());
+}
+
 }  // namespace
 }  // namespace zt::h2
