@@ -225,27 +225,100 @@ TEST_F(H2Sim, ARequestOvertakenByGoawayBeforeItIsSentIsRefused) {
   EXPECT_EQ(answer->code(), kRefused) << answer->error().message();
 }
 
-// When the session ends (GOAWAY sent, and the last stream done) the frames
-// still being written go before the transport closes: a draining server's
-// last DATA and END_STREAM reach the client, which reads a clean end. (The
-// client's WINDOW_UPDATEs arrive while the server's last batch is in flight;
-// the session then wants nothing more, and an abort dropped that batch.)
+// A transport whose writes can be held: a write that reaches `hold_at`
+// bytes in all is kept (not passed on, not completed) until release(), as a
+// slow network keeps a last batch in flight. An abort drops it.
+class HoldingStream final : public Stream {
+ public:
+  explicit HoldingStream(StreamPtr inner) : inner_(std::move(inner)) {}
+  void read(MutableBytes buf, IoCallback done) override { inner_->read(buf, std::move(done)); }
+  void write(ConstBytes buf, IoCallback done) override {
+    if (hold_at_ && written_ + buf.size() >= *hold_at_) {
+      held_buf_ = buf;
+      held_cb_ = std::move(done);
+      hold_at_.reset();
+      return;
+    }
+    written_ += buf.size();
+    inner_->write(buf, std::move(done));
+  }
+  Result<void> shutdown_write() override { return inner_->shutdown_write(); }
+  void close() override { inner_->close(); }
+  void abort() override {
+    held_cb_ = nullptr;  // the held bytes are lost
+    inner_->abort();
+  }
+  Endpoint local() const override { return inner_->local(); }
+  Endpoint peer() const override { return inner_->peer(); }
+  Result<Endpoint> original_dst() const override { return inner_->original_dst(); }
+
+  void hold_at(size_t total) { hold_at_ = total; }
+  size_t written() const { return written_; }
+  bool holding() const { return bool(held_cb_); }
+  void release() {
+    if (!held_cb_) return;
+    written_ += held_buf_.size();
+    inner_->write(held_buf_, std::exchange(held_cb_, nullptr));
+  }
+
+ private:
+  StreamPtr inner_;
+  size_t written_ = 0;
+  std::optional<size_t> hold_at_;
+  ConstBytes held_buf_;
+  IoCallback held_cb_;
+};
+
+// When the session ends (GOAWAY received, the last stream done) the frames
+// still being written go before the transport closes: the client's last
+// frame (END_STREAM) reaches the server, whose tunnel reads a clean end.
+// Here the server's WINDOW_UPDATE arrives while that frame is in flight;
+// the client's session then wants nothing more, and an abort dropped it.
 TEST_F(H2Sim, TheLastFramesGoOutBeforeAFinishedConnectionCloses) {
   H2Pair p;
-  ASSERT_TRUE(h.run(connect_h2(h, p), kLimit));
+  HoldingStream* client_transport = nullptr;
+  Settings server = Settings::server();
+  server.stream_window_bytes = 64 << 10;  // a WINDOW_UPDATE for every 32 KiB read
+  ASSERT_TRUE(h.run([](testing::Harness& h, H2Pair& p, Settings server, HoldingStream*& held) -> Task<void> {
+    auto listener = h.server().net.listen(Endpoint{h.server_ip(), 0}, {});
+    ZT_ASSERT(listener.ok());
+    auto tcp = co_await io::connect(h.client(), (*listener)->local(), {}, std::chrono::seconds(5));
+    auto acc = co_await io::accept(**listener);
+    ZT_ASSERT(tcp && acc);
+    auto wrapped = std::make_unique<HoldingStream>(std::move(*tcp));
+    held = wrapped.get();
+    p.client = std::make_unique<Connection>(h.client(), std::move(wrapped), Role::client, Settings::client());
+    p.server = std::make_unique<Connection>(h.server(), std::move(*acc), Role::server, server);
+    p.server->on_request([&p](std::unique_ptr<Connection::Incoming> in) { p.requests.push_back(std::move(in)); });
+    p.client->start();
+    p.server->start();
+  }(h, p, server, client_transport), kLimit));
   auto [c, s] = tunnel(p);
   ASSERT_TRUE(c && s);
   p.server->goaway();
-  testing::ReadAll at_c, at_s;
-  ASSERT_TRUE(h.run(all(send_and_finish(*c, testing::pattern(10)), receive(*s, at_s)), kLimit));
-  ASSERT_TRUE(at_s.end.ok());
-  const std::vector<uint8_t> down = testing::pattern(3 << 20, 7);
-  ASSERT_TRUE(h.run(all(send_and_finish(*s, down), receive(*c, at_c)), kLimit));
-  EXPECT_TRUE(at_c.end.ok()) << at_c.end.error().message();
-  EXPECT_EQ(at_c.bytes.size(), down.size());
-  EXPECT_TRUE(at_c.bytes == down);
+  ASSERT_TRUE(s->shutdown_write());  // the server's side is done
+  // 60 KiB up, unread at the server for now: no WINDOW_UPDATE yet.
+  const std::vector<uint8_t> up = testing::pattern(60 << 10, 7);
+  ASSERT_TRUE(h.run([](Stream& c, const std::vector<uint8_t>& d) -> Task<void> {
+    EXPECT_TRUE(co_await io::write_all(c, d));
+  }(*c, up), kLimit));
+  h.idle(std::chrono::milliseconds(10));
+  // The client finishes: its END_STREAM is held in flight, and the stream is
+  // over on its side (both ends done).
+  client_transport->hold_at(client_transport->written());
+  ASSERT_TRUE(c->shutdown_write());
+  h.world().run_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(client_transport->holding());
+  // The server reads: its WINDOW_UPDATE reaches the client.
+  testing::ReadAll at_s;
+  Scope work;
+  work.spawn([](Stream& s, testing::ReadAll& out) -> Task<void> { out = co_await testing::read_all(s); }(*s, at_s));
+  h.world().run_for(std::chrono::milliseconds(10));
+  client_transport->release();
+  ASSERT_TRUE(h.world().run_until([&] { return work.live() == 0; }, std::chrono::seconds(5)));
+  EXPECT_TRUE(at_s.end.ok()) << at_s.end.error().message();
+  EXPECT_TRUE(at_s.bytes == up);
   h.idle(std::chrono::milliseconds(100));
-  EXPECT_TRUE(p.server->dead());
   EXPECT_TRUE(p.client->dead());
 }
 
