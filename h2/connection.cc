@@ -61,6 +61,9 @@ struct StreamState {
   // the peer's application may have had it: a stream that then ends without
   // an answer is lost, not refused (never retried elsewhere).
   bool data_left = false;
+  // Client: opened on a quiet connection; its DATA waits for the PING ACK
+  // that shows the peer is there (Settings::liveness_quiet).
+  bool held_for_liveness = false;
   bool has_tunnel = false;  // a Tunnel object exists
   bool early = false;            // client: the tunnel was handed out before the answer
   bool awaiting_answer = false;  // server: handed to on_request, not yet accepted or rejected
@@ -139,6 +142,10 @@ struct Core : std::enable_shared_from_this<Core> {
   std::shared_ptr<bool> owner_alive = std::make_shared<bool>(true);  // the Connection exists
   MonoTime last_rx{}, ping_sent_at{};
   bool ping_outstanding = false;
+  // Client: a liveness probe (a PING) is out; streams opened meanwhile hold
+  // their DATA. `silent`: one went unanswered, so no new streams.
+  bool probing = false, silent = false;
+  uint64_t probes = 0;  // names the probe a deadline is for
   Scope scope;  // last: its coroutines go first
 
   bool init();
@@ -149,6 +156,9 @@ struct Core : std::enable_shared_from_this<Core> {
   Task<void> write_loop();
   Task<void> keepalive_loop();
   void die(Error e, bool graceful = false);
+  void probe_liveness();
+  void alive();
+  void probe_expired(uint64_t probe);
   void finish(Error e);
   void fail_stream(StreamState& st, const Error& e);
   template <class Cb, class R>
@@ -453,6 +463,57 @@ void Core::die(Error e, bool graceful) {
   if (on_closed) on_closed(e);
 }
 
+// A quiet connection may be dead without knowing it: a PING goes with the
+// request, and the request's DATA waits for the ACK (Settings::liveness_quiet).
+void Core::probe_liveness() {
+  if (probing || settings.liveness_quiet <= Duration(0)) return;
+  if (env.clock.now() - last_rx < settings.liveness_quiet) return;
+  probing = true;
+  const uint64_t probe = ++probes;
+  ZT_LOG(env.log, debug, "h2", "quiet connection: a PING before early data", {"peer", peer},
+         {"quiet_ms", to_ms(env.clock.now() - last_rx)});
+  nghttp2_submit_ping(session, NGHTTP2_FLAG_NONE, nullptr);
+  env.loop.run_after(settings.liveness_timeout, [weak = weak_from_this(), probe] {
+    if (auto self = weak.lock()) self->probe_expired(probe);
+  });
+}
+
+// A PING ACK: the peer is there. Held DATA goes.
+void Core::alive() {
+  if (!probing) return;
+  probing = false;
+  for (auto& [id, st] : streams) {
+    if (!std::exchange(st->held_for_liveness, false)) continue;
+    if (std::exchange(st->deferred, false) && !st->closed) nghttp2_session_resume_data(session, id);
+  }
+  flush();
+}
+
+// No ACK in time: the peer may be gone. The streams that held their DATA
+// never sent any, so they are refused (retried elsewhere) and reset here;
+// the connection takes no new streams. Streams opened before the probe go
+// on (keepalive decides about the connection).
+void Core::probe_expired(uint64_t probe) {
+  if (dead || !probing || probe != probes) return;
+  probing = false;
+  silent = true;
+  ZT_LOG(env.log, debug, "h2", "no answer to a liveness PING: no new streams", {"peer", peer},
+         {"timeout_ms", to_ms(settings.liveness_timeout)});
+  std::vector<std::shared_ptr<StreamState>> held;
+  for (auto& [id, st] : streams)
+    if (st->held_for_liveness) held.push_back(st);
+  for (auto& st : held) {
+    st->held_for_liveness = false;
+    ZT_ASSERT(!st->data_left);
+    const Error refused(kRefused, "HTTP/2 connection silent: no answer to a PING in " +
+                                      std::to_string(to_ms(settings.liveness_timeout)) + "ms");
+    if (st->open_cb) deliver(*st, take(st->open_cb), Result<Opened>(refused));
+    fail_stream(*st, refused);
+    if (!st->closed) nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+  }
+  flush();
+}
+
 void Core::fail_stream(StreamState& st, const Error& e) {
   st.reset = true;
   // A read already filled completes with its bytes; the next one sees the reset.
@@ -553,6 +614,10 @@ nghttp2_data_provider Core::provider(StreamState* st) {
 ssize_t Core::read_data(nghttp2_session* session, int32_t, uint8_t*, size_t len, uint32_t* flags, nghttp2_data_source* src,
                         void*) {
   auto* st = static_cast<StreamState*>(src->ptr);
+  if (st->held_for_liveness) {
+    st->deferred = true;
+    return NGHTTP2_ERR_DEFERRED;
+  }
   if (st->wr_cb && st->wr_off < st->wr_buf.size()) {
     *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     return ssize_t(std::min(len, st->wr_buf.size() - st->wr_off));
@@ -642,7 +707,10 @@ int Core::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user
              {"last_stream_id", frame->goaway.last_stream_id}, {"error_code", frame->goaway.error_code});
       return 0;
     case NGHTTP2_PING:
-      if (frame->hd.flags & NGHTTP2_FLAG_ACK) core->ping_outstanding = false;
+      if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
+        core->ping_outstanding = false;
+        core->alive();
+      }
       return 0;
     case NGHTTP2_HEADERS:
     case NGHTTP2_DATA: break;
@@ -654,6 +722,7 @@ int Core::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user
   if (frame->hd.type == NGHTTP2_HEADERS && core->role == Role::client && !st->answered &&
       frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
     st->answered = true;
+    if (st->held_for_liveness) core->alive();  // it answered what went with the probe
     Opened opened;
     opened.response = std::move(st->response);
     opened.trailers = st->trailers_in;
@@ -829,6 +898,8 @@ void Connection::open(Request request, std::function<void(Result<Opened>)> done,
     return core_->deliver(*st, std::move(done),
                           Result<Opened>(Error(kRefused, "HTTP/2 connection takes no new streams")));
   }
+  core_->probe_liveness();
+  st->held_for_liveness = core_->probing;
   std::vector<nghttp2_nv> nva;
   const std::string method = ":method", authority = ":authority", scheme = ":scheme", path = ":path";
   nva.push_back(nv(method, request.method));
@@ -877,6 +948,7 @@ bool Connection::accepting_streams() const {
   const Core& c = *core_;
   if (c.dead || c.goaway_sent || c.goaway_received) return false;
   if (c.ping_outstanding && c.env.clock.now() - c.ping_sent_at >= c.settings.ping_idle) return false;
+  if (c.silent) return false;
   return active_streams() < peer_concurrent_streams_max();
 }
 

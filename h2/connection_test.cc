@@ -322,5 +322,55 @@ TEST_F(H2Sim, TheLastFramesGoOutBeforeAFinishedConnectionCloses) {
   EXPECT_TRUE(p.client->dead());
 }
 
+// A quiet connection may be dead without knowing it (a crashed peer, a
+// black hole). A stream opened on it sends its request with a PING and
+// holds its early data until the ACK: a live peer gets the data one round
+// trip later; a silent one within liveness_timeout makes the stream
+// refused (retried elsewhere: none of its data left) instead of lost when
+// keepalive ends the connection 10 to 30 s later.
+TEST_F(H2Sim, EarlyDataOnAQuietConnectionWaitsForASignOfLife) {
+  H2Pair p;
+  ASSERT_TRUE(h.run(connect_h2(h, p), kLimit));
+  const std::vector<uint8_t> hello = testing::pattern(100);
+  std::vector<StreamPtr> early;
+  auto open_with_data = [&](std::optional<Result<Opened>>& out) {
+    p.client->open({"CONNECT", "10.0.0.1:80", {}}, [&out](Result<Opened> r) { out.emplace(std::move(r)); },
+                   [&early, &hello](StreamPtr t) {
+                     t->write(hello, [](Result<size_t>) {});
+                     early.push_back(std::move(t));
+                   });
+  };
+  // Quiet for 5 s, peer alive: the data follows the ACK.
+  h.world().run_for(std::chrono::seconds(5));
+  std::optional<Result<Opened>> live;
+  open_with_data(live);
+  ASSERT_TRUE(h.world().run_until([&] { return !p.requests.empty(); }, std::chrono::seconds(1)));
+  StreamPtr at_server = p.requests.front()->accept();
+  p.requests.clear();
+  ASSERT_TRUE(at_server);
+  std::vector<uint8_t> got(hello.size());
+  std::optional<Result<size_t>> n;
+  at_server->read(got, [&n](Result<size_t> r) { n.emplace(std::move(r)); });
+  ASSERT_TRUE(h.world().run_until([&] { return n.has_value() && live.has_value(); }, std::chrono::seconds(1)));
+  ASSERT_TRUE(n->ok());
+  EXPECT_EQ(**n, hello.size());
+  ASSERT_TRUE(live->ok());
+  EXPECT_TRUE(p.client->accepting_streams());
+  // Quiet again, then a black hole: refused within the probe's deadline.
+  at_server.reset();
+  early.clear();
+  h.world().run_for(std::chrono::seconds(5));
+  h.world().partition(h.client_host().id(), h.server_host().id());
+  std::optional<Result<Opened>> silent;
+  const MonoTime start = h.world().now();
+  open_with_data(silent);
+  ASSERT_TRUE(h.world().run_until([&] { return silent.has_value(); }, std::chrono::seconds(60)));
+  ASSERT_FALSE(silent->ok());
+  EXPECT_EQ(silent->code(), kRefused) << silent->error().message();
+  EXPECT_LE(h.world().now() - start, Settings::client().liveness_timeout + std::chrono::milliseconds(10));
+  EXPECT_FALSE(p.client->accepting_streams());
+  EXPECT_FALSE(p.client->dead()) << "keepalive decides about the connection";
+}
+
 }  // namespace
 }  // namespace zt::h2
