@@ -57,6 +57,13 @@ struct StreamState {
     return Error(Errc::connection_reset, "HTTP/2 stream reset");
   }
   bool answered = false;    // client: response headers arrived
+  // Client: DATA of this stream went to the transport before the answer, so
+  // the peer's application may have had it: a stream that then ends without
+  // an answer is lost, not refused (never retried elsewhere).
+  bool data_left = false;
+  // Client: opened on a quiet connection; its DATA waits for the PING ACK
+  // that shows the peer is there (Settings::liveness_quiet).
+  bool held_for_liveness = false;
   bool has_tunnel = false;  // a Tunnel object exists
   bool early = false;            // client: the tunnel was handed out before the answer
   bool awaiting_answer = false;  // server: handed to on_request, not yet accepted or rejected
@@ -122,6 +129,10 @@ struct Core : std::enable_shared_from_this<Core> {
   int tx_small_batches = 0;  // see recycle()
   ByteVector tx;
   bool writing = false, dead = false, goaway_sent = false, goaway_received = false;
+  // The session is over (GOAWAY either way and no stream left): the
+  // connection ends once the write in flight, which may carry its last
+  // frames (END_STREAM, RST_STREAM, GOAWAY), has gone.
+  std::optional<Error> finishing;
   // The first write waits (start()): `writing` is held true meanwhile.
   bool first_write_held = false;
   size_t unanswered = 0;  // server: requests handed to on_request, not yet answered
@@ -131,6 +142,10 @@ struct Core : std::enable_shared_from_this<Core> {
   std::shared_ptr<bool> owner_alive = std::make_shared<bool>(true);  // the Connection exists
   MonoTime last_rx{}, ping_sent_at{};
   bool ping_outstanding = false;
+  // Client: a liveness probe (a PING) is out; streams opened meanwhile hold
+  // their DATA. `silent`: one went unanswered, so no new streams.
+  bool probing = false, silent = false;
+  uint64_t probes = 0;  // names the probe a deadline is for
   Scope scope;  // last: its coroutines go first
 
   bool init();
@@ -140,7 +155,11 @@ struct Core : std::enable_shared_from_this<Core> {
   Task<void> read_loop();
   Task<void> write_loop();
   Task<void> keepalive_loop();
-  void die(Error e);
+  void die(Error e, bool graceful = false);
+  void probe_liveness();
+  void alive();
+  void probe_expired(uint64_t probe);
+  void finish(Error e);
   void fail_stream(StreamState& st, const Error& e);
   template <class Cb, class R>
   void deliver(StreamState& st, Cb cb, R r);
@@ -315,6 +334,7 @@ void Core::start() {
   // flight): until the first of them is answered, so SETTINGS, the SETTINGS
   // ACK and the 200 go in one write. The client waits for that answer
   // anyway; every answer, a GOAWAY and the keepalive tick release it.
+  if (goaway_sent) return;  // a GOAWAY before start() went at once: nothing is held
   writing = true;
   first_write_held = true;
   env.loop.post([weak = weak_from_this()] {
@@ -359,6 +379,17 @@ Task<void> Core::write_loop() {
     }
   }
   writing = false;
+  if (finishing && !dead) die(*finishing, true);
+}
+
+// The last frames are written before the transport closes (with a FIN, not
+// a reset): an abort would drop what is still in flight, such as our
+// END_STREAM or GOAWAY, and the peer would see its streams reset.
+void Core::finish(Error e) {
+  if (dead || finishing) return;
+  finishing = std::move(e);
+  release_first_write();  // a held first write goes now; its loop ends the connection
+  if (!writing) die(*finishing, true);
 }
 
 Task<void> Core::read_loop() {
@@ -375,11 +406,11 @@ Task<void> Core::read_loop() {
       die(Error(Errc::io_error, std::string("HTTP/2 protocol error: ") + nghttp2_strerror(int(rv))));
       co_return;
     }
+    flush();  // frames nghttp2 still wants to send, before it may say it is done
     if (nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0) {
-      die(Error(Errc::connection_reset, "HTTP/2 connection finished (GOAWAY)"));
+      finish(Error(Errc::connection_reset, "HTTP/2 connection finished (GOAWAY)"));
       co_return;
     }
-    flush();
   }
 }
 
@@ -402,17 +433,23 @@ Task<void> Core::keepalive_loop() {
   }
 }
 
-void Core::die(Error e) {
+void Core::die(Error e, bool graceful) {
   if (dead) return;
   dead = true;
   death = e;
   ZT_LOG(env.log, debug, "h2", "connection ended", {"peer", peer}, {"role", role == Role::client ? "client" : "server"},
          {"streams", streams.size()}, {"error", e.message()});
-  // Streams the peer never answered were never seen by its application.
+  // Streams the peer never answered: safe to retry elsewhere unless their
+  // DATA left (the peer's application may have consumed it). Those past a
+  // GOAWAY's last stream id were refused already (nghttp2 closes them
+  // REFUSED_STREAM when the GOAWAY arrives), data or not.
   for (auto& [id, st] : streams) {
     if (st->open_cb) {
       deliver(*st, take(st->open_cb),
-              Result<Opened>(Error(kRefused, "HTTP/2 connection ended before the response: " + e.message())));
+              Result<Opened>(st->data_left ? Error(kLost, "HTTP/2 connection ended after the request's data left, "
+                                                          "before the response: " + e.message())
+                                           : Error(kRefused, "HTTP/2 connection ended before the response: " +
+                                                                 e.message())));
     }
     fail_stream(*st, Error(Errc::connection_reset, "HTTP/2 connection ended: " + e.message()));
   }
@@ -422,8 +459,59 @@ void Core::die(Error e) {
     if (st->on_cancel) cancels.push_back(take(st->on_cancel));
   }
   for (auto& cancel : cancels) cancel();
-  if (transport) transport->abort();
+  if (transport) graceful ? transport->close() : transport->abort();
   if (on_closed) on_closed(e);
+}
+
+// A quiet connection may be dead without knowing it: a PING goes with the
+// request, and the request's DATA waits for the ACK (Settings::liveness_quiet).
+void Core::probe_liveness() {
+  if (probing || settings.liveness_quiet <= Duration(0)) return;
+  if (env.clock.now() - last_rx < settings.liveness_quiet) return;
+  probing = true;
+  const uint64_t probe = ++probes;
+  ZT_LOG(env.log, debug, "h2", "quiet connection: a PING before early data", {"peer", peer},
+         {"quiet_ms", to_ms(env.clock.now() - last_rx)});
+  nghttp2_submit_ping(session, NGHTTP2_FLAG_NONE, nullptr);
+  env.loop.run_after(settings.liveness_timeout, [weak = weak_from_this(), probe] {
+    if (auto self = weak.lock()) self->probe_expired(probe);
+  });
+}
+
+// A PING ACK: the peer is there. Held DATA goes.
+void Core::alive() {
+  if (!probing) return;
+  probing = false;
+  for (auto& [id, st] : streams) {
+    if (!std::exchange(st->held_for_liveness, false)) continue;
+    if (std::exchange(st->deferred, false) && !st->closed) nghttp2_session_resume_data(session, id);
+  }
+  flush();
+}
+
+// No ACK in time: the peer may be gone. The streams that held their DATA
+// never sent any, so they are refused (retried elsewhere) and reset here;
+// the connection takes no new streams. Streams opened before the probe go
+// on (keepalive decides about the connection).
+void Core::probe_expired(uint64_t probe) {
+  if (dead || !probing || probe != probes) return;
+  probing = false;
+  silent = true;
+  ZT_LOG(env.log, debug, "h2", "no answer to a liveness PING: no new streams", {"peer", peer},
+         {"timeout_ms", to_ms(settings.liveness_timeout)});
+  std::vector<std::shared_ptr<StreamState>> held;
+  for (auto& [id, st] : streams)
+    if (st->held_for_liveness) held.push_back(st);
+  for (auto& st : held) {
+    st->held_for_liveness = false;
+    ZT_ASSERT(!st->data_left);
+    const Error refused(kRefused, "HTTP/2 connection silent: no answer to a PING in " +
+                                      std::to_string(to_ms(settings.liveness_timeout)) + "ms");
+    if (st->open_cb) deliver(*st, take(st->open_cb), Result<Opened>(refused));
+    fail_stream(*st, refused);
+    if (!st->closed) nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+  }
+  flush();
 }
 
 void Core::fail_stream(StreamState& st, const Error& e) {
@@ -526,6 +614,10 @@ nghttp2_data_provider Core::provider(StreamState* st) {
 ssize_t Core::read_data(nghttp2_session* session, int32_t, uint8_t*, size_t len, uint32_t* flags, nghttp2_data_source* src,
                         void*) {
   auto* st = static_cast<StreamState*>(src->ptr);
+  if (st->held_for_liveness) {
+    st->deferred = true;
+    return NGHTTP2_ERR_DEFERRED;
+  }
   if (st->wr_cb && st->wr_off < st->wr_buf.size()) {
     *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     return ssize_t(std::min(len, st->wr_buf.size() - st->wr_off));
@@ -559,6 +651,7 @@ int Core::send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* frame
   std::memcpy(tx.data() + at, framehd, 9);
   std::memcpy(tx.data() + at + 9, st->wr_buf.data() + st->wr_off, len);
   st->wr_off += len;
+  if (len > 0) st->data_left = true;
   if (st->wr_off == st->wr_buf.size()) core->deliver(*st, take(st->wr_cb), Result<size_t>(st->wr_buf.size()));
   // Otherwise one mem_send call would frame every stream's pending bytes.
   return tx.size() >= kTransportWriteBytes ? NGHTTP2_ERR_PAUSE : 0;
@@ -614,7 +707,10 @@ int Core::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user
              {"last_stream_id", frame->goaway.last_stream_id}, {"error_code", frame->goaway.error_code});
       return 0;
     case NGHTTP2_PING:
-      if (frame->hd.flags & NGHTTP2_FLAG_ACK) core->ping_outstanding = false;
+      if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
+        core->ping_outstanding = false;
+        core->alive();
+      }
       return 0;
     case NGHTTP2_HEADERS:
     case NGHTTP2_DATA: break;
@@ -626,6 +722,7 @@ int Core::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user
   if (frame->hd.type == NGHTTP2_HEADERS && core->role == Role::client && !st->answered &&
       frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
     st->answered = true;
+    if (st->held_for_liveness) core->alive();  // it answered what went with the probe
     Opened opened;
     opened.response = std::move(st->response);
     opened.trailers = st->trailers_in;
@@ -728,9 +825,13 @@ int Core::on_frame_not_send(nghttp2_session*, const nghttp2_frame* frame, int er
   if (it == core->streams.end()) return 0;
   std::shared_ptr<StreamState> st = it->second;
   if (st->open_cb) {
+    // A request too large for any connection is the caller's error; any
+    // other (a GOAWAY that arrived between submitting and sending it, the
+    // connection closing) never left: refused, safe to retry elsewhere.
+    const bool unsendable = error == NGHTTP2_ERR_FRAME_SIZE_ERROR || error == NGHTTP2_ERR_HEADER_COMP;
+    const Errc code = unsendable ? Errc::invalid_argument : kRefused;
     core->deliver(*st, take(st->open_cb),
-                  Result<Opened>(Error(Errc::invalid_argument, std::string("HTTP/2 request not sent: ") +
-                                                               nghttp2_strerror(error))));
+                  Result<Opened>(Error(code, std::string("HTTP/2 request not sent: ") + nghttp2_strerror(error))));
   }
   core->fail_stream(*st, Error(Errc::connection_reset, std::string("HTTP/2 request not sent: ") + nghttp2_strerror(error)));
   return 0;
@@ -797,6 +898,8 @@ void Connection::open(Request request, std::function<void(Result<Opened>)> done,
     return core_->deliver(*st, std::move(done),
                           Result<Opened>(Error(kRefused, "HTTP/2 connection takes no new streams")));
   }
+  core_->probe_liveness();
+  st->held_for_liveness = core_->probing;
   std::vector<nghttp2_nv> nva;
   const std::string method = ":method", authority = ":authority", scheme = ":scheme", path = ":path";
   nva.push_back(nv(method, request.method));
@@ -845,6 +948,7 @@ bool Connection::accepting_streams() const {
   const Core& c = *core_;
   if (c.dead || c.goaway_sent || c.goaway_received) return false;
   if (c.ping_outstanding && c.env.clock.now() - c.ping_sent_at >= c.settings.ping_idle) return false;
+  if (c.silent) return false;
   return active_streams() < peer_concurrent_streams_max();
 }
 

@@ -45,6 +45,19 @@ struct Settings {
   uint32_t concurrent_streams_max = 200;  // what the peer may open towards us
   Duration ping_idle = std::chrono::seconds(10);
   Duration ping_timeout = std::chrono::seconds(20);
+  // Client: a sign of life before early data goes on a quiet connection.
+  // A connection that has heard nothing from its peer for liveness_quiet
+  // may be dead (the peer crashed, or a black hole) without knowing it yet:
+  // keepalive notices only after ping_idle + ping_timeout. A stream opened
+  // on it sends its request at once, with a PING, but holds its DATA until
+  // a PING ACK comes. None within liveness_timeout: the connection takes no
+  // new streams, and the held ones (none of their data left) are refused,
+  // so the pool retries them on a fresh connection instead of losing their
+  // early data into a hole. A live peer costs the early data one round trip
+  // (as if it had waited for the answer); the request itself is not
+  // delayed. Zero liveness_quiet: no probe.
+  Duration liveness_quiet = std::chrono::seconds(2);
+  Duration liveness_timeout = std::chrono::seconds(2);
   // Incoming RST_STREAM rate limit (server): a token bucket.
   uint64_t stream_resets_burst = 10000;
   uint64_t stream_resets_per_s = 1000;
@@ -88,9 +101,14 @@ struct Opened {
 };
 
 // Why open() failed. `refused` streams never reached the peer's application
-// (REFUSED_STREAM, GOAWAY past them, connection gone before the response):
-// they are safe to retry on another connection.
+// (REFUSED_STREAM, GOAWAY past them, a request that never left, or the
+// connection gone before the response while none of the request's DATA had
+// left): they are safe to retry on another connection. `lost` streams may
+// have reached it (the peer reset the stream before answering, or the
+// connection ended after DATA left, early data): the bytes may have been
+// consumed, so they must not be sent again elsewhere.
 inline constexpr Errc kRefused = Errc::connection_refused;
+inline constexpr Errc kLost = Errc::connection_reset;
 
 struct Core;
 
@@ -145,13 +163,15 @@ class Connection {
   // see on_closed). Runs inside the connection's own processing: it may
   // note the time or arm a timer, not destroy the connection.
   void on_idle(std::function<void()> fn);
-  // Sends GOAWAY: no new streams; open ones finish.
+  // Sends GOAWAY: no new streams; open ones finish. Called before start(),
+  // it goes out before any request is read: the peer learns none was taken.
   void goaway();
   // Ends the connection now (on_closed runs with `why`); open streams fail.
   void close(Error why);
 
   // Whether a new stream may go on this connection: alive, no GOAWAY either
-  // way, no PING left unanswered past ping_idle, below the stream limit.
+  // way, no PING left unanswered past ping_idle, no liveness probe left
+  // unanswered past liveness_timeout, below the stream limit.
   bool accepting_streams() const;
   bool dead() const;
   // Server: this connection was told to calm down (GOAWAY with

@@ -171,5 +171,206 @@ TEST_F(H2Sim, TheFirstRequestGoesWithThePreface) {
   EXPECT_EQ(sent[1], 9u);                        // SETTINGS ACK
 }
 
+// A stream whose early data left may have reached the peer's application:
+// if the connection then ends before the answer, it is lost (kLost), not
+// refused, so nobody sends those bytes elsewhere. One without data is
+// still refused (safe to retry).
+TEST_F(H2Sim, AStreamWhoseEarlyDataLeftIsLostNotRefusedWhenTheConnectionEnds) {
+  H2Pair p;
+  ASSERT_TRUE(h.run(connect_h2(h, p), kLimit));
+  std::vector<StreamPtr> early;
+  std::optional<Result<Opened>> with_data, without_data;
+  p.client->open({"CONNECT", "10.0.0.1:80", {}}, [&](Result<Opened> r) { with_data.emplace(std::move(r)); },
+                 [&early](StreamPtr t) { early.push_back(std::move(t)); });
+  p.client->open({"CONNECT", "10.0.0.1:81", {}}, [&](Result<Opened> r) { without_data.emplace(std::move(r)); },
+                 [&early](StreamPtr t) { early.push_back(std::move(t)); });
+  ASSERT_EQ(early.size(), 2u);
+  const std::vector<uint8_t> hello = testing::pattern(100);
+  bool written = false;
+  early[0]->write(hello, [&written](Result<size_t> r) { written = r.ok(); });
+  h.world().run_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(written);
+  ASSERT_EQ(p.requests.size(), 2u) << "both reached the server, unanswered";
+  p.server->close(Error(Errc::cancelled, "the server goes away"));  // no GOAWAY: a crash
+  ASSERT_TRUE(h.world().run_until([&] { return with_data && without_data; }, std::chrono::seconds(5)));
+  ASSERT_FALSE(with_data->ok());
+  EXPECT_EQ(with_data->code(), kLost) << with_data->error().message();
+  ASSERT_FALSE(without_data->ok());
+  EXPECT_EQ(without_data->code(), kRefused) << without_data->error().message();
+}
+
+// A request submitted while the connection is writing, overtaken by a
+// GOAWAY that arrives before it is sent: nghttp2 will not send it. It never
+// left, so it is refused (the pool retries it elsewhere), not an error of
+// the caller's. (Mesh swarm seed 338: a tunnel failed, its endpoint ejected.)
+TEST_F(H2Sim, ARequestOvertakenByGoawayBeforeItIsSentIsRefused) {
+  H2Pair p;
+  ASSERT_TRUE(h.run(connect_h2(h, p), kLimit));
+  auto [c, s] = tunnel(p);
+  ASSERT_TRUE(c && s);
+  // Segments to the server are held: a big write keeps the client's
+  // transport write in flight (and the next frames queued behind it).
+  h.world().partition_one_way(h.client_host().id(), h.server_host().id());
+  const std::vector<uint8_t> big = testing::pattern(3 << 20);
+  c->write(big, [](Result<size_t>) {});
+  h.world().run_for(std::chrono::milliseconds(10));
+  std::optional<Result<Opened>> answer;
+  p.client->open({"CONNECT", "10.0.0.1:80", {}}, [&answer](Result<Opened> r) { answer.emplace(std::move(r)); });
+  p.server->goaway();  // reaches the client: the other way is open
+  h.world().run_for(std::chrono::milliseconds(10));
+  EXPECT_FALSE(p.client->accepting_streams());
+  h.world().heal_all();
+  ASSERT_TRUE(h.world().run_until([&] { return answer.has_value(); }, std::chrono::seconds(5)));
+  ASSERT_FALSE(answer->ok());
+  EXPECT_EQ(answer->code(), kRefused) << answer->error().message();
+}
+
+// A transport whose writes can be held: a write that reaches `hold_at`
+// bytes in all is kept (not passed on, not completed) until release(), as a
+// slow network keeps a last batch in flight. An abort drops it.
+class HoldingStream final : public Stream {
+ public:
+  explicit HoldingStream(StreamPtr inner) : inner_(std::move(inner)) {}
+  void read(MutableBytes buf, IoCallback done) override { inner_->read(buf, std::move(done)); }
+  void write(ConstBytes buf, IoCallback done) override {
+    if (hold_at_ && written_ + buf.size() >= *hold_at_) {
+      held_buf_ = buf;
+      held_cb_ = std::move(done);
+      hold_at_.reset();
+      return;
+    }
+    written_ += buf.size();
+    inner_->write(buf, std::move(done));
+  }
+  Result<void> shutdown_write() override { return inner_->shutdown_write(); }
+  void close() override { inner_->close(); }
+  void abort() override {
+    held_cb_ = nullptr;  // the held bytes are lost
+    inner_->abort();
+  }
+  Endpoint local() const override { return inner_->local(); }
+  Endpoint peer() const override { return inner_->peer(); }
+  Result<Endpoint> original_dst() const override { return inner_->original_dst(); }
+
+  void hold_at(size_t total) { hold_at_ = total; }
+  size_t written() const { return written_; }
+  bool holding() const { return bool(held_cb_); }
+  void release() {
+    if (!held_cb_) return;
+    written_ += held_buf_.size();
+    inner_->write(held_buf_, std::exchange(held_cb_, nullptr));
+  }
+
+ private:
+  StreamPtr inner_;
+  size_t written_ = 0;
+  std::optional<size_t> hold_at_;
+  ConstBytes held_buf_;
+  IoCallback held_cb_;
+};
+
+// When the session ends (GOAWAY received, the last stream done) the frames
+// still being written go before the transport closes: the client's last
+// frame (END_STREAM) reaches the server, whose tunnel reads a clean end.
+// Here the server's WINDOW_UPDATE arrives while that frame is in flight;
+// the client's session then wants nothing more, and an abort dropped it.
+TEST_F(H2Sim, TheLastFramesGoOutBeforeAFinishedConnectionCloses) {
+  H2Pair p;
+  HoldingStream* client_transport = nullptr;
+  Settings server = Settings::server();
+  server.stream_window_bytes = 64 << 10;  // a WINDOW_UPDATE for every 32 KiB read
+  ASSERT_TRUE(h.run([](testing::Harness& h, H2Pair& p, Settings server, HoldingStream*& held) -> Task<void> {
+    auto listener = h.server().net.listen(Endpoint{h.server_ip(), 0}, {});
+    ZT_ASSERT(listener.ok());
+    auto tcp = co_await io::connect(h.client(), (*listener)->local(), {}, std::chrono::seconds(5));
+    auto acc = co_await io::accept(**listener);
+    ZT_ASSERT(tcp && acc);
+    auto wrapped = std::make_unique<HoldingStream>(std::move(*tcp));
+    held = wrapped.get();
+    p.client = std::make_unique<Connection>(h.client(), std::move(wrapped), Role::client, Settings::client());
+    p.server = std::make_unique<Connection>(h.server(), std::move(*acc), Role::server, server);
+    p.server->on_request([&p](std::unique_ptr<Connection::Incoming> in) { p.requests.push_back(std::move(in)); });
+    p.client->start();
+    p.server->start();
+  }(h, p, server, client_transport), kLimit));
+  auto [c, s] = tunnel(p);
+  ASSERT_TRUE(c && s);
+  p.server->goaway();
+  ASSERT_TRUE(s->shutdown_write());  // the server's side is done
+  // 60 KiB up, unread at the server for now: no WINDOW_UPDATE yet.
+  const std::vector<uint8_t> up = testing::pattern(60 << 10, 7);
+  ASSERT_TRUE(h.run([](Stream& c, const std::vector<uint8_t>& d) -> Task<void> {
+    EXPECT_TRUE(co_await io::write_all(c, d));
+  }(*c, up), kLimit));
+  h.idle(std::chrono::milliseconds(10));
+  // The client finishes: its END_STREAM is held in flight, and the stream is
+  // over on its side (both ends done).
+  client_transport->hold_at(client_transport->written());
+  ASSERT_TRUE(c->shutdown_write());
+  h.world().run_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(client_transport->holding());
+  // The server reads: its WINDOW_UPDATE reaches the client.
+  testing::ReadAll at_s;
+  Scope work;
+  work.spawn([](Stream& s, testing::ReadAll& out) -> Task<void> { out = co_await testing::read_all(s); }(*s, at_s));
+  h.world().run_for(std::chrono::milliseconds(10));
+  client_transport->release();
+  ASSERT_TRUE(h.world().run_until([&] { return work.live() == 0; }, std::chrono::seconds(5)));
+  EXPECT_TRUE(at_s.end.ok()) << at_s.end.error().message();
+  EXPECT_TRUE(at_s.bytes == up);
+  h.idle(std::chrono::milliseconds(100));
+  EXPECT_TRUE(p.client->dead());
+}
+
+// A quiet connection may be dead without knowing it (a crashed peer, a
+// black hole). A stream opened on it sends its request with a PING and
+// holds its early data until the ACK: a live peer gets the data one round
+// trip later; a silent one within liveness_timeout makes the stream
+// refused (retried elsewhere: none of its data left) instead of lost when
+// keepalive ends the connection 10 to 30 s later.
+TEST_F(H2Sim, EarlyDataOnAQuietConnectionWaitsForASignOfLife) {
+  H2Pair p;
+  ASSERT_TRUE(h.run(connect_h2(h, p), kLimit));
+  const std::vector<uint8_t> hello = testing::pattern(100);
+  std::vector<StreamPtr> early;
+  auto open_with_data = [&](std::optional<Result<Opened>>& out) {
+    p.client->open({"CONNECT", "10.0.0.1:80", {}}, [&out](Result<Opened> r) { out.emplace(std::move(r)); },
+                   [&early, &hello](StreamPtr t) {
+                     t->write(hello, [](Result<size_t>) {});
+                     early.push_back(std::move(t));
+                   });
+  };
+  // Quiet for 5 s, peer alive: the data follows the ACK.
+  h.world().run_for(std::chrono::seconds(5));
+  std::optional<Result<Opened>> live;
+  open_with_data(live);
+  ASSERT_TRUE(h.world().run_until([&] { return !p.requests.empty(); }, std::chrono::seconds(1)));
+  StreamPtr at_server = p.requests.front()->accept();
+  p.requests.clear();
+  ASSERT_TRUE(at_server);
+  std::vector<uint8_t> got(hello.size());
+  std::optional<Result<size_t>> n;
+  at_server->read(got, [&n](Result<size_t> r) { n.emplace(std::move(r)); });
+  ASSERT_TRUE(h.world().run_until([&] { return n.has_value() && live.has_value(); }, std::chrono::seconds(1)));
+  ASSERT_TRUE(n->ok());
+  EXPECT_EQ(**n, hello.size());
+  ASSERT_TRUE(live->ok());
+  EXPECT_TRUE(p.client->accepting_streams());
+  // Quiet again, then a black hole: refused within the probe's deadline.
+  at_server.reset();
+  early.clear();
+  h.world().run_for(std::chrono::seconds(5));
+  h.world().partition(h.client_host().id(), h.server_host().id());
+  std::optional<Result<Opened>> silent;
+  const MonoTime start = h.world().now();
+  open_with_data(silent);
+  ASSERT_TRUE(h.world().run_until([&] { return silent.has_value(); }, std::chrono::seconds(60)));
+  ASSERT_FALSE(silent->ok());
+  EXPECT_EQ(silent->code(), kRefused) << silent->error().message();
+  EXPECT_LE(h.world().now() - start, Settings::client().liveness_timeout + std::chrono::milliseconds(10));
+  EXPECT_FALSE(p.client->accepting_streams());
+  EXPECT_FALSE(p.client->dead()) << "keepalive decides about the connection";
+}
+
 }  // namespace
 }  // namespace zt::h2

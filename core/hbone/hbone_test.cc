@@ -213,6 +213,89 @@ TEST(Hbone, ADrainingServerMovesNewTunnelsToAFreshConnectionInvisibly) {
   EXPECT_EQ(replacement.requests.size(), 1u);
 }
 
+// A client whose TLS handshake completes while the server drains has sent
+// its first CONNECT and its early data with its last flight. The server
+// answers GOAWAY naming no stream, so the pool moves the tunnel to the next
+// process invisibly; a bare close left the early data's fate unknown, and
+// the tunnel failed (h2::kLost).
+TEST(Hbone, AHandshakeCompletedDuringADrainIsToldGoawayAndItsTunnelMoves) {
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
+  std::optional<HboneServerApp> srv(std::in_place, h, w);
+  Client c(h, w);
+  std::optional<Result<h2::Opened>> opened;
+  std::vector<StreamPtr> early;
+  const std::vector<uint8_t> hello = testing::pattern(100);
+  Scope scope;
+  scope.spawn([](Pool& p, PoolKey key, std::vector<StreamPtr>& early, const std::vector<uint8_t>& hello,
+                 std::optional<Result<h2::Opened>>& out) -> Task<void> {
+    out = co_await p.open(key, connect_to(), [&early, &hello](StreamPtr t) {
+      t->write(hello, [](Result<size_t>) {});
+      early.push_back(std::move(t));
+    });
+  }(c.pool, key_for(h), early, hello, opened));
+  // The client's handshake is done (its CONNECT and data left with its
+  // Finished); the server's is not yet.
+  ASSERT_TRUE(h.world().run_until([&] { return c.pool.counters().connections_opened == 1; }, std::chrono::seconds(5)));
+  ASSERT_EQ(srv->server->connections(), 0u);
+  srv->server->drain();
+  HboneServerApp replacement(h, w);  // the next process takes the port
+  ASSERT_TRUE(h.world().run_until([&] { return opened.has_value(); }, std::chrono::seconds(30)));
+  ASSERT_TRUE(opened->ok()) << opened->error().message();
+  EXPECT_EQ((*opened)->response.status, 200);
+  EXPECT_TRUE(srv->requests.empty()) << "the draining server took no request";
+  EXPECT_EQ(replacement.requests.size(), 1u);
+  EXPECT_GE(c.pool.counters().retries, 1u);
+  ASSERT_EQ(early.size(), 2u);
+  std::vector<uint8_t> back;
+  ASSERT_TRUE(h.run([](Stream& t, std::vector<uint8_t>& back, size_t want) -> Task<void> {
+    std::vector<uint8_t> buf(want);
+    while (back.size() < want) {
+      Result<size_t> n = co_await io::read(t, buf);
+      if (!n || *n == 0) co_return;
+      back.insert(back.end(), buf.begin(), buf.begin() + std::ptrdiff_t(*n));
+    }
+  }(*early.back(), back, hello.size()), std::chrono::seconds(5)));
+  EXPECT_TRUE(back == hello) << "the echo of the early data, from the replacement";
+}
+
+// A pooled connection whose server restarted while it was quiet is dead
+// without knowing it. A tunnel with early data opened on it holds the data
+// until a sign of life (h2 Settings::liveness_quiet); the restarted host's
+// RST ends the connection first, so the tunnel is refused, not lost, and
+// moves to a fresh connection invisibly.
+TEST(Hbone, EarlyDataOnAConnectionToARestartedServerMovesToAFreshOne) {
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
+  std::unique_ptr<HboneServerApp> srv = std::make_unique<HboneServerApp>(h, w);
+  h.server_host().on_crash([&] { srv.reset(); });
+  h.server_host().on_restart([&] { srv = std::make_unique<HboneServerApp>(h, w); });
+  Client c(h, w);
+  int failures = 0;
+  ASSERT_TRUE(h.run(round_trip(c.pool, key_for(h), 100, 1, failures), std::chrono::minutes(1)));
+  ASSERT_EQ(failures, 0);
+  h.world().crash(h.server_host().id());
+  h.world().run_for(std::chrono::seconds(3));
+  h.world().restart(h.server_host().id());
+  ASSERT_EQ(c.pool.connections(), 1u) << "the pool does not know yet";
+  std::optional<Result<h2::Opened>> opened;
+  std::vector<StreamPtr> early;
+  const std::vector<uint8_t> hello = testing::pattern(100);
+  Scope scope;
+  scope.spawn([](Pool& p, PoolKey key, std::vector<StreamPtr>& early, const std::vector<uint8_t>& hello,
+                 std::optional<Result<h2::Opened>>& out) -> Task<void> {
+    out = co_await p.open(key, connect_to(), [&early, &hello](StreamPtr t) {
+      t->write(hello, [](Result<size_t>) {});
+      early.push_back(std::move(t));
+    });
+  }(c.pool, key_for(h), early, hello, opened));
+  ASSERT_TRUE(h.world().run_until([&] { return opened.has_value(); }, std::chrono::seconds(30)));
+  ASSERT_TRUE(opened->ok()) << opened->error().message();
+  EXPECT_EQ((*opened)->response.status, 200);
+  EXPECT_EQ(srv->requests.size(), 1u);
+  EXPECT_EQ(c.pool.counters().connections_opened, 2u);
+}
+
 // Clients that close a tunnel as soon as they have their answer (before the
 // server's END_STREAM) must not make the server tear down the connection:
 // nghttp2 drops connections whose peer sends RST_STREAM too fast.

@@ -180,7 +180,10 @@ Task<void> Pool::establish(PoolKey key, Conn* conn) {
   auto fail = [&](Error e) {
     ZT_ASSERT(!conn->ready.is_set());
     ++counters_.connection_failures;
-    conn->failed = Error(e.code, "HBONE connection to " + key.to_string() + ": " + e.message());
+    // h2::kLost is kept for streams that may have reached the peer: a set-up
+    // failure (a reset during the handshake) carried none.
+    const Errc code = e.code == h2::kLost ? Errc::not_connected : e.code;
+    conn->failed = Error(code, "HBONE connection to " + key.to_string() + ": " + e.message());
     ZT_LOG(env_.log, debug, "hbone::pool", "connection failed", {"key", key.to_string()},
            {"error", conn->failed->message()});
     conn->ready.set();

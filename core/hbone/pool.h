@@ -23,11 +23,17 @@
 //   received GOAWAY, lost its transport or left a PING unanswered takes no
 //   new streams;
 // - a stream the peer never accepted (REFUSED_STREAM, GOAWAY past it, the
-//   connection gone before the response) is retried invisibly, each time on
+//   connection gone before the response while none of its early data had
+//   left) is retried invisibly, each time on
 //   a connection that has not refused it: up to refused_retries_max times
 //   when a live connection refused it (or one that went away before
 //   answering anything), and without counting when a connection that was
 //   serving went away (up to kAttemptsMax attempts in all);
+// - a stream that may have reached the peer's application (reset by the
+//   peer before its answer, or its connection gone after its early data
+//   left) is never retried: open() fails with h2::kLost (connection_reset),
+//   which it returns for nothing else, and the caller must not send those
+//   bytes elsewhere either;
 // - a connection that refused a stream takes no new ones until another of
 //   its streams is answered, and is dropped once it has none;
 // - connections without streams are released after idle_release. A timer

@@ -50,10 +50,10 @@ Task<void> Server::serve(StreamPtr tcp) {
     ZT_LOG(env_.log, debug, "hbone::server", "no TLS handshake in time: dropped", {"peer", from});
     co_return;
   }
-  if (!hs || draining_) {
+  if (!hs) {
     ++counters_.handshake_failures;
     ZT_LOG(env_.log, debug, "hbone::server", "TLS handshake failed", {"peer", from},
-           {"failure", tls::tls_failure_name(tls->failure())}, {"error", hs ? std::string("draining") : hs.error().message()});
+           {"failure", tls::tls_failure_name(tls->failure())}, {"error", hs.error().message()});
     co_return;  // the stream closes; a failed handshake already sent its alert
   }
   ++counters_.connections;
@@ -61,6 +61,29 @@ Task<void> Server::serve(StreamPtr tcp) {
   auto conn = std::make_unique<h2::Connection>(env_, std::move(tls), h2::Role::server, settings_);
   h2::Connection* raw = conn.get();
   const uint64_t id = ++next_connection_id_;
+  // A handshake that completed during a drain: the client sent its first
+  // CONNECT (and early data) with its last flight. A bare close would leave
+  // it unsure whether we took them; GOAWAY naming no stream tells it none
+  // was, so it retries them elsewhere invisibly and closes the connection.
+  if (draining_) {
+    ZT_LOG(env_.log, debug, "hbone::server", "connection during a drain: GOAWAY", {"peer", from});
+    conns_.push_back(std::move(conn));
+    auto it = std::prev(conns_.end());
+    auto closed = std::make_shared<bool>(false);
+    raw->on_closed([this, it, closed](const Error&) {
+      *closed = true;
+      env_.loop.post([this, it, alive = alive_] {
+        if (*alive) conns_.erase(it);
+      });
+    });
+    raw->goaway();  // before start(): it is sent before any request is read, so none is taken
+    raw->start();
+    // A client that never closes it is dropped like one that never asks.
+    env_.loop.run_after(deadlines_.first_request, [raw, closed, alive = alive_] {
+      if (*alive && !*closed) raw->close(Error(Errc::timed_out, "draining"));
+    });
+    co_return;
+  }
   // Until its first request the connection is on a deadline.
   struct Watch {
     bool requested = false, closed = false;

@@ -19,6 +19,10 @@ namespace zt::core::proxy {
 enum class Outbound::OpenFailure : uint8_t {
   none,
   endpoint,  // connect refused or timed out, TLS or pool failure, CONNECT answered 503: eject, retry elsewhere
+  // The tunnel broke before its answer after the client's early data left:
+  // the destination may have consumed it, so it is not sent elsewhere (the
+  // client sees a reset). Counts against the endpoint like `endpoint`.
+  lost,
   rejected,  // the destination answered but said no (401 policy, 400): not the endpoint's fault
 };
 
@@ -56,7 +60,7 @@ Task<OutboundUpstream> Outbound::connect_upstream(const mesh::Workload& source, 
   Opened first = co_await open_upstream(source, client, plan);
   record_outcome(plan, first.failure);
   const std::optional<EndpointKey> failed = endpoint_of(plan);
-  if (first.failure != OpenFailure::endpoint || !plan.service || !failed) {
+  if (first.failure != OpenFailure::endpoint || !plan.service || !failed) {  // `lost` included
     up.stream = std::move(first.stream);
     up.plan = std::move(plan);
     up.error = std::move(first.error);
@@ -86,7 +90,7 @@ void Outbound::record_outcome(const mesh::RoutePlan& plan, OpenFailure failure) 
   if (!key) return;  // passthrough: not an endpoint we balance over
   if (failure == OpenFailure::none) {
     outliers_.record_success(*key);
-  } else if (failure == OpenFailure::endpoint && outliers_.record_failure(*key)) {
+  } else if ((failure == OpenFailure::endpoint || failure == OpenFailure::lost) && outliers_.record_failure(*key)) {
     ++counters_.ejected;
     if (ejections_metric_) ejections_metric_->inc();
   }
@@ -143,7 +147,9 @@ Task<Outbound::Opened> Outbound::open_hbone(const mesh::Workload& source, EarlyD
   Result<h2::Opened> opened =
       co_await pool_.open(key, std::move(req), [&client](StreamPtr tunnel) { client.attach(std::move(tunnel)); });
   if (!opened) {
-    out.failure = OpenFailure::endpoint;  // no connection, TLS failure, or the stream never reached the peer
+    // No connection, TLS failure, or the stream never reached the peer;
+    // or it may have (kLost): then the early bytes must not go elsewhere.
+    out.failure = opened.code() == h2::kLost ? OpenFailure::lost : OpenFailure::endpoint;
     out.error = opened.error().message();
   } else if (opened->response.status < 200 || opened->response.status >= 300) {
     // 503: the peer has no such workload, or the workload refused the
