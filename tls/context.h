@@ -88,7 +88,8 @@ struct TlsConfig {
   bool fips_groups_only = false;
   // Pin ECDSA signature sizes so handshake sizes never vary (simulation).
   bool pin_signature_sizes = false;
-  // Called once per handshake that completes (tests; unset in the proxy).
+  // Called once per handshake that completes, and for one the peer rejected
+  // (with accepted false: it saw our certificate) (tests; unset in the proxy).
   std::function<void(const HandshakeRecord&)> on_handshake;
 };
 
@@ -99,7 +100,8 @@ struct VerifiedChain {
   WallTime valid_from, valid_until;  // the latest notBefore, the earliest notAfter
 };
 
-// A handshake that completed, as TlsConfig::on_handshake reports it: what
+// A handshake that completed (or that the peer rejected), as
+// TlsConfig::on_handshake reports it: what
 // this side presented and what it accepted, each with the wall time (this
 // side's clock) it happened at. Tests check certificate validity with it at
 // the TLS layer (the mesh swarm); nothing in the proxy needs it.

@@ -309,6 +309,11 @@ void TlsStream::fail_handshake(Error e) {
   ZT_ASSERT(!hs_done_);  // a completed handshake cannot fail afterwards
   if (failure_ == TlsFailure::none) failure_ = TlsFailure::other;
   hs_error_ = e;
+  // A peer that rejected us saw our certificate: that counts as presented.
+  if (failure_ == TlsFailure::peer_rejected && ctx_->config().on_handshake) {
+    verified_validity_.reset();
+    report_handshake();
+  }
   deliver(take(hs_cb_), Result<void>(std::move(e)));
 }
 
@@ -431,7 +436,8 @@ void TlsStream::report_handshake() {
   r.role = cfg.role;
   if (creds_ && !creds_->chain.empty()) {
     r.presented = true;
-    // A server's certificate leaves in its first flight; a client's in its last.
+    // A server's certificate leaves in its first flight; a client's in its
+    // last (a rejected one: before the peer's alert came back).
     r.presented_at = cfg.role == TlsRole::server ? hs_started_wall_ : env_.clock.wall_now();
     r.presented_from = creds_->chain.front().not_before();
     r.presented_until = creds_->chain.front().not_after();
