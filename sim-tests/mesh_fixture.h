@@ -37,6 +37,24 @@ namespace zt::sim_tests {
 using core::proxy::Inbound;
 using core::proxy::Outbound;
 
+struct MeshNode;
+
+// A node's control plane, when a test gives its nodes one (the mesh swarm:
+// the real CA client and certificate manager against a simulated istiod,
+// and optionally the delta xDS client). MeshFixture::make_control builds one
+// each time the node's processes start; a crash destroys it, and with it
+// the node's certificates (they lived in its memory).
+class NodeControl {
+ public:
+  virtual ~NodeControl() = default;
+  // The data path found no certificate for `identity` (traffic-driven fetch).
+  virtual void request_certificate(const std::string& identity) { (void)identity; }
+  // The node's trust bundle (MeshNode::roots) changed.
+  virtual void roots_changed() {}
+  // MeshFixture::publish() made a new snapshot.
+  virtual void state_changed() {}
+};
+
 struct MeshNode {
   size_t index = 0;
   io::sim::Host* host = nullptr;
@@ -58,6 +76,12 @@ struct MeshNode {
   std::vector<tls::Certificate> roots;
   std::map<std::string, std::pair<std::shared_ptr<const tls::Credentials>, std::shared_ptr<const tls::TlsContext>>>
       client_contexts;  // by source identity, with the credentials each was made from
+
+  // With MeshFixture::make_control: the node's control plane, and (with
+  // MeshFixture::per_node_state) the mesh state it delivered, which this
+  // node's data path reads instead of the fixture's snapshot.
+  std::unique_ptr<NodeControl> control;
+  std::shared_ptr<const core::mesh::StateSnapshot> state;
 
   bool running() const { return outbound != nullptr; }
   core::proxy::EndpointKey app_endpoint() const { return {workload.uid, 8080}; }
@@ -137,7 +161,11 @@ class MeshFixture {
   // The pod leaves the mesh state (as when the control plane sees it go).
   void remove_pod(MeshNode& n) { store.remove_workload(n.workload.uid); }
   void restore_pod(MeshNode& n) { store.upsert_workload(n.workload); }
-  void publish() { snapshot = store.publish(); }
+  void publish() {
+    snapshot = store.publish();
+    for (auto& n : nodes)
+      if (n->control) n->control->state_changed();
+  }
 
   // Per-node certificates (as a node's control plane keeps them): a new
   // certificate is presented from the next handshake on; new roots apply to
@@ -155,7 +183,19 @@ class MeshFixture {
     n.roots = std::move(roots);
     n.client_contexts.clear();
     if (n.inbound) n.inbound->set_tls(node_server_context(n));
+    if (n.control) n.control->roots_changed();
   }
+
+  // A control plane per node (see NodeControl), built after the node's data
+  // path each time its processes start; unset: none (certificates come from
+  // set_certificate and stay across crashes).
+  std::function<std::unique_ptr<NodeControl>(MeshNode&)> make_control;
+  // Each node's data path reads MeshNode::state (what its control plane
+  // delivered; null until then) instead of the fixture's snapshot.
+  bool per_node_state = false;
+  // Every handshake of the node proxies' mTLS (with certificates_per_node),
+  // with what each side presented and accepted (tls::HandshakeRecord).
+  std::function<void(MeshNode&, const tls::HandshakeRecord&)> on_handshake;
 
   // Publishes the state and starts every node.
   void start() {
@@ -211,7 +251,7 @@ class MeshFixture {
   // The node's processes: what a crash destroys and a restart builds again.
   void run(MeshNode& n) {
     Env& env = n.host->env();
-    core::proxy::StateSource state = [this] { return snapshot; };
+    core::proxy::StateSource state = [this, &n] { return per_node_state ? n.state : snapshot; };
     core::hbone::PoolConfig pool_cfg;
     pool_cfg.socket.mark = 1337;  // the pool's own connections bypass capture
     pool_cfg.idle_release = pool_idle_release;
@@ -219,7 +259,9 @@ class MeshFixture {
     n.pool = std::make_unique<core::hbone::Pool>(
         env, pool_cfg, [this, &n](const core::hbone::PoolKey& key) -> Result<std::shared_ptr<const tls::TlsContext>> {
           if (!certificates_per_node) return client_ctx;
-          return node_client_context(n, key.source_identity);
+          auto made = node_client_context(n, key.source_identity);
+          if (!made && n.control) n.control->request_certificate(key.source_identity);
+          return made;
         });
     core::proxy::OutboundConfig out_cfg;
     out_cfg.metrics = &n.traffic;
@@ -239,6 +281,7 @@ class MeshFixture {
     n.app = std::move(*app_l);
     n.app_scope = std::make_unique<Scope>();
     n.app_scope->spawn(app_server(*n.app, *n.app_scope, n));
+    if (make_control) n.control = make_control(n);
   }
 
   // What app/worker.cc does for a worker: a client context per source
@@ -253,6 +296,7 @@ class MeshFixture {
     tc.credentials = it->second;
     tc.roots = n.roots;
     tc.pin_signature_sizes = true;
+    if (on_handshake) tc.on_handshake = [this, &n](const tls::HandshakeRecord& r) { on_handshake(n, r); };
     auto made = tls::TlsContext::create(tc);
     if (!made) return made.error();
     cached = {it->second, *made};
@@ -264,6 +308,7 @@ class MeshFixture {
     tc.role = tls::TlsRole::server;
     tc.roots = n.roots;
     tc.pin_signature_sizes = true;
+    if (on_handshake) tc.on_handshake = [this, &n](const tls::HandshakeRecord& r) { on_handshake(n, r); };
     tc.credentials_for = [&n](const Endpoint&) -> std::shared_ptr<const tls::Credentials> {
       auto it = n.certificates.find(n.workload.identity().to_string());
       return it == n.certificates.end() ? nullptr : it->second;
@@ -274,6 +319,13 @@ class MeshFixture {
   }
 
   static void stop(MeshNode& n) {
+    if (n.control) {
+      // The control plane and what it held in memory die with the node.
+      n.control.reset();
+      n.certificates.clear();
+      n.client_contexts.clear();
+      n.state.reset();
+    }
     if (n.app_scope) n.app_scope->clear();
     n.app.reset();
     n.outbound.reset();

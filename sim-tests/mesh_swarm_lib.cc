@@ -7,7 +7,11 @@
 #include <chrono>
 #include <set>
 
+#include "core/control/control_plane.h"
 #include "sim-tests/mesh_fixture.h"
+#include "testing/sim_istiod.h"
+#include "xds/ca_client.h"
+#include "xds/grpc/channel.h"
 
 namespace zt::sim_tests::swarm {
 
@@ -113,7 +117,7 @@ using Clock = std::chrono::steady_clock;
 constexpr uint16_t kAppPort = MeshFixture::kAppPort;
 const char* const kNamespaces[] = {"default", "prod"};
 const char* const kAccounts[] = {"client", "server", "web", "db"};
-constexpr Duration kTraffic = seconds(20);     // connections open and faults start in [0, kTraffic)
+constexpr Duration kCaBackdate = seconds(3);  // the swarm CA's notBefore, before issue (kept below the lifetimes)
 constexpr Duration kGrace = seconds(45);       // after a fault ends: keepalive (30 s) + connect timeout (10 s)
 constexpr Duration kHealBound = seconds(180);  // every connection ends within this after the heal
 
@@ -131,6 +135,12 @@ struct Profile {
   double short_io = 0, syn_drop = 0;
   int fault_events = 0;
   Duration latency{}, jitter{};
+  Duration traffic = seconds(20);  // connections open and faults start in [0, traffic)
+  // Certificates from the simulated istiod's CA (each node's real CA client
+  // and certificate manager) instead of fixed ones, with short lifetimes so
+  // they renew mid-traffic; a root rotation; CA outages.
+  bool istiod_ca = false, rotation = false, ca_outages = false;
+  Duration cert_ttl{};
 };
 
 Profile draw_profile(Rng& r) {
@@ -156,6 +166,15 @@ Profile draw_profile(Rng& r) {
   p.fault_events = int(r.below(10));
   p.latency = std::chrono::microseconds(r.between(100, 5000));
   p.jitter = r.chance(0.5) ? std::chrono::microseconds(r.below(2000)) : Duration(0);
+  p.istiod_ca = r.chance(0.7);
+  if (p.istiod_ca) {
+    p.rotation = r.chance(0.3);
+    p.ca_outages = r.chance(0.4);
+    // Renewal at half the lifetime: 15 s renews two or three times a seed.
+    p.cert_ttl = seconds(int64_t(p.rotation ? r.between(15, 25) : r.between(15, 60)));
+    // A rotation runs to the old root's removal: more of it under traffic.
+    if (p.rotation) p.traffic = seconds(45);
+  }
   return p;
 }
 
@@ -201,12 +220,72 @@ struct Conn {
   std::vector<size_t> ejected_at_start, healthy_at_start;
 };
 
+class Swarm;
+
+// The mesh state as the node's control plane gets it without xDS: the
+// fixture's snapshot, delivered again on each MeshFixture::publish().
+class FixtureMeshSource final : public core::control::MeshSource {
+ public:
+  FixtureMeshSource(Env& env, MeshFixture& m) : env_(env), m_(m) {}
+  ~FixtureMeshSource() override { *alive_ = false; }
+  void start(Publish publish) override {
+    publish_ = std::move(publish);
+    env_.loop.post([this, alive = alive_] {
+      if (*alive) changed();
+    });
+  }
+  void stop() override { publish_ = nullptr; }
+  void changed() {
+    if (publish_ && m_.snapshot) publish_(m_.snapshot);
+  }
+
+ private:
+  Env& env_;
+  MeshFixture& m_;
+  Publish publish_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// A node's control plane in the swarm: a gRPC channel to the simulated
+// istiod, the real CA client and ControlPlane (certificate manager).
+class SwarmControl final : public NodeControl {
+ public:
+  SwarmControl(Swarm& swarm, MeshNode& n);
+  ~SwarmControl() override {
+    if (plane_) plane_->stop();
+  }
+  void request_certificate(const std::string& identity) override { plane_->request(identity); }
+  void roots_changed() override { ca_->set_roots(n_.roots); }
+  void state_changed() override { source_->changed(); }
+
+ private:
+  MeshNode& n_;
+  std::unique_ptr<xds::grpc::Channel> channel_;
+  std::unique_ptr<xds::CaClient> ca_;
+  std::unique_ptr<FixtureMeshSource> source_;
+  core::control::Readiness readiness_;
+  std::unique_ptr<core::control::ControlPlane> plane_;  // last: goes first
+};
+
 class Swarm {
  public:
   Swarm(uint64_t seed, std::FILE* trace) : seed_(seed), r_(Rng(seed).stream("mesh-swarm")), p_(draw_profile(r_)),
                                            m_(seed, world_options()) {
     if (trace) m_.world.trace().set_log(trace);
   }
+  ~Swarm() {
+    // The node control planes talk to istiod: they go before it.
+    m_.client_scope.clear();
+    for (auto& n : m_.nodes) n->control.reset();
+    istiod_.reset();
+  }
+
+  static constexpr uint16_t kIstiodPort = 15012;
+  static IpAddr istiod_ip() { return IpAddr::v4(10, 0, 0, 100); }
+  MeshFixture& fixture() { return m_; }
+  const Profile& profile() const { return p_; }
+  void certificate_gained(MeshNode& n);
+  void certificate_lost(MeshNode& n);
 
   testing::SwarmSeedResult run();
 
@@ -242,6 +321,16 @@ class Swarm {
   void heal();
   void check(std::vector<std::string>& out);
   void check_leaks(std::vector<std::string>& out);
+  void start_istiod();
+  void observe(MeshNode& n, const tls::HandshakeRecord& r);
+  void open_gap(size_t n, std::string what);
+  bool ca_outage_recently() const;
+  void schedule_rotation();
+  bool all_certified() const {
+    for (auto& n : m_.nodes)
+      if (n->running() && n->certificates.empty()) return false;
+    return true;
+  }
 
   MeshNode& node(size_t i) { return *m_.nodes[i]; }
   RefConn ref_conn(const Conn& c, size_t dst) const {
@@ -302,7 +391,49 @@ class Swarm {
   std::set<std::string> policy_keys_;
   MonoTime origin_{}, healed_{};
   std::map<std::string, uint64_t, std::less<>> counts_;
+
+  // With p_.istiod_ca.
+  std::unique_ptr<testing::SimIstiod> istiod_;
+  std::optional<tls::Ca> next_ca_;  // the root a rotation moves to
+  std::optional<tls::Certificate> old_root_, new_root_;
+  std::vector<Duration> wall_offset_;                // per node: the sum of its wall-clock jumps
+  std::vector<std::optional<size_t>> gap_;           // per node: its open "no certificate" fault
+  std::vector<std::pair<MonoTime, MonoTime>> ca_outages_;  // the CA down (to: max while down)
+  int ca_down_ = 0;
+  bool started_ = false;
+  std::vector<std::string> certificate_violations_;
 };
+
+SwarmControl::SwarmControl(Swarm& swarm, MeshNode& n) : n_(n) {
+  MeshFixture& m = swarm.fixture();
+  Env& env = n.host->env();
+  xds::grpc::ChannelConfig cc;
+  cc.address = Endpoint{Swarm::istiod_ip(), Swarm::kIstiodPort};
+  cc.authority = "istiod.istio-system.svc:15012";
+  cc.tls = m.tls.client();
+  channel_ = std::make_unique<xds::grpc::Channel>(env, cc);
+  xds::CaClientConfig ca_cfg;
+  ca_cfg.authority = cc.authority;
+  ca_cfg.metadata = [] { return Result<h2::Headers>(h2::Headers{{"clusterid", "Kubernetes"}}); };
+  ca_cfg.ttl = swarm.profile().cert_ttl;
+  ca_cfg.roots = n.roots;
+  ca_ = std::make_unique<xds::CaClient>(env, *channel_, ca_cfg);
+  source_ = std::make_unique<FixtureMeshSource>(env, m);
+  core::control::ControlPlaneOutputs out;
+  out.on_state = [](std::shared_ptr<const core::mesh::StateSnapshot>) {};
+  out.on_certificate = [&swarm, &n](const std::string& id, std::shared_ptr<const tls::Credentials> creds) {
+    swarm.fixture().set_certificate(n, id, std::move(creds));
+    swarm.certificate_gained(n);
+  };
+  out.on_forget = [&swarm, &n](const std::string& id) {
+    n.certificates.erase(id);
+    swarm.certificate_lost(n);
+  };
+  core::control::ControlPlaneConfig cp_cfg;
+  cp_cfg.node_name = n.workload.node;
+  plane_ = std::make_unique<core::control::ControlPlane>(env, *source_, *ca_, readiness_, cp_cfg, out);
+  plane_->start();
+}
 
 // --- generators ----------------------------------------------------------------
 
@@ -496,10 +627,14 @@ void Swarm::build() {
   m_.configure_inbound = [this](const MeshNode& n, core::proxy::InboundConfig& cfg) {
     if (specs_[n.index].stream_limit) cfg.h2.concurrent_streams_max = specs_[n.index].stream_limit;
   };
-  // The mesh's CA, made a day before the simulation starts: wall-clock
-  // jumps of an hour either way keep every certificate valid.
+  // The mesh's CA, made a day before the simulation starts. Fixed
+  // certificates (no istiod) are valid from two hours before to two days
+  // after: wall-clock jumps of an hour either way keep them valid. With
+  // istiod's CA they live seconds, issued 3 s back (the default minute
+  // would exceed the lifetimes).
   tls::CaOptions ca_opts;
   ca_opts.pin_signature_sizes = true;
+  if (p_.istiod_ca) ca_opts.backdate = kCaBackdate;
   const WallTime epoch = WallTime(std::chrono::seconds(1'767'225'600));  // io/sim's wall clock at 0
   auto ca = tls::Ca::create(ca_opts, Rng(seed_).stream("ca"), epoch - std::chrono::hours(24));
   ZT_ASSERT(ca.ok());
@@ -508,10 +643,26 @@ void Swarm::build() {
     MeshNode& n = m_.add_node("node-" + std::to_string(i), node_ip(i), specs_[i].sa, specs_[i].zone);
     n.workload.ns = specs_[i].ns;
     m_.store.upsert_workload(n.workload);
-    auto issued = ca_->issue(tls::Identity("cluster.local", specs_[i].ns, specs_[i].sa), std::chrono::hours(48), epoch - std::chrono::hours(2));
-    ZT_ASSERT(issued.ok());
-    m_.set_certificate(n, n.workload.identity().to_string(), testing::credentials(std::move(*issued)));
+    if (!p_.istiod_ca) {
+      auto issued = ca_->issue(tls::Identity("cluster.local", specs_[i].ns, specs_[i].sa), std::chrono::hours(48),
+                               epoch - std::chrono::hours(2));
+      ZT_ASSERT(issued.ok());
+      m_.set_certificate(n, n.workload.identity().to_string(), testing::credentials(std::move(*issued)));
+    }
     m_.set_roots(n, ca_->trust_bundle());
+  }
+  wall_offset_.assign(p_.nodes, Duration(0));
+  gap_.assign(p_.nodes, std::nullopt);
+  m_.on_handshake = [this](MeshNode& n, const tls::HandshakeRecord& r) { observe(n, r); };
+  if (p_.istiod_ca) {
+    old_root_ = ca_->root();
+    if (p_.rotation) {
+      auto next = tls::Ca::create(ca_opts, Rng(seed_).stream("ca-next"), epoch - std::chrono::hours(24));
+      ZT_ASSERT(next.ok());
+      next_ca_.emplace(std::move(*next));
+      new_root_ = next_ca_->root();
+    }
+    start_istiod();
   }
   for (size_t s = 0; s < p_.services; ++s) {
     ServiceSpec spec;
@@ -532,6 +683,108 @@ void Swarm::build() {
   crashed_at_.assign(p_.nodes, std::nullopt);
   down_.assign(p_.nodes, {});
   app_stopped_.assign(p_.nodes, false);
+}
+
+// --- certificates from istiod's CA ---------------------------------------------------
+
+void Swarm::start_istiod() {
+  io::sim::Host& h = m_.world.add_host("istiod", {istiod_ip()});
+  auto l = h.env().net.listen(Endpoint{istiod_ip(), kIstiodPort}, {});
+  ZT_ASSERT(l.ok());
+  istiod_ = std::make_unique<testing::SimIstiod>(h.env(), std::move(*l), m_.tls.server());
+  istiod_->serve_ca(std::move(*ca_));
+  ca_.reset();
+  istiod_->start();
+  m_.make_control = [this](MeshNode& n) -> std::unique_ptr<NodeControl> {
+    // A restarted node has no certificate until its first fetch.
+    if (started_) open_gap(n.index, "node-" + std::to_string(n.index) + " fetching its certificate after a restart");
+    return std::make_unique<SwarmControl>(*this, n);
+  };
+}
+
+// The invariant at the TLS layer: every certificate a node presents is
+// inside its validity on that node's wall clock, and so is every chain it
+// accepts (on its own clock, when it verified it).
+void Swarm::observe(MeshNode& n, const tls::HandshakeRecord& r) {
+  counts_["handshake"]++;
+  auto outside = [](WallTime at, WallTime from, WallTime until) { return at < from || at > until; };
+  auto secs = [](Duration d) { return std::to_string(std::chrono::duration<double>(d).count()); };
+  const std::string role = r.role == tls::TlsRole::server ? "server" : "client";
+  if (certificate_violations_.size() >= 10) return;
+  if (r.presented && outside(r.presented_at, r.presented_from, r.presented_until))
+    certificate_violations_.push_back("node-" + std::to_string(n.index) + " (" + role +
+                                      ") presented a certificate outside its validity at " +
+                                      std::to_string(at_s(m_.world.now())) + " s: " +
+                                      secs(r.presented_at - r.presented_from) + " s after notBefore, " +
+                                      secs(r.presented_at - r.presented_until) + " s after notAfter");
+  if (r.accepted && outside(r.accepted_at, r.accepted_from, r.accepted_until))
+    certificate_violations_.push_back("node-" + std::to_string(n.index) + " (" + role +
+                                      ") accepted a peer chain outside its validity at " +
+                                      std::to_string(at_s(m_.world.now())) + " s: " +
+                                      secs(r.accepted_at - r.accepted_from) + " s after notBefore, " +
+                                      secs(r.accepted_at - r.accepted_until) + " s after notAfter");
+}
+
+// A node without a certificate: what runs through it may fail until it has
+// one again (and kGrace after, as for any fault).
+void Swarm::open_gap(size_t n, std::string what) {
+  if (gap_[n]) return;
+  faults_.push_back({Fault::hard, {n}, m_.world.now(), MonoTime::max(), std::move(what)});
+  gap_[n] = faults_.size() - 1;
+}
+
+void Swarm::certificate_gained(MeshNode& n) {
+  counts_["certificate_issued"]++;
+  if (!gap_[n.index]) return;
+  faults_[*gap_[n.index]].to = m_.world.now() + kGrace;
+  gap_[n.index].reset();
+}
+
+// The certificate manager withdrew an expired certificate: only a CA outage
+// (now, or recently enough that the fetch's backoff has not come round
+// again) excuses that; otherwise a renewal failed.
+void Swarm::certificate_lost(MeshNode& n) {
+  if (!n.certificates.empty()) return;
+  const bool outage = ca_outage_recently();
+  open_gap(n.index, "certificate of node-" + std::to_string(n.index) + " lapsed" +
+                        (outage ? " during a CA outage" : " (no CA outage)"));
+  if (!outage && !p_.chaos)
+    certificate_violations_.push_back("node-" + std::to_string(n.index) + "'s certificate lapsed at " +
+                                      std::to_string(at_s(m_.world.now())) + " s with no CA outage (a renewal failed)");
+}
+
+bool Swarm::ca_outage_recently() const {
+  const MonoTime now = m_.world.now();
+  for (const auto& [from, to] : ca_outages_) {
+    if (to == MonoTime::max()) return true;
+    // The fetch backoff doubles from 1 s (+-20%): after an outage of d, the
+    // next attempt comes within about 1.2 d.
+    if (from <= now && now <= to + (to - from) * 2 + seconds(3)) return true;
+  }
+  return false;
+}
+
+// Root rotation the way Istio does it (sim-tests/root_rotation_test.cc):
+// the new root joins every node's bundle (each at its own moment), istiod
+// signs with it, and once every certificate of the old root has expired or
+// been renewed the old root leaves the bundles, node by node. Traffic and
+// renewals go on throughout; nothing may fail for it.
+void Swarm::schedule_rotation() {
+  io::sim::Scheduler& s = m_.world.scheduler();
+  const MonoTime t_add = origin_ + milliseconds(int64_t(r_.below(4000)));
+  const MonoTime t_switch = t_add + seconds(3);
+  const MonoTime t_drop = t_switch + p_.cert_ttl + kCaBackdate + seconds(2);
+  for (size_t i = 0; i < p_.nodes; ++i) {
+    s.at(t_add + milliseconds(int64_t(r_.below(2000))), io::sim::kNetwork, "swarm.root_add",
+         [this, i] { m_.set_roots(node(i), {*old_root_, *new_root_}); });
+    s.at(t_drop + milliseconds(int64_t(r_.below(2000))), io::sim::kNetwork, "swarm.root_drop",
+         [this, i] { m_.set_roots(node(i), {*new_root_}); });
+  }
+  s.at(t_switch, io::sim::kNetwork, "swarm.root_switch", [this] {
+    istiod_->serve_ca(std::move(*next_ca_));
+    next_ca_.reset();
+    counts_["root_rotation"]++;
+  });
 }
 
 // --- the client applications --------------------------------------------------
@@ -648,7 +901,8 @@ void Swarm::schedule_fault(MonoTime at) {
   size_t b = size_t(r_.below(p_.nodes));
   if (b == a) b = (a + 1) % p_.nodes;
   const Duration len = milliseconds(int64_t(200 + r_.below(12000)));
-  switch (r_.below(8)) {
+  // (Seeds without istiod's CA draw as before: their schedules stay.)
+  switch (r_.below(p_.istiod_ca ? 9 : 8)) {
     case 0:
       if (!p_.crashes) break;
       w.scheduler().at(at, io::sim::kNetwork, "swarm.crash", [this, a] {
@@ -726,7 +980,32 @@ void Swarm::schedule_fault(MonoTime at) {
     case 5:
       if (!p_.wall_jumps) break;
       w.scheduler().at(at, io::sim::kNetwork, "swarm.wall_jump", [this, a] {
-        m_.world.jump_wall(node(a).host->id(), std::chrono::minutes(int64_t(r_.below(120)) - 60));
+        Duration jump = std::chrono::minutes(int64_t(r_.below(120)) - 60);
+        if (p_.istiod_ca) {
+          // Certificates of seconds: a node's clock stays within a second
+          // behind (the 3 s backdate covers it) and an eighth of the
+          // lifetime ahead (renewal at half-life still comes before expiry),
+          // or the node could rightly hold no valid certificate.
+          const int64_t lo = -1000 - to_ms(wall_offset_[a]);
+          const int64_t hi = to_ms(p_.cert_ttl) / 8 - to_ms(wall_offset_[a]);
+          jump = milliseconds(lo + int64_t(r_.below(uint64_t(hi - lo + 1))));
+        }
+        wall_offset_[a] += jump;
+        m_.world.jump_wall(node(a).host->id(), jump);
+      });
+      break;
+    case 8:
+      if (!p_.ca_outages) break;
+      w.scheduler().at(at, io::sim::kNetwork, "swarm.ca_down", [this, len] {
+        ++ca_down_;
+        istiod_->ca_down = true;
+        ca_outages_.emplace_back(m_.world.now(), MonoTime::max());
+        counts_["ca_outage"]++;
+        const size_t k = ca_outages_.size() - 1;
+        m_.world.scheduler().at(m_.world.now() + len, io::sim::kNetwork, "swarm.ca_up", [this, k] {
+          if (ca_down_ > 0 && --ca_down_ == 0) istiod_->ca_down = false;
+          if (ca_outages_[k].second == MonoTime::max()) ca_outages_[k].second = m_.world.now();
+        });
       });
       break;
     case 6:
@@ -754,6 +1033,12 @@ void Swarm::schedule_fault(MonoTime at) {
 
 void Swarm::heal() {
   m_.world.heal_all();
+  if (istiod_) {
+    istiod_->ca_down = false;
+    ca_down_ = 0;
+    for (auto& o : ca_outages_)
+      if (o.second == MonoTime::max()) o.second = m_.world.now();
+  }
   for (size_t i = 0; i < p_.nodes; ++i) {
     if (!node(i).host->up()) {
       m_.restart(node(i));
@@ -812,6 +1097,7 @@ std::string Swarm::describe(const Conn& c) const {
 }
 
 void Swarm::check(std::vector<std::string>& out) {
+  for (const std::string& e : certificate_violations_) out.push_back("certificates: " + e);
   for (const std::string& e : ejected_for_nothing_) out.push_back("ejection with no fault to blame: " + e);
   for (const Conn& c : conns_) {
     if (c.started == MonoTime{} && !c.done) continue;  // never opened
@@ -902,20 +1188,24 @@ testing::SwarmSeedResult Swarm::run() {
   const auto wall_start = Clock::now();
   build();
   m_.start();
+  if (p_.istiod_ca && !m_.world.run_until([this] { return all_certified(); }, seconds(10)))
+    certificate_violations_.push_back("the nodes did not all get a certificate from istiod within 10 s");
+  started_ = true;
   origin_ = m_.world.now();
+  if (p_.rotation) schedule_rotation();
   for (int i = 0; i < p_.connections; ++i)
-    schedule_open(origin_ + Duration(int64_t(r_.below(uint64_t(kTraffic.count())))));
+    schedule_open(origin_ + Duration(int64_t(r_.below(uint64_t(p_.traffic.count())))));
   for (int b = 0; b < p_.bursts; ++b) {
     // A burst to one peer (whose stream limit may be low): the pool must
     // carry all of it, refusing none.
     const size_t from = size_t(r_.below(p_.nodes));
     const size_t to = (from + 1 + size_t(r_.below(p_.nodes - 1))) % p_.nodes;
-    const MonoTime at = origin_ + Duration(int64_t(r_.below(uint64_t(kTraffic.count()))));
+    const MonoTime at = origin_ + Duration(int64_t(r_.below(uint64_t(p_.traffic.count()))));
     const int n = int(r_.between(10, 40));
     for (int i = 0; i < n; ++i) schedule_open(at, std::make_pair(from, to));
   }
-  for (int i = 0; i < p_.fault_events; ++i) schedule_fault(origin_ + Duration(int64_t(r_.below(uint64_t(kTraffic.count())))));
-  m_.world.run_for(kTraffic + seconds(5));
+  for (int i = 0; i < p_.fault_events; ++i) schedule_fault(origin_ + Duration(int64_t(r_.below(uint64_t(p_.traffic.count())))));
+  m_.world.run_for(p_.traffic + seconds(5));
   heal();
   auto settled = [this] {
     for (const Conn& c : conns_) {
@@ -935,6 +1225,9 @@ testing::SwarmSeedResult Swarm::run() {
     // Connections of pods that died with their node hang in the client
     // scope: drop them, then give the pools their idle release.
     m_.client_scope.clear();
+    // The control planes' channels to istiod are not data-path connections.
+    for (auto& n : m_.nodes) n->control.reset();
+    m_.make_control = nullptr;
     m_.world.run_for(m_.pool_idle_release + seconds(35));
     check_leaks(out.violations);
   }
@@ -953,7 +1246,9 @@ testing::SwarmSeedResult Swarm::run() {
   out.stats = "nodes=" + std::to_string(p_.nodes) + " services=" + std::to_string(p_.services) +
               " conns=" + std::to_string(conns_.size()) + " intact=" + std::to_string(intact) +
               " served=" + std::to_string(served) + " faults=" + std::to_string(faults_.size()) +
-              " policies=" + std::to_string(policies_.size()) + (p_.chaos ? " chaos" : "");
+              " policies=" + std::to_string(policies_.size()) + (p_.chaos ? " chaos" : "") +
+              (p_.istiod_ca ? " ca_ttl=" + std::to_string(to_ms(p_.cert_ttl) / 1000) + "s" : "") +
+              (p_.rotation ? " rotation" : "");
   return out;
 }
 

@@ -180,6 +180,16 @@ Result<std::string> make_csr(const KeyPair& key, const Identity& id) {
                   X509_REQ_add_extensions(req.get(), exts) && X509_REQ_sign(req.get(), key.get(), EVP_sha256());
   sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
   if (!ok) return Error(Errc::io_error, last_ssl_error("signing a CSR"));
+  // Re-signed until the ECDSA signature has its longest DER form (72 bytes),
+  // so a CSR's size never varies: the simulator hashes I/O sizes, and a CA
+  // client on it must replay. A CSR is made once per renewal; the few extra
+  // signatures cost nothing that matters.
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const ASN1_BIT_STRING* sig = nullptr;
+    X509_REQ_get0_signature(req.get(), &sig, nullptr);
+    if (sig && ASN1_STRING_length(sig) == 72) break;
+    if (!X509_REQ_sign(req.get(), key.get(), EVP_sha256())) return Error(Errc::io_error, last_ssl_error("signing a CSR"));
+  }
   bssl::UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
   PEM_write_bio_X509_REQ(bio.get(), req.get());
   return bio_string(bio.get());

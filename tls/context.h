@@ -18,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,8 @@ struct Credentials {
   KeyPair key;
 };
 
+struct HandshakeRecord;  // below
+
 struct TlsConfig {
   TlsRole role = TlsRole::client;
   // Required for servers; a client without one can only be refused (tests).
@@ -85,6 +88,9 @@ struct TlsConfig {
   bool fips_groups_only = false;
   // Pin ECDSA signature sizes so handshake sizes never vary (simulation).
   bool pin_signature_sizes = false;
+  // Called once per handshake that completes, and for one the peer rejected
+  // (with accepted false: it saw our certificate) (tests; unset in the proxy).
+  std::function<void(const HandshakeRecord&)> on_handshake;
 };
 
 // A peer chain this context verified: its identity, and when every
@@ -92,6 +98,22 @@ struct TlsConfig {
 struct VerifiedChain {
   Identity identity;
   WallTime valid_from, valid_until;  // the latest notBefore, the earliest notAfter
+};
+
+// A handshake that completed (or that the peer rejected), as
+// TlsConfig::on_handshake reports it: what
+// this side presented and what it accepted, each with the wall time (this
+// side's clock) it happened at. Tests check certificate validity with it at
+// the TLS layer (the mesh swarm); nothing in the proxy needs it.
+struct HandshakeRecord {
+  TlsRole role = TlsRole::client;
+  bool presented = false;                 // a certificate was sent
+  WallTime presented_at{};                // server: when the handshake began; client: when it completed
+  WallTime presented_from{}, presented_until{};  // its leaf's notBefore and notAfter
+  bool accepted = false;                  // a peer chain was verified (always, for HBONE)
+  WallTime accepted_at{};                 // when it was verified (or found verified before)
+  WallTime accepted_from{}, accepted_until{};    // the verified path's validity (VerifiedChain)
+  std::optional<Identity> peer;
 };
 
 // One context per thread: it remembers the peer chains it verified (below),

@@ -162,6 +162,7 @@ void TlsStream::handshake(HandshakeCallback done) {
   ZT_ASSERT(!hs_started_);
   hs_started_ = true;
   hs_cb_ = std::move(done);
+  if (ctx_->config().on_handshake) hs_started_wall_ = env_.clock.wall_now();
   if (closed_) return fail_handshake(Error(Errc::not_connected, "TLS stream closed"));
   progress();
 }
@@ -270,6 +271,7 @@ void TlsStream::drive_handshake() {
     }
     ZT_ASSERT(!hs_done_ && !hs_error_);  // the handshake completes once
     hs_done_ = true;
+    if (ctx_->config().on_handshake) report_handshake();
     if (ctx_->config().role == TlsRole::client) {
       // The client's last flight (Certificate, CertificateVerify, Finished)
       // waits for the first write, which the handshake callback usually
@@ -307,6 +309,11 @@ void TlsStream::fail_handshake(Error e) {
   ZT_ASSERT(!hs_done_);  // a completed handshake cannot fail afterwards
   if (failure_ == TlsFailure::none) failure_ = TlsFailure::other;
   hs_error_ = e;
+  // A peer that rejected us saw our certificate: that counts as presented.
+  if (failure_ == TlsFailure::peer_rejected && ctx_->config().on_handshake) {
+    verified_validity_.reset();
+    report_handshake();
+  }
   deliver(take(hs_cb_), Result<void>(std::move(e)));
 }
 
@@ -423,6 +430,28 @@ void TlsStream::maybe_read_transport() {
 
 // --- verification and errors ----------------------------------------------------
 
+void TlsStream::report_handshake() {
+  const TlsConfig& cfg = ctx_->config();
+  HandshakeRecord r;
+  r.role = cfg.role;
+  if (creds_ && !creds_->chain.empty()) {
+    r.presented = true;
+    // A server's certificate leaves in its first flight; a client's in its
+    // last (a rejected one: before the peer's alert came back).
+    r.presented_at = cfg.role == TlsRole::server ? hs_started_wall_ : env_.clock.wall_now();
+    r.presented_from = creds_->chain.front().not_before();
+    r.presented_until = creds_->chain.front().not_after();
+  }
+  if (verified_validity_) {
+    r.accepted = true;
+    r.accepted_at = verified_at_;
+    r.accepted_from = verified_validity_->first;
+    r.accepted_until = verified_validity_->second;
+  }
+  r.peer = peer_identity_;
+  cfg.on_handshake(r);
+}
+
 int TlsStream::verify_peer(uint8_t* out_alert) {
   const TlsConfig& cfg = ctx_->config();
   // DER buffers (TLS_with_buffers_method): nothing is parsed unless the
@@ -445,6 +474,10 @@ int TlsStream::verify_peer(uint8_t* out_alert) {
     chain_der.append(reinterpret_cast<const char*>(CRYPTO_BUFFER_data(b)), len);
   }
   if (const VerifiedChain* known = ctx_->verified_chain(chain_der, now)) {
+    if (cfg.on_handshake) {
+      verified_at_ = now;
+      verified_validity_.emplace(known->valid_from, known->valid_until);
+    }
     return accept_identity(known->identity, out_alert);
   }
   bssl::UniquePtr<STACK_OF(X509)> chain(sk_X509_new_null());
@@ -485,6 +518,10 @@ int TlsStream::verify_peer(uint8_t* out_alert) {
     const Certificate c(bssl::UpRef(sk_X509_value(path, i)));
     verified.valid_from = std::max(verified.valid_from, c.not_before());
     verified.valid_until = std::min(verified.valid_until, c.not_after());
+  }
+  if (cfg.on_handshake) {
+    verified_at_ = now;
+    verified_validity_.emplace(verified.valid_from, verified.valid_until);
   }
   ctx_->remember_verified_chain(std::move(chain_der), std::move(verified));
   return accept_identity(*id, out_alert);

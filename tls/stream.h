@@ -104,6 +104,10 @@ class TlsStream final : public Stream {
   TlsFailure failure_ = TlsFailure::none;
   std::string verify_detail_;
   std::optional<Identity> peer_identity_;
+  // For TlsConfig::on_handshake only.
+  WallTime hs_started_wall_{}, verified_at_{};
+  std::optional<std::pair<WallTime, WallTime>> verified_validity_;
+  void report_handshake();
 
   // The user side: one read and one write at a time.
   MutableBytes rd_buf_;

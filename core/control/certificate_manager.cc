@@ -136,6 +136,10 @@ void CertificateManager::schedule() {
     if (in_flight_.contains(id)) continue;
     if (st.state == CertificateStatus::State::failed) wait = std::min(wait, st.next_attempt - now);
     if (st.state == CertificateStatus::State::available) wait = std::min(wait, st.refresh_at - wall);
+    // The moment a held certificate expires (its renewal may be failing,
+    // with the next retry later): it is withdrawn then, never presented
+    // after (found by the mesh swarm during CA outages).
+    if (st.credentials) wait = std::min(wait, st.credentials->chain.front().not_after() - wall + std::chrono::milliseconds(1));
   }
   timer_ = env_.loop.run_after(std::max(wait, Duration(std::chrono::milliseconds(1))), [this] {
     timer_ = kNoTimer;
