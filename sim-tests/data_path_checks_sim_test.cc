@@ -46,6 +46,30 @@ ClientConn& finish(MeshFixture& m, MeshNode& from, Endpoint dst, size_t bytes, D
   return c;
 }
 
+// A connection that sends a few bytes and then waits without half-closing:
+// it ends only when the proxy (or the server) ends it.
+struct HeldConn {
+  bool done = false;
+  size_t received = 0;
+  Result<size_t> end = size_t{0};
+};
+
+Task<void> hold(Env& env, Endpoint dst, HeldConn& h) {
+  auto s = co_await io::connect(env, dst, {}, seconds(10));
+  if (!s) {
+    h.end = s.error();
+    h.done = true;
+    co_return;
+  }
+  const std::vector<uint8_t> hello(16, 7);
+  (void)co_await io::write_all(**s, hello);
+  testing::ReadAll got = co_await testing::read_all(**s);
+  h.received = got.bytes.size();
+  h.end = std::move(got.end);
+  (*s)->close();
+  h.done = true;
+}
+
 // A tunnel carries more than the HTTP/2 stream window (4 MiB) each way: the
 // receiver must hand the window back as its application reads (stream
 // WINDOW_UPDATE), or the transfer stalls at the window. The swarm's
@@ -200,13 +224,38 @@ TEST(DataPathChecks, AnExpiredCertificateIsRefusedEvenWhenSeenBefore) {
   }
 }
 
+// A connection whose destination leaves the mesh state is closed when the
+// node re-checks its connections (app/worker.cc does on every state
+// change): a destination that is gone is no longer allowed (upstream).
+TEST(DataPathChecks, AConnectionWhoseDestinationLeftTheStateIsClosed) {
+  for (uint64_t seed : scenario_seeds(kSeeds)) {
+    SCOPED_TRACE(replay(seed));
+    MeshFixture m(seed, world_options(seed));
+    MeshNode& a = m.add_node("node-a", kA, "client");
+    MeshNode& b = m.add_node("node-b", kB, "server");
+    m.start();
+    HeldConn h;
+    m.client_scope.spawn(hold(a.host->env(), Endpoint{b.ip, MeshFixture::kAppPort}, h));
+    m.world.run_for(seconds(2));
+    ASSERT_FALSE(h.done) << "the held connection ended on its own";
+    ASSERT_EQ(b.app_accepted, 1u);
+    EXPECT_EQ(b.inbound->recheck_policies(), 0u) << "a re-check closed an allowed connection";
+    m.remove_pod(b);
+    m.publish();
+    EXPECT_EQ(b.inbound->recheck_policies(), 1u);
+    EXPECT_TRUE(m.world.run_until([&] { return h.done; }, seconds(5)))
+        << "a connection to a pod that left the state stayed open";
+  }
+}
+
 // A peer that allows one stream per connection, and a burst of tunnels to
 // it with traffic that keeps streams short: the server still counts a
 // stream the client has finished with, so some CONNECTs are refused
 // (REFUSED_STREAM) and must be retried on another connection. No tunnel is
-// lost, and the pool never runs more streams on a connection than the
-// peer's SETTINGS allow.
+// lost; and some streams must have been refused, or the scenario checked
+// nothing.
 TEST(DataPathChecks, ABurstAgainstAOneStreamPeerLosesNoTunnel) {
+  uint64_t refused = 0;
   for (uint64_t seed : scenario_seeds(kSeeds)) {
     SCOPED_TRACE(replay(seed));
     MeshFixture m(seed, world_options(seed));
@@ -226,7 +275,9 @@ TEST(DataPathChecks, ABurstAgainstAOneStreamPeerLosesNoTunnel) {
     for (ClientConn* c : conns) intact += c->intact;
     EXPECT_EQ(intact, conns.size()) << "retries " << a.pool->counters().retries << ", failures "
                                     << a.pool->counters().tunnels_failed;
+    refused += a.pool->counters().retries;
   }
+  EXPECT_GT(refused, 0u) << "no stream was refused: the burst never met the peer's limit";
 }
 
 }  // namespace
