@@ -135,6 +135,18 @@ std::vector<RefPolicy> policy_set(int which) {
       out.push_back(p);
       break;
     }
+    case 5: {  // ALLOW into web only from the account prod/client, which no node runs as:
+               // default/client has the same name in another namespace, and must not pass
+      p.name = "web-from-prod-client";
+      p.ns = "default";
+      p.scope = RefPolicy::selector;
+      p.selected = {2};
+      RefMatch m;
+      m.service_accounts.push_back({"prod", "client"});
+      p.rules = {{{m}}};
+      out.push_back(p);
+      break;
+    }
     default: {  // ALLOW overlapping: default sources to anything but node-2 (two clauses ANDed),
                 // and prod sources into node-1
       p.name = "global-allow";
@@ -160,7 +172,7 @@ std::vector<RefPolicy> policy_set(int which) {
   }
   return out;
 }
-constexpr int kPolicySets = 6;
+constexpr int kPolicySets = 7;
 
 bool allowed(int policy, size_t from, size_t to) {
   RefConn c;

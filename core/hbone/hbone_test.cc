@@ -213,6 +213,63 @@ TEST(Hbone, ADrainingServerMovesNewTunnelsToAFreshConnectionInvisibly) {
   EXPECT_EQ(replacement.requests.size(), 1u);
 }
 
+// A drain sends GOAWAY and lets the tunnels under way finish: a tunnel open
+// across the drain still carries bytes both ways and ends cleanly (closing
+// the connections instead would cut every tunnel of the node).
+TEST(Hbone, ATunnelOpenAcrossADrainFinishesIntact) {
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
+  HboneServerApp srv(h, w);
+  Client c(h, w);
+  std::optional<Result<h2::Opened>> opened;
+  ASSERT_TRUE(h.run([](Pool& p, PoolKey key, std::optional<Result<h2::Opened>>& out) -> Task<void> {
+    out = co_await p.open(key, connect_to());
+  }(c.pool, key_for(h), opened), std::chrono::seconds(10)));
+  ASSERT_TRUE(opened && opened->ok() && (*opened)->tunnel);
+  Stream& t = *(*opened)->tunnel;
+  const std::vector<uint8_t> first = testing::pattern(1000, 1), second = testing::pattern(3000, 2);
+  std::vector<uint8_t> echoed;
+  ASSERT_TRUE(h.run([](Stream& t, const std::vector<uint8_t>& d, std::vector<uint8_t>& back) -> Task<void> {
+    if (!co_await io::write_all(t, d)) co_return;
+    std::vector<uint8_t> buf(d.size());
+    while (back.size() < d.size()) {
+      Result<size_t> n = co_await io::read(t, MutableBytes(buf).first(d.size() - back.size()));
+      if (!n || *n == 0) co_return;
+      back.insert(back.end(), buf.begin(), buf.begin() + std::ptrdiff_t(*n));
+    }
+  }(t, first, echoed), std::chrono::seconds(10)));
+  ASSERT_EQ(echoed, first);
+  srv.server->drain();
+  h.world().run_for(std::chrono::milliseconds(50));
+  bool wrote = false;
+  testing::ReadAll rest;
+  ASSERT_TRUE(h.run([](Stream& t, const std::vector<uint8_t>& d, bool& wrote, testing::ReadAll& out) -> Task<void> {
+    wrote = (co_await io::write_all(t, d)).ok() && t.shutdown_write().ok();
+    out = co_await testing::read_all(t);
+  }(t, second, wrote, rest), std::chrono::seconds(10)));
+  EXPECT_TRUE(wrote);
+  ASSERT_TRUE(rest.end.ok()) << "the tunnel open across the drain was cut: " << rest.end.error().message();
+  EXPECT_EQ(rest.bytes, second);
+}
+
+// A pooled connection whose server went silent (black-holed both ways) is
+// dead once its keepalive PING goes unanswered (a PING after 10 s of quiet,
+// given up 20 s later); the pool drops it then, not at the idle release
+// (PoolConfig::idle_release, 5 min).
+TEST(Hbone, APooledConnectionToASilentServerIsDroppedAfterTheKeepalive) {
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
+  HboneServerApp srv(h, w);
+  Client c(h, w);
+  int failures = 0;
+  ASSERT_TRUE(h.run(round_trip(c.pool, key_for(h), 100, 1, failures), std::chrono::minutes(1)));
+  ASSERT_EQ(failures, 0);
+  ASSERT_EQ(c.pool.connections(), 1u);
+  h.world().partition(h.client_host().id(), h.server_host().id());
+  h.world().run_for(std::chrono::seconds(45));
+  EXPECT_EQ(c.pool.connections(), 0u) << "a pooled connection to a silent server outlived its keepalive";
+}
+
 // A client whose TLS handshake completes while the server drains has sent
 // its first CONNECT and its early data with its last flight. The server
 // answers GOAWAY naming no stream, so the pool moves the tunnel to the next
