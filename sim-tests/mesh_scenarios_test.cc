@@ -86,6 +86,30 @@ TEST(MeshScenarios, AnEndpointThatRefusesIsEjectedAndTheConnectionRetried) {
   auto until = a.outbound->outliers().ejected_until(c.app_endpoint());
   ASSERT_TRUE(until);
   EXPECT_GT(*until - m.world.now(), seconds(5));
+
+  // C recovers: after its ejection a connection reaches it again, and that
+  // success ends its run of failures, so when it fails once more it is
+  // ejected for the base time again, not four times as long.
+  m.start_app(c);
+  m.world.run_for(*until - m.world.now() + milliseconds(100));
+  bool c_served = false;
+  for (int i = 0; i < 40 && !c_served; ++i) {
+    ClientConn& x = m.open(a, Endpoint{kVip, 80}, 1000);
+    ASSERT_TRUE(m.world.run_until([&] { return x.done; }, seconds(30)));
+    EXPECT_TRUE(x.intact) << describe(x, m.world.now());
+    c_served = x.served_by == int(c.index);
+  }
+  ASSERT_TRUE(c_served) << "C was not tried again once its ejection ended";
+  m.stop_app(c);
+  for (int i = 0; i < 40 && counters.ejected < 3; ++i) {
+    ClientConn& x = m.open(a, Endpoint{kVip, 80}, 1000);
+    ASSERT_TRUE(m.world.run_until([&] { return x.done; }, seconds(30)));
+    EXPECT_TRUE(x.intact) << describe(x, m.world.now());
+  }
+  ASSERT_EQ(counters.ejected, 3u);
+  until = a.outbound->outliers().ejected_until(c.app_endpoint());
+  ASSERT_TRUE(until);
+  EXPECT_LE(*until - m.world.now(), seconds(5)) << "the success did not reset the ejection backoff";
 }
 
 // (a) A client on A keeps opening connections to a service backed by B and C;

@@ -330,6 +330,31 @@ TEST(PolicyScenarios, APolicyUpdateClosesExactlyTheNewlyDeniedConnections) {
   }
 }
 
+// The destination leaves the mesh state (its pod is gone) while mesh and
+// plaintext connections to it run: a re-check (app/worker.cc runs one on
+// every state change) closes every one of them, as upstream closes a
+// connection whose destination workload it no longer knows.
+TEST(PolicyScenarios, ARecheckClosesTheConnectionsOfADestinationThatLeftTheState) {
+  for (uint64_t seed : seeds(4)) {
+    SCOPED_TRACE("replay: ZT_SIM_SEED=" + std::to_string(seed));
+    PolicyMesh m(seed);
+    for (Source s : kSources) m.start_client(s);
+    ASSERT_TRUE(m.world.run_until([&] { return all_connected(m); }, std::chrono::seconds(30)));
+    m.world.run_for(std::chrono::milliseconds(int64_t(m.draw.between(100, 2000))));
+    EXPECT_EQ(m.inbound->recheck_policies() + m.plaintext->recheck_policies(), 0u) << "nothing is denied yet";
+    m.store.remove_workload("cluster1//v1/Pod/default/server");
+    m.snapshot = m.store.publish();
+    EXPECT_EQ(m.inbound->recheck_policies() + m.plaintext->recheck_policies(), m.clients.size());
+    m.world.run_for(std::chrono::seconds(3));
+    for (const Client& c : m.clients) {
+      SCOPED_TRACE("source " + std::to_string(int(c.source)));
+      EXPECT_TRUE(c.done) << "a connection to a destination that left the state stayed open";
+      EXPECT_TRUE(c.error.has_value());
+    }
+    EXPECT_EQ(m.active(), 0u);
+  }
+}
+
 // Runs scenario (b) for one seed; returns the trace hash.
 uint64_t drain_scenario(uint64_t seed) {
   SCOPED_TRACE("replay: ZT_SIM_SEED=" + std::to_string(seed));

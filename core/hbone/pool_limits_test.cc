@@ -357,6 +357,25 @@ TEST(HbonePoolLimits, ARefusingConnectionIsNotPreferred) {
   EXPECT_EQ(c.pool.counters().connections_opened, 2u);
 }
 
+// The same server under a burst: once the first connection has refused a
+// stream, a burst of tunnels all goes to the other connection, none of
+// them to the refusing one (where each would be refused and retried).
+TEST(HbonePoolLimits, ABurstAfterARefusalAvoidsTheRefusingConnection) {
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
+  ScriptedServer srv(h, w, {.refuse = [](size_t conn, size_t nth) { return conn == 0 && nth > 0; }});
+  Client c(h, w);
+  int failures = 0;
+  ASSERT_TRUE(h.run([](HboneHarness& h, Pool& pool, int& failures) -> Task<void> {
+    for (int i = 0; i < 2; ++i) co_await tagged_round_trip(h, pool, i, 100, Duration(0), failures);
+  }(h, c.pool, failures), std::chrono::minutes(1)));
+  ASSERT_EQ(srv.refused(), 1u);
+  ASSERT_TRUE(h.run(burst(h, c.pool, 2, 20, std::chrono::milliseconds(5), failures), std::chrono::minutes(1)));
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(srv.refused(), 1u) << "the connection that refused kept getting streams";
+  EXPECT_EQ(c.pool.counters().connections_opened, 2u);
+}
+
 // Refusals are retried more than once, and each retry goes to a connection
 // that has not refused that stream.
 TEST(HbonePoolLimits, AStreamRefusedTwiceStillOpens) {
