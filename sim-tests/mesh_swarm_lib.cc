@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <set>
+#include <tuple>
 
 #include "core/control/control_plane.h"
 #include "sim-tests/mesh_fixture.h"
@@ -120,6 +122,13 @@ const char* const kAccounts[] = {"client", "server", "web", "db"};
 constexpr Duration kCaBackdate = seconds(3);  // the swarm CA's notBefore, before issue (kept below the lifetimes)
 constexpr Duration kGrace = seconds(45);       // after a fault ends: keepalive (30 s) + connect timeout (10 s)
 constexpr Duration kHealBound = seconds(180);  // every connection ends within this after the heal
+// A node's pooled connections to a peer that died (crash, or the crash of a
+// graceful restart) are gone within this: its next write or PING meets the
+// restarted host's RST, or the PING (after 10 s of quiet) goes unanswered
+// for 20 s, both on a 10 s tick; a connect begun before the death times
+// out within 10 s.
+constexpr Duration kDeadPeerBound = seconds(45);
+constexpr Duration kDeadKnownBound = seconds(2);
 
 IpAddr node_ip(size_t i) { return IpAddr::v4(10, 0, uint8_t(i + 1), 1); }
 
@@ -402,6 +411,26 @@ class Swarm {
   int ca_down_ = 0;
   bool started_ = false;
   std::vector<std::string> certificate_violations_;
+
+  // The dead-peer invariant: when a node dies, each other node's pool must
+  // drop the connections it had opened to it (ids below `below`) within
+  // kDeadPeerBound. A node that died itself in between has a new pool.
+  struct DeadPeerCheck {
+    size_t node, peer;
+    uint64_t below;
+    uint64_t incarnation;
+    MonoTime died, due;
+  };
+  void peer_died(size_t a);
+  void check_dead_peer(const DeadPeerCheck& c);
+  std::vector<uint64_t> incarnation_;  // per node: deaths so far
+  // And at every second: a connection a pool knows is dead is dropped at
+  // once (within kDeadKnownBound), never kept until its idle release.
+  void sample_pools();
+  std::map<std::tuple<size_t, uint64_t, uint64_t>, MonoTime> dead_seen_;  // (node, incarnation, id): first seen dead
+  size_t dead_peer_pending_ = 0;
+  MonoTime dead_peer_last_due_{};
+  std::vector<std::string> dead_peer_violations_;
 };
 
 SwarmControl::SwarmControl(Swarm& swarm, MeshNode& n) : n_(n) {
@@ -681,6 +710,7 @@ void Swarm::build() {
   policies_.push_back({m_.world.now(), draw_policies()});
   apply_policies(policies_.back().policies);
   crashed_at_.assign(p_.nodes, std::nullopt);
+  incarnation_.assign(p_.nodes, 0);
   down_.assign(p_.nodes, {});
   app_stopped_.assign(p_.nodes, false);
 }
@@ -910,6 +940,7 @@ void Swarm::schedule_fault(MonoTime at) {
         faults_.push_back({Fault::hard, {a}, m_.world.now(), MonoTime::max(), "crash of node-" + std::to_string(a)});
         crashed_at_[a] = m_.world.now();
         m_.crash(node(a));
+        peer_died(a);
       });
       w.scheduler().at(at + len, io::sim::kNetwork, "swarm.restart", [this, a] {
         if (node(a).host->up()) return;
@@ -970,6 +1001,7 @@ void Swarm::schedule_fault(MonoTime at) {
           if (!node(a).host->up()) return;
           specs_[a].stream_limit = r_.chance(0.5) ? uint32_t(r_.between(1, 8)) : 0;
           m_.crash(node(a));
+          peer_died(a);
           m_.restart(node(a));
           down_[a].emplace_back(m_.world.now(), m_.world.now());
           app_stopped_[a] = false;
@@ -1028,6 +1060,52 @@ void Swarm::schedule_fault(MonoTime at) {
         counts_["endpoint_change"]++;
       });
       break;
+  }
+}
+
+void Swarm::peer_died(size_t a) {
+  ++incarnation_[a];
+  for (size_t x = 0; x < p_.nodes; ++x) {
+    if (x == a || !node(x).running()) continue;
+    const DeadPeerCheck c{x, a, node(x).pool->next_connection_id(), incarnation_[x], m_.world.now(),
+                          m_.world.now() + kDeadPeerBound};
+    ++dead_peer_pending_;
+    dead_peer_last_due_ = std::max(dead_peer_last_due_, c.due);
+    m_.world.scheduler().at(c.due, io::sim::kNetwork, "swarm.dead_peer_check", [this, c] {
+      --dead_peer_pending_;
+      check_dead_peer(c);
+    });
+  }
+}
+
+void Swarm::sample_pools() {
+  const MonoTime now = m_.world.now();
+  for (size_t x = 0; x < p_.nodes; ++x) {
+    if (!node(x).running()) continue;
+    for (const core::hbone::Pool::ConnectionInfo& info : node(x).pool->inspect()) {
+      if (!info.dead) continue;
+      const auto [it, first] = dead_seen_.try_emplace({x, incarnation_[x], info.id}, now);
+      if (!first && now - it->second > kDeadKnownBound && it->second != MonoTime::max()) {
+        dead_peer_violations_.push_back("node-" + std::to_string(x) + " kept pool connection #" +
+                                        std::to_string(info.id) + " to " + info.peer.to_string() + " dead since " +
+                                        std::to_string(at_s(it->second)) + " s, at " + std::to_string(at_s(now)) + " s");
+        it->second = MonoTime::max();  // reported once
+      }
+    }
+  }
+  m_.world.scheduler().at(now + seconds(1), io::sim::kNetwork, "swarm.sample_pools", [this] { sample_pools(); });
+}
+
+void Swarm::check_dead_peer(const DeadPeerCheck& c) {
+  MeshNode& x = node(c.node);
+  if (incarnation_[c.node] != c.incarnation || !x.running()) return;  // its pool died too
+  for (const core::hbone::Pool::ConnectionInfo& info : x.pool->inspect()) {
+    if (info.id >= c.below || info.peer.ip != node(c.peer).ip) continue;
+    dead_peer_violations_.push_back(
+        "node-" + std::to_string(c.node) + " still holds pool connection #" + std::to_string(info.id) + " (" +
+        (info.established ? (info.dead ? "established, dead" : "established") : "connecting") + ") to node-" +
+        std::to_string(c.peer) + " at " + std::to_string(at_s(m_.world.now())) + " s, opened before node-" +
+        std::to_string(c.peer) + " died at " + std::to_string(at_s(c.died)) + " s");
   }
 }
 
@@ -1099,6 +1177,7 @@ std::string Swarm::describe(const Conn& c) const {
 void Swarm::check(std::vector<std::string>& out) {
   for (const std::string& e : certificate_violations_) out.push_back("certificates: " + e);
   for (const std::string& e : ejected_for_nothing_) out.push_back("ejection with no fault to blame: " + e);
+  for (const std::string& e : dead_peer_violations_) out.push_back("pool kept a dead peer: " + e);
   for (const Conn& c : conns_) {
     if (c.started == MonoTime{} && !c.done) continue;  // never opened
     bool client_crashed = false;
@@ -1192,6 +1271,7 @@ testing::SwarmSeedResult Swarm::run() {
     certificate_violations_.push_back("the nodes did not all get a certificate from istiod within 10 s");
   started_ = true;
   origin_ = m_.world.now();
+  sample_pools();
   if (p_.rotation) schedule_rotation();
   for (int i = 0; i < p_.connections; ++i)
     schedule_open(origin_ + Duration(int64_t(r_.below(uint64_t(p_.traffic.count())))));
@@ -1217,6 +1297,8 @@ testing::SwarmSeedResult Swarm::run() {
     return true;
   };
   m_.world.run_until(settled, kHealBound);
+  // Dead-peer checks still due run now (the world is otherwise quiet).
+  if (dead_peer_pending_ > 0) m_.world.run_until([this] { return dead_peer_pending_ == 0; }, dead_peer_last_due_ - m_.world.now() + seconds(1));
   testing::SwarmSeedResult out;
   check(out.violations);
   for (const Fault& f : faults_)

@@ -79,6 +79,16 @@ size_t Pool::connections() const {
   return n;
 }
 
+std::vector<Pool::ConnectionInfo> Pool::inspect() const {
+  std::vector<ConnectionInfo> out;
+  for (const auto& [key, keyed] : conns_) {
+    for (const auto& c : keyed.conns) {
+      out.push_back({c->id, key.destination, c->h2 != nullptr, c->h2 && c->h2->dead()});
+    }
+  }
+  return out;
+}
+
 size_t Pool::connections_for(const PoolKey& key) const {
   auto it = conns_.find(key);
   return it == conns_.end() ? 0 : it->second.conns.size();

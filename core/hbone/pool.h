@@ -112,6 +112,18 @@ class Pool {
   size_t connections_for(const PoolKey& key) const;
   const PoolCounters& counters() const { return counters_; }
 
+  // What the pool holds, for checks and debugging: each connection with
+  // its peer, in key order. Ids grow with each connection opened (never
+  // reused), so "opened before id N" is "opened before that moment".
+  struct ConnectionInfo {
+    uint64_t id = 0;
+    Endpoint peer;             // the key's HBONE endpoint
+    bool established = false;  // TLS and HTTP/2 up (it may have died since)
+    bool dead = false;         // established and known dead, not dropped yet
+  };
+  std::vector<ConnectionInfo> inspect() const;
+  uint64_t next_connection_id() const { return next_conn_id_; }
+
  private:
   struct Conn;
   // A key's connections, and the stream limit its peer last announced on any
