@@ -1088,7 +1088,7 @@ void Swarm::schedule_fault(MonoTime at) {
   if (b == a) b = (a + 1) % p_.nodes;
   const Duration len = milliseconds(int64_t(200 + r_.below(12000)));
   // (Seeds without istiod's CA draw as before: their schedules stay.)
-  switch (r_.below(p_.istiod_ca ? 9 : 8)) {
+  switch (r_.below(p_.istiod_ca ? 10 : 8)) {
     case 0:
       if (!p_.crashes) break;
       w.scheduler().at(at, io::sim::kNetwork, "swarm.crash", [this, a] {
@@ -1194,6 +1194,28 @@ void Swarm::schedule_fault(MonoTime at) {
         });
       });
       break;
+    case 9:
+      if (!p_.ads_outages) break;
+      // istiod's ADS goes away for a while (a restart, a rollout): every
+      // stream is reset and new ones are refused until it is back. The
+      // nodes keep serving with the state they have, which goes stale if
+      // the mesh changes meanwhile: the invariants judge each node by what
+      // it had (View), so stale policy is no excuse and needs none. A node
+      // that restarts meanwhile has no state until istiod is back (its
+      // "without mesh state" fault).
+      w.scheduler().at(at, io::sim::kNetwork, "swarm.ads_down", [this, len] {
+        ++ads_down_;
+        istiod_->refuse_streams = true;
+        istiod_->reset_streams();
+        ads_outages_.emplace_back(m_.world.now(), MonoTime::max());
+        counts_["ads_outage"]++;
+        const size_t k = ads_outages_.size() - 1;
+        m_.world.scheduler().at(m_.world.now() + len, io::sim::kNetwork, "swarm.ads_up", [this, k] {
+          if (ads_down_ > 0 && --ads_down_ == 0) istiod_->refuse_streams = false;
+          if (ads_outages_[k].second == MonoTime::max()) ads_outages_[k].second = m_.world.now();
+        });
+      });
+      break;
     case 6:
       if (!p_.policy_changes) break;
       w.scheduler().at(at, io::sim::kNetwork, "swarm.policy", [this] {
@@ -1225,6 +1247,10 @@ void Swarm::heal() {
     istiod_->ca_down = false;
     ca_down_ = 0;
     for (auto& o : ca_outages_)
+      if (o.second == MonoTime::max()) o.second = m_.world.now();
+    istiod_->refuse_streams = false;
+    ads_down_ = 0;
+    for (auto& o : ads_outages_)
       if (o.second == MonoTime::max()) o.second = m_.world.now();
   }
   for (size_t i = 0; i < p_.nodes; ++i) {
@@ -1413,6 +1439,26 @@ testing::SwarmSeedResult Swarm::run() {
     return true;
   };
   m_.world.run_until(settled, kHealBound);
+  // With xDS: after the heal every node converges on what was published
+  // last (the ADS reconnect backs off at most 15 s).
+  auto converged = [this] {
+    const SwarmXdsResources want = swarm_xds_resources(*m_.snapshot);
+    for (auto& n : m_.nodes) {
+      if (!n->running()) continue;
+      if (!n->state) return false;
+      const SwarmXdsResources got = swarm_xds_resources(*n->state);
+      auto same = [](const std::vector<core::mesh::NamedResource>& a, const std::vector<core::mesh::NamedResource>& b) {
+        if (a.size() != b.size()) return false;
+        for (size_t i = 0; i < a.size(); ++i)
+          if (a[i].name != b[i].name || a[i].bytes != b[i].bytes) return false;
+        return true;
+      };
+      if (!same(want.addresses, got.addresses) || !same(want.authorizations, got.authorizations)) return false;
+    }
+    return true;
+  };
+  if (p_.xds && !m_.world.run_until(converged, seconds(40)))
+    state_violations_.push_back("the nodes did not all converge on the published state within 40 s of the heal");
   testing::SwarmSeedResult out;
   check(out.violations);
   for (const Fault& f : faults_)
@@ -1444,7 +1490,7 @@ testing::SwarmSeedResult Swarm::run() {
               " served=" + std::to_string(served) + " faults=" + std::to_string(faults_.size()) +
               " policies=" + std::to_string(policies_.size()) + (p_.chaos ? " chaos" : "") +
               (p_.istiod_ca ? " ca_ttl=" + std::to_string(to_ms(p_.cert_ttl) / 1000) + "s" : "") +
-              (p_.rotation ? " rotation" : "");
+              (p_.rotation ? " rotation" : "") + (p_.xds ? " xds" : "");
   return out;
 }
 
