@@ -1286,11 +1286,17 @@ std::string Swarm::blame(const Conn& c, MonoTime end) const {
     if (!overlaps(f)) continue;
     for (size_t n : f.nodes) {
       if (f.kind == Fault::app_stopped) {
-        // A refused connect is retried on another endpoint: it may fail
-        // the connections it served or that were addressed to it, or all
-        // when no candidate is untouched by faults.
+        // A refused connect is retried once, on another endpoint
+        // (Outbound::connect_upstream): it may fail the connections it
+        // served or that were addressed to it, or any of the service when
+        // the retry may land on a touched candidate too (two touched, or
+        // all). (Was: only when all were touched; with three or more
+        // candidates, two stopped apps fail a connection that tries both,
+        // as the one retry allows.)
         if (!has(cands, n)) continue;
-        if ((c.target && *c.target == n) || c.served_by == int(n) || touched.size() == cands.size()) return f.what;
+        if ((c.target && *c.target == n) || c.served_by == int(n) ||
+            touched.size() >= std::min<size_t>(2, cands.size()))
+          return f.what;
       } else if (has(path, n)) {
         return f.what;
       }
