@@ -163,9 +163,13 @@ class MeshFixture {
   void restore_pod(MeshNode& n) { store.upsert_workload(n.workload); }
   void publish() {
     snapshot = store.publish();
+    if (on_publish) on_publish();
     for (auto& n : nodes)
       if (n->control) n->control->state_changed();
   }
+  // Runs on each publish(), after `snapshot` is the new one (the mesh
+  // swarm hands it to its simulated istiod, or records what nodes see).
+  std::function<void()> on_publish;
 
   // Per-node certificates (as a node's control plane keeps them): a new
   // certificate is presented from the next handshake on; new roots apply to

@@ -11,10 +11,13 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/mesh/snapshot.h"
+#include "core/mesh/store.h"
 #include "io/address.h"
 #include "testing/swarm_cli.h"
 
@@ -63,6 +66,21 @@ struct RefConn {
 
 bool ref_matches(const RefPolicy& p, const RefConn& c);
 bool ref_allowed(const std::vector<RefPolicy>& policies, const RefConn& c);
+
+// --- the mesh state over xDS --------------------------------------------------
+
+// A mesh state as the swarm's simulated istiod serves it (named delta xDS
+// resources, each an Any's bytes): workloads and services as
+// istio.workload.Address, policies as istio.security.Authorization, with
+// core/mesh/proto_encode.h, in the snapshot's (ordered) index order.
+struct SwarmXdsResources {
+  std::vector<core::mesh::NamedResource> addresses, authorizations;
+};
+SwarmXdsResources swarm_xds_resources(const core::mesh::StateSnapshot& state);
+
+// The mesh states seed `seed` draws (its first, then `changes` policy and
+// endpoint changes), for the round-trip test (mesh_swarm_xds_test.cc).
+std::vector<std::shared_ptr<const core::mesh::StateSnapshot>> draw_swarm_states(uint64_t seed, int changes);
 
 // --- one seed ---------------------------------------------------------------
 testing::SwarmSeedResult run_mesh_swarm_seed(uint64_t seed, std::FILE* trace);

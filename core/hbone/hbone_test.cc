@@ -197,6 +197,34 @@ TEST(Hbone, AReusedAddressGetsAFreshVerifiedConnection) {
   EXPECT_EQ(refused, 1);
 }
 
+// The handshake presents the certificate held when it starts, not the one
+// held when the TCP connect started: a connect that takes seconds (here a
+// partition) must not present one replaced meanwhile. (The mesh swarm
+// caught a node presenting a certificate that had expired, and been
+// renewed, while its connect waited out a partition.)
+TEST(Hbone, TheHandshakePresentsTheCertificateHeldWhenItStarts) {
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
+  HboneServerApp srv(h, w);
+  std::shared_ptr<const tls::Credentials> held = w.client_creds;
+  Pool pool(h.client(), {}, [&w, &held](const PoolKey&) -> Result<std::shared_ptr<const tls::TlsContext>> {
+    return w.context(w.config(tls::TlsRole::client, held));
+  });
+  const io::sim::HostId c = h.client_host().id(), s = h.server_host().id();
+  h.world().partition(c, s);
+  h.world().scheduler().after(std::chrono::seconds(2), io::sim::kNetwork, "test.renew", [&] {
+    held = credentials(*w.ca->issue(test_identity("web"), std::chrono::hours(24), w.now));
+  });
+  h.world().scheduler().after(std::chrono::seconds(4), io::sim::kNetwork, "test.heal",
+                              [&] { h.world().heal(c, s); });
+  int failures = 0;
+  ASSERT_TRUE(h.run(round_trip(pool, key_for(h), 100, 1, failures), std::chrono::minutes(1)));
+  EXPECT_EQ(failures, 0);
+  ASSERT_EQ(srv.requests.size(), 1u);
+  ASSERT_TRUE(srv.requests[0].peer_identity);
+  EXPECT_EQ(srv.requests[0].peer_identity->to_string(), "spiffe://cluster.local/ns/default/sa/web");
+}
+
 TEST(Hbone, ADrainingServerMovesNewTunnelsToAFreshConnectionInvisibly) {
   HboneHarness h;
   testing::TlsWorld w(h.client().clock.wall_now());

@@ -210,6 +210,12 @@ Task<void> Pool::establish(PoolKey key, Conn* conn) {
   // A peer that refuses after accepting TCP (fault point): the callers
   // joined to this connection fail, and the pool must keep nothing of it.
   if (ZT_BUGGIFY(env_, "hbone.pool.connect_fails")) co_return fail(Error(Errc::connection_refused, "fault point"));
+  // The connect may have taken seconds (SYNs lost, a partition): the
+  // certificate asked for before it may have been renewed, or have expired
+  // and been withdrawn, meanwhile. The handshake presents what is held now.
+  // (Asked before as well: without one, no connect is attempted at all.)
+  ctx = contexts_(key);
+  if (!ctx) co_return fail(ctx.error());
   auto tls = std::make_unique<tls::TlsStream>(env_, *ctx, std::move(*tcp));
   std::vector<tls::Identity> expected;
   for (const auto& s : key.destination_identities) {
