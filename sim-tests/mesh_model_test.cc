@@ -49,6 +49,7 @@ using swarm::RefConn;
 using swarm::RefMatch;
 using swarm::RefPolicy;
 using swarm::RefString;
+using swarm::to_core;
 
 constexpr size_t kServices = 2;
 constexpr uint16_t kAppPort = MeshFixture::kAppPort;
@@ -184,67 +185,6 @@ bool allowed(int policy, size_t from, size_t to) {
   c.dst_ns = kNodes[to].ns;
   c.dst_node = to;
   return swarm::ref_allowed(policy_set(policy), c);
-}
-
-// The reference policies as core's mesh state holds them.
-core::mesh::StringMatch to_core(const RefString& s) {
-  using K = core::mesh::StringMatch::Kind;
-  const K kind = s.kind == RefString::exact ? K::exact
-                 : s.kind == RefString::prefix ? K::prefix
-                 : s.kind == RefString::suffix ? K::suffix
-                                               : K::presence;
-  return {kind, s.value};
-}
-
-core::mesh::Authorization to_core(const RefPolicy& p) {
-  core::mesh::Authorization a;
-  a.name = p.name;
-  a.ns = p.ns;
-  a.scope = p.scope == RefPolicy::global   ? core::mesh::RbacScope::global
-            : p.scope == RefPolicy::ns_wide ? core::mesh::RbacScope::ns
-                                            : core::mesh::RbacScope::workload_selector;
-  a.action = p.deny ? core::mesh::RbacAction::deny : core::mesh::RbacAction::allow;
-  a.dry_run = p.dry_run;
-  auto strs = [](const std::vector<RefString>& v) {
-    std::vector<core::mesh::StringMatch> out;
-    for (const RefString& s : v) out.push_back(to_core(s));
-    return out;
-  };
-  auto cidrs = [](const std::vector<RefCidr>& v) {
-    std::vector<core::mesh::Cidr> out;
-    for (const RefCidr& c : v) out.push_back(core::mesh::Cidr{c.ip, c.len});
-    return out;
-  };
-  auto sas = [](const std::vector<std::pair<std::string, std::string>>& v) {
-    std::vector<core::mesh::ServiceAccountMatch> out;
-    for (const auto& [ns, sa] : v) out.push_back({ns, sa});
-    return out;
-  };
-  for (const auto& rule : p.rules) {
-    core::mesh::RbacRule r;
-    for (const auto& clause : rule) {
-      core::mesh::RbacClause c;
-      for (const RefMatch& m : clause) {
-        core::mesh::RbacMatch x;
-        x.principals = strs(m.principals);
-        x.not_principals = strs(m.not_principals);
-        x.namespaces = strs(m.namespaces);
-        x.not_namespaces = strs(m.not_namespaces);
-        x.source_ips = cidrs(m.source_ips);
-        x.not_source_ips = cidrs(m.not_source_ips);
-        x.destination_ips = cidrs(m.destination_ips);
-        x.not_destination_ips = cidrs(m.not_destination_ips);
-        x.destination_ports = m.ports;
-        x.not_destination_ports = m.not_ports;
-        x.service_accounts = sas(m.service_accounts);
-        x.not_service_accounts = sas(m.not_service_accounts);
-        c.push_back(std::move(x));
-      }
-      r.push_back(std::move(c));
-    }
-    a.rules.push_back(std::move(r));
-  }
-  return a;
 }
 
 // --- the model ------------------------------------------------------------------------

@@ -18,6 +18,68 @@
 
 namespace zt::sim_tests::swarm {
 
+core::mesh::StringMatch to_core(const RefString& s) {
+  core::mesh::StringMatch m;
+  m.kind = s.kind == RefString::exact    ? core::mesh::StringMatch::Kind::exact
+           : s.kind == RefString::prefix ? core::mesh::StringMatch::Kind::prefix
+           : s.kind == RefString::suffix ? core::mesh::StringMatch::Kind::suffix
+                                         : core::mesh::StringMatch::Kind::presence;
+  m.value = s.value;
+  return m;
+}
+
+core::mesh::Authorization to_core(const RefPolicy& p) {
+  core::mesh::Authorization a;
+  a.name = p.name;
+  a.ns = p.ns;
+  a.scope = p.scope == RefPolicy::global   ? core::mesh::RbacScope::global
+            : p.scope == RefPolicy::ns_wide ? core::mesh::RbacScope::ns
+                                            : core::mesh::RbacScope::workload_selector;
+  a.action = p.deny ? core::mesh::RbacAction::deny : core::mesh::RbacAction::allow;
+  a.dry_run = p.dry_run;
+  auto strs = [](const std::vector<RefString>& v) {
+    std::vector<core::mesh::StringMatch> out;
+    for (const RefString& s : v) out.push_back(to_core(s));
+    return out;
+  };
+  auto cidrs = [](const std::vector<RefCidr>& v) {
+    std::vector<core::mesh::Cidr> out;
+    for (const RefCidr& c : v) out.push_back(core::mesh::Cidr{c.ip, c.len});
+    return out;
+  };
+  auto sas = [](const std::vector<std::pair<std::string, std::string>>& v) {
+    std::vector<core::mesh::ServiceAccountMatch> out;
+    for (const auto& [ns, sa] : v) out.push_back({ns, sa});
+    return out;
+  };
+  for (const auto& rule : p.rules) {
+    core::mesh::RbacRule r;
+    for (const auto& clause : rule) {
+      core::mesh::RbacClause c;
+      for (const RefMatch& m : clause) {
+        core::mesh::RbacMatch x;
+        x.principals = strs(m.principals);
+        x.not_principals = strs(m.not_principals);
+        x.namespaces = strs(m.namespaces);
+        x.not_namespaces = strs(m.not_namespaces);
+        x.source_ips = cidrs(m.source_ips);
+        x.not_source_ips = cidrs(m.not_source_ips);
+        x.destination_ips = cidrs(m.destination_ips);
+        x.not_destination_ips = cidrs(m.not_destination_ips);
+        x.destination_ports = m.ports;
+        x.not_destination_ports = m.not_ports;
+        x.service_accounts = sas(m.service_accounts);
+        x.not_service_accounts = sas(m.not_service_accounts);
+        c.push_back(std::move(x));
+      }
+      r.push_back(std::move(c));
+    }
+    a.rules.push_back(std::move(r));
+  }
+  return a;
+}
+
+
 // --- the reference RBAC model ----------------------------------------------
 
 bool RefString::hits(const std::string& s) const {
@@ -619,67 +681,6 @@ std::vector<RefPolicy> Swarm::draw_policies() {
     out.back().name += "-v" + std::to_string(policies_.size());
   }
   return out;
-}
-
-core::mesh::StringMatch to_core(const RefString& s) {
-  core::mesh::StringMatch m;
-  m.kind = s.kind == RefString::exact    ? core::mesh::StringMatch::Kind::exact
-           : s.kind == RefString::prefix ? core::mesh::StringMatch::Kind::prefix
-           : s.kind == RefString::suffix ? core::mesh::StringMatch::Kind::suffix
-                                         : core::mesh::StringMatch::Kind::presence;
-  m.value = s.value;
-  return m;
-}
-
-core::mesh::Authorization to_core(const RefPolicy& p) {
-  core::mesh::Authorization a;
-  a.name = p.name;
-  a.ns = p.ns;
-  a.scope = p.scope == RefPolicy::global   ? core::mesh::RbacScope::global
-            : p.scope == RefPolicy::ns_wide ? core::mesh::RbacScope::ns
-                                            : core::mesh::RbacScope::workload_selector;
-  a.action = p.deny ? core::mesh::RbacAction::deny : core::mesh::RbacAction::allow;
-  a.dry_run = p.dry_run;
-  auto strs = [](const std::vector<RefString>& v) {
-    std::vector<core::mesh::StringMatch> out;
-    for (const RefString& s : v) out.push_back(to_core(s));
-    return out;
-  };
-  auto cidrs = [](const std::vector<RefCidr>& v) {
-    std::vector<core::mesh::Cidr> out;
-    for (const RefCidr& c : v) out.push_back(core::mesh::Cidr{c.ip, c.len});
-    return out;
-  };
-  auto sas = [](const std::vector<std::pair<std::string, std::string>>& v) {
-    std::vector<core::mesh::ServiceAccountMatch> out;
-    for (const auto& [ns, sa] : v) out.push_back({ns, sa});
-    return out;
-  };
-  for (const auto& rule : p.rules) {
-    core::mesh::RbacRule r;
-    for (const auto& clause : rule) {
-      core::mesh::RbacClause c;
-      for (const RefMatch& m : clause) {
-        core::mesh::RbacMatch x;
-        x.principals = strs(m.principals);
-        x.not_principals = strs(m.not_principals);
-        x.namespaces = strs(m.namespaces);
-        x.not_namespaces = strs(m.not_namespaces);
-        x.source_ips = cidrs(m.source_ips);
-        x.not_source_ips = cidrs(m.not_source_ips);
-        x.destination_ips = cidrs(m.destination_ips);
-        x.not_destination_ips = cidrs(m.not_destination_ips);
-        x.destination_ports = m.ports;
-        x.not_destination_ports = m.not_ports;
-        x.service_accounts = sas(m.service_accounts);
-        x.not_service_accounts = sas(m.not_service_accounts);
-        c.push_back(std::move(x));
-      }
-      r.push_back(std::move(c));
-    }
-    a.rules.push_back(std::move(r));
-  }
-  return a;
 }
 
 void Swarm::apply_policies(const std::vector<RefPolicy>& ps) {

@@ -66,6 +66,8 @@ struct RefConn {
 
 bool ref_matches(const RefPolicy& p, const RefConn& c);
 bool ref_allowed(const std::vector<RefPolicy>& policies, const RefConn& c);
+// The policy as core::mesh holds it (what the swarm and the model publish).
+core::mesh::Authorization to_core(const RefPolicy& p);
 
 // --- the mesh state over xDS --------------------------------------------------
 
