@@ -217,6 +217,11 @@ struct Profile {
   // instead of the fixture's shared snapshot; istiod's ADS outages (every
   // stream reset, new ones refused for a while).
   bool xds = false, ads_outages = false;
+  // Connections that stay open across the mesh's changes (a share of them
+  // pause for seconds between chunks), and policy changes on a schedule of
+  // their own: a change that denies an open connection must close it.
+  double long_lived = 0;
+  int policy_churn = 0;
 };
 
 Profile draw_profile(Rng& r) {
@@ -253,6 +258,8 @@ Profile draw_profile(Rng& r) {
     p.xds = true;
     p.ads_outages = r.chance(0.4);
   }
+  p.long_lived = r.chance(0.5) ? 0.1 + r.unit() * 0.3 : 0;
+  p.policy_churn = p.policy_changes ? int(r.between(1, 4)) : 0;
   return p;
 }
 
@@ -420,6 +427,7 @@ class Swarm {
   void schedule_open(MonoTime at, std::optional<std::pair<size_t, size_t>> burst = std::nullopt);
   void open(Conn& c);
   void schedule_fault(MonoTime at);
+  void change_policies();
   void heal();
   void check(std::vector<std::string>& out);
   void check_leaks(std::vector<std::string>& out);
@@ -1106,6 +1114,10 @@ void Swarm::schedule_open(MonoTime at, std::optional<std::pair<size_t, size_t>> 
     c.chunks = int(r_.between(2, 6));
     c.pause = milliseconds(int64_t(r_.below(3000)));
   }
+  if (r_.chance(p_.long_lived)) {
+    c.chunks = int(r_.between(3, 6));
+    c.pause = milliseconds(int64_t(r_.between(2000, 8000)));
+  }
   m_.world.scheduler().at(at, io::sim::kNetwork, "swarm.open", [this, &c] { open(c); });
 }
 
@@ -1250,16 +1262,7 @@ void Swarm::schedule_fault(MonoTime at) {
       break;
     case 6:
       if (!p_.policy_changes) break;
-      w.scheduler().at(at, io::sim::kNetwork, "swarm.policy", [this] {
-        policies_.push_back({m_.world.now(), draw_policies()});
-        apply_policies(policies_.back().policies);
-        m_.publish();
-        // (With xDS each node re-checks when it applies the change.)
-        if (!p_.xds)
-          for (auto& n : m_.nodes)
-            if (n->inbound) n->inbound->recheck_policies();
-        counts_["policy_change"]++;
-      });
+      w.scheduler().at(at, io::sim::kNetwork, "swarm.policy", [this] { change_policies(); });
       break;
     default:
       if (!p_.endpoint_changes) break;
@@ -1271,6 +1274,17 @@ void Swarm::schedule_fault(MonoTime at) {
       });
       break;
   }
+}
+
+void Swarm::change_policies() {
+  policies_.push_back({m_.world.now(), draw_policies()});
+  apply_policies(policies_.back().policies);
+  m_.publish();
+  // (With xDS each node re-checks when it applies the change.)
+  if (!p_.xds)
+    for (auto& n : m_.nodes)
+      if (n->inbound) n->inbound->recheck_policies();
+  counts_["policy_change"]++;
 }
 
 void Swarm::peer_died(size_t a) {
@@ -1513,6 +1527,9 @@ testing::SwarmSeedResult Swarm::run() {
     for (int i = 0; i < n; ++i) schedule_open(at, std::make_pair(from, to));
   }
   for (int i = 0; i < p_.fault_events; ++i) schedule_fault(origin_ + Duration(int64_t(r_.below(uint64_t(p_.traffic.count())))));
+  for (int i = 0; i < p_.policy_churn; ++i)
+    m_.world.scheduler().at(origin_ + Duration(int64_t(r_.below(uint64_t(p_.traffic.count())))), io::sim::kNetwork,
+                            "swarm.policy", [this] { change_policies(); });
   m_.world.run_for(p_.traffic + seconds(5));
   heal();
   auto settled = [this] {
