@@ -125,6 +125,7 @@ struct Core : std::enable_shared_from_this<Core> {
   std::function<void(std::unique_ptr<Connection::Incoming>)> on_request;
   std::function<void(const Error&)> on_closed;
   std::function<void()> on_idle;
+  std::function<void()> on_settings;
   ReadBuffer rx{kTransportReadBytes, kTransportReadQuietBytes};
   int tx_small_batches = 0;  // see recycle()
   ByteVector tx;
@@ -332,14 +333,20 @@ void Core::start() {
   // CONNECT. A server's waits longer when requests came with the TLS
   // handshake (an HBONE client sends its first CONNECT with its last
   // flight): until the first of them is answered, so SETTINGS, the SETTINGS
-  // ACK and the 200 go in one write. The client waits for that answer
-  // anyway; every answer, a GOAWAY and the keepalive tick release it.
+  // ACK and the 200 go in one write; but no longer than first_write_hold,
+  // because the client learns our stream limit from those SETTINGS, and a
+  // burst of its callers waits for that, not for an upstream slow to
+  // connect. Every answer, a GOAWAY and the keepalive tick release it too.
   if (goaway_sent) return;  // a GOAWAY before start() went at once: nothing is held
   writing = true;
   first_write_held = true;
   env.loop.post([weak = weak_from_this()] {
     auto self = weak.lock();
-    if (self && (self->role == Role::client || self->unanswered == 0)) self->release_first_write();
+    if (!self) return;
+    if (self->role == Role::client || self->unanswered == 0) return self->release_first_write();
+    self->env.loop.run_after(self->settings.first_write_hold, [weak] {
+      if (auto core = weak.lock()) core->release_first_write();
+    });
   });
 }
 
@@ -706,6 +713,9 @@ int Core::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user
       ZT_LOG(core->env.log, debug, "h2", "GOAWAY received", {"peer", core->peer},
              {"last_stream_id", frame->goaway.last_stream_id}, {"error_code", frame->goaway.error_code});
       return 0;
+    case NGHTTP2_SETTINGS:
+      if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && core->on_settings) core->on_settings();
+      return 0;
     case NGHTTP2_PING:
       if (frame->hd.flags & NGHTTP2_FLAG_ACK) {
         core->ping_outstanding = false;
@@ -931,6 +941,7 @@ void Connection::open(Request request, std::function<void(Result<Opened>)> done,
 void Connection::on_request(std::function<void(std::unique_ptr<Incoming>)> fn) { core_->on_request = std::move(fn); }
 void Connection::on_closed(std::function<void(const Error&)> fn) { core_->on_closed = std::move(fn); }
 void Connection::on_idle(std::function<void()> fn) { core_->on_idle = std::move(fn); }
+void Connection::on_settings(std::function<void()> fn) { core_->on_settings = std::move(fn); }
 
 void Connection::goaway() { core_->goaway(); }
 void Connection::close(Error why) { core_->die(std::move(why)); }

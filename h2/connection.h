@@ -66,6 +66,9 @@ struct Settings {
   // stream limit while its requests pile up behind it; past this bound it
   // gets GOAWAY(ENHANCE_YOUR_CALM) and the connection ends.
   size_t unanswered_requests_max = 400;
+  // Server: how long its first write (SETTINGS) may wait for the answer to
+  // a request that came with the handshake, to share one write with it.
+  Duration first_write_hold = std::chrono::milliseconds(5);
 
   static Settings client() { return Settings{}; }
   static Settings server() {
@@ -163,6 +166,10 @@ class Connection {
   // see on_closed). Runs inside the connection's own processing: it may
   // note the time or arm a timer, not destroy the connection.
   void on_idle(std::function<void()> fn);
+  // Called on each SETTINGS frame from the peer, once it applies: its
+  // limits (peer_concurrent_streams_max) are the announced ones from then
+  // on. Runs inside the connection's processing, as on_idle.
+  void on_settings(std::function<void()> fn);
   // Sends GOAWAY: no new streams; open ones finish. Called before start(),
   // it goes out before any request is read: the peer learns none was taken.
   void goaway();

@@ -53,8 +53,8 @@ struct Pool::Conn {
   const uint64_t id;                   // never reused: names it in a stream's refused_by
   std::unique_ptr<h2::Connection> h2;  // set once established
   Event ready;                         // established or failed
-  // Its first answer came, so its peer's SETTINGS are known (a peer sends
-  // them before anything else: RFC 9113 3.4), or it failed or ended.
+  // Its peer's SETTINGS came (or its first answer, which follows them: RFC
+  // 9113 3.4), so its stream limit is known; or it failed or ended.
   Event settled;
   std::optional<Error> failed;
   size_t promised = 0;   // streams promised to callers, not submitted yet
@@ -125,7 +125,7 @@ Pool::Conn* Pool::pick(const Keyed& keyed, const ConnIds& refused_by) const {
 }
 
 // A connection not settled yet that can take one more caller: a stream of
-// its budget, or a wait for its first answer.
+// its budget, or a wait for its SETTINGS.
 Pool::Conn* Pool::settling(const Keyed& keyed, const ConnIds& refused_by) const {
   for (const auto& c : keyed.conns) {
     if (c->settled.is_set() || contains(refused_by, c->id)) continue;
@@ -172,7 +172,7 @@ Task<Result<Pool::Conn*>> Pool::acquire(const PoolKey& key, const ConnIds& refus
       note_if_unused(*conn);
       co_return e;
     }
-    // Its peer's limit is not known yet: wait for its first answer, then
+    // Its peer's limit is not known yet: wait for its SETTINGS, then
     // choose again (join it up to the limit, or open another).
     ++counters_.settings_waits;
     ++conn->waiting;
@@ -238,8 +238,16 @@ Task<void> Pool::establish(PoolKey key, Conn* conn) {
   }
   conn->h2 = std::make_unique<h2::Connection>(env_, std::move(tls), h2::Role::client, config_.h2);
   conn->h2->on_idle([this, conn] { note_if_unused(*conn); });
+  // The peer's SETTINGS: its stream limit is known now, before any answer
+  // (which waits for the upstream connect behind it). Callers waiting for
+  // it choose at once: join this connection up to the limit, or open more.
+  conn->h2->on_settings([this, conn, key] {
+    auto keyed = conns_.find(key);
+    if (keyed != conns_.end() && !conn->h2->dead()) keyed->second.peer_limit = conn->h2->peer_concurrent_streams_max();
+    conn->settled.set();
+  });
   conn->h2->on_closed([this, conn](const Error&) {
-    conn->settled.set();  // callers waiting for its first answer choose again
+    conn->settled.set();  // callers waiting for its SETTINGS choose again
     note_if_unused(*conn);
   });
   // Waiters first: they resume (and submit their CONNECTs) before the

@@ -14,8 +14,8 @@
 // - a new connection carries no more streams than its peer allows before
 //   the peer's SETTINGS are known: one, or, once a connection of the same
 //   key has learned the peer's limit, that limit. Callers beyond it wait for
-//   the connection's first answer (the peer's SETTINGS come before any
-//   answer), then join it up to the limit or open more connections; so a
+//   the peer's SETTINGS on that connection (or its first answer, should
+//   they be missed), then join it up to the limit or open more; so a
 //   burst of N to a peer that allows L streams takes about ceil(N/L)
 //   connections and none is refused;
 // - at most min(streams_per_connection_max, peer's limit) streams share a
@@ -84,7 +84,7 @@ struct PoolCounters {
   uint64_t tunnels_opened = 0;
   uint64_t tunnels_failed = 0;
   uint64_t retries = 0;  // streams refused and retried on another connection
-  uint64_t settings_waits = 0;  // callers that waited for a new connection's first answer
+  uint64_t settings_waits = 0;  // callers that waited for a new connection's SETTINGS
   uint64_t connections_released = 0;
 };
 

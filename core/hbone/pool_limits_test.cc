@@ -19,7 +19,9 @@ using namespace zt::testing;
 // Our own HBONE server with a stream limit, counting per connection the
 // tunnels open at once (the most is what the pool put on it).
 struct LimitedServerApp {
-  LimitedServerApp(HboneHarness& h, TlsWorld& w, uint32_t streams_max) {
+  // `answer_delay`: each request is accepted that long after it arrives
+  // (an upstream that is slow to connect).
+  LimitedServerApp(HboneHarness& h, TlsWorld& w, uint32_t streams_max, Duration answer_delay = Duration(0)) {
     auto l = h.server().net.listen(Endpoint{h.server_ip(), kHbonePort}, {});
     ZT_ASSERT(l.ok());
     h2::Settings settings = h2::Settings::server();
@@ -27,15 +29,16 @@ struct LimitedServerApp {
     auto creds = credentials(*w.ca->issue(test_identity("server"), std::chrono::hours(24), w.now));
     server = std::make_unique<Server>(
         h.server(), std::move(*l), w.context(w.config(tls::TlsRole::server, creds)),
-        [this](InboundRequest req, Answer a) {
+        [this, &h, answer_delay](InboundRequest req, Answer a) {
           const std::string conn = req.connection_peer.to_string();
           size_t& open = open_per_connection[conn];
           ++open;
           most_at_once = std::max(most_at_once, open);
-          scope.spawn([](StreamPtr t, size_t& open) -> Task<void> {
-            co_await HboneServerApp::echo(std::move(t));
+          scope.spawn([](Env& env, Answer a, Duration delay, size_t& open) -> Task<void> {
+            if (delay > Duration(0)) co_await io::sleep(env.loop, delay);
+            co_await HboneServerApp::echo(a->accept());
             --open;
-          }(a->accept(), open));
+          }(h.server(), std::move(a), answer_delay, open));
         },
         settings);
     server->start();
@@ -288,12 +291,48 @@ void BurstAgainstALimitOfTen(int n) {
   EXPECT_EQ(failures, 0);
   EXPECT_EQ(c.pool.counters().tunnels_opened, size_t(n));
   EXPECT_EQ(c.pool.counters().retries, 0u);  // no stream went past the limit, so none was refused
-  EXPECT_EQ(c.pool.counters().settings_waits, size_t(n - 1));  // all but the first waited for its answer
+  EXPECT_EQ(c.pool.counters().settings_waits, size_t(n - 1));  // all but the first waited for its SETTINGS
   EXPECT_EQ(c.pool.counters().connections_opened, ceil_div(n, 10));
   EXPECT_LE(srv.most_at_once, 10u);
 }
 
 TEST(HbonePoolLimits, ABurstOf40NewTunnelsToALimitOf10Succeeds) { BurstAgainstALimitOfTen(40); }
+
+// A cold burst behind a slow first answer (the upstream takes a second to
+// connect): the callers waiting for the new connection's limit go as soon
+// as the server's SETTINGS arrive, not a second later with its first answer.
+TEST(HbonePoolLimits, AColdBurstGoesAtTheServersSettingsNotItsFirstAnswer) {
+  HboneHarness h;
+  testing::TlsWorld w(h.client().clock.wall_now());
+  LimitedServerApp srv(h, w, 10, std::chrono::seconds(1));
+  Client c(h, w);
+  const MonoTime start = h.client().clock.now();
+  std::vector<MonoTime> opened;
+  int failures = 0;
+  ASSERT_TRUE(h.run([](HboneHarness& h, Pool& pool, std::vector<MonoTime>& opened, int& failures) -> Task<void> {
+    std::vector<Task<void>> work;
+    for (int i = 0; i < 20; ++i) {
+      work.push_back([](HboneHarness& h, Pool& pool, std::vector<MonoTime>& opened, int& failures) -> Task<void> {
+        Result<h2::Opened> t = co_await pool.open(key_for(h), connect_to());
+        if (!t || t->response.status != 200) {
+          ++failures;
+          co_return;
+        }
+        opened.push_back(h.client().clock.now());
+        t->tunnel->abort();
+      }(h, pool, opened, failures));
+    }
+    co_await join(std::move(work));
+  }(h, c.pool, opened, failures), std::chrono::minutes(1)));
+  EXPECT_EQ(failures, 0);
+  ASSERT_EQ(opened.size(), 20u);
+  EXPECT_EQ(c.pool.counters().connections_opened, 2u);
+  EXPECT_EQ(c.pool.counters().retries, 0u);
+  // One second for the answer, and the handshake's round trips (a
+  // millisecond or so here); the first answer would add another second.
+  for (MonoTime t : opened) EXPECT_LT(t - start, std::chrono::milliseconds(1500));
+  EXPECT_LE(srv.most_at_once, 10u);
+}
 TEST(HbonePoolLimits, ABurstOf100NewTunnelsToALimitOf10Succeeds) { BurstAgainstALimitOfTen(100); }
 
 // Warm: one connection with a tunnel on it and the server's limit known; a
