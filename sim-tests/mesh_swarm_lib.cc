@@ -1178,8 +1178,9 @@ void Swarm::demand_bound(MeshNode& n, const std::string& key, MonoTime asked, st
     return;
   }
   counts_["demand_unanswered_5s"]++;
-  if (p_.chaos || incarnation != control_incarnation_[n.index]) return;  // chaos; or the control plane asked died
-  if (!ads_outage_during(asked, m_.world.now()).empty()) return;
+  if (p_.chaos) return void(counts_["demand_unanswered_chaos"]++);
+  if (incarnation != control_incarnation_[n.index]) return void(counts_["demand_unanswered_node_restarted"]++);  // the control plane asked died
+  if (!ads_outage_during(asked, m_.world.now()).empty()) return void(counts_["demand_unanswered_ads_outage"]++);
   if (demand_violations_.size() < 10)
     demand_violations_.push_back("node-" + std::to_string(n.index) + " asked for " + key + " at " +
                                  std::to_string(at_s(asked)) + " s and had no answer 5 s later, istiod reachable");
