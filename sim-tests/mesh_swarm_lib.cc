@@ -399,7 +399,7 @@ class Swarm {
   // so that its xDS client subscribes it); the ask made at `asked` was
   // answered (or not, when `answered_at` is unset) by the 5 s bound.
   void control_started(MeshNode& n);
-  bool demanded(MeshNode& n, const std::string& key);
+  bool demanded(MeshNode& n, const std::string& key, bool own_pod = false);
   void demand_bound(MeshNode& n, const std::string& key, MonoTime asked, std::optional<MonoTime> answered_at,
                     uint64_t incarnation);
   uint64_t control_incarnation(size_t n) const { return control_incarnation_[n]; }
@@ -644,7 +644,7 @@ SwarmControl::SwarmControl(Swarm& swarm, MeshNode& n) : swarm_(swarm), n_(n) {
     // pods, by uid) and asks for it: the state then names its identity,
     // whose certificate the control plane fetches before any traffic (the
     // inbound presents it; nothing would ask for it otherwise).
-    swarm.demanded(n, n.workload.uid);
+    swarm.demanded(n, n.workload.uid, /*own_pod=*/true);
     ads_->demand(n.workload.uid, [] {});
   }
 }
@@ -1122,13 +1122,13 @@ void Swarm::control_started(MeshNode& n) {
   ++control_incarnation_[i];
 }
 
-bool Swarm::demanded(MeshNode& n, const std::string& key) {
+bool Swarm::demanded(MeshNode& n, const std::string& key, bool own_pod) {
   const size_t i = n.index;
-  counts_["demand"]++;
+  counts_[own_pod ? "demand_own_pod" : "demand"]++;
   asked_[i].insert(key);
   const bool lacked = !answers(n.state.get(), key);
   if (lacked) {
-    counts_["demand_subscribed"]++;
+    if (!own_pod) counts_["demand_subscribed"]++;
     subscribed_[i].insert(key);
   }
   if (auto addr = core::mesh::NetworkAddress::parse(key))
