@@ -958,6 +958,15 @@ bool Connection::dead() const { return core_->dead; }
 Endpoint Connection::local() const { return core_->local; }
 Endpoint Connection::peer() const { return core_->peer; }
 size_t Connection::active_streams() const { return core_->streams.size(); }
+Connection::Unread Connection::unread() const {
+  Unread u;
+  for (const auto& [id, st] : core_->streams) {
+    const size_t n = st->rx.size() - st->rx_off;
+    u.total += n;
+    u.stream_max = std::max(u.stream_max, n);
+  }
+  return u;
+}
 uint32_t Connection::peer_concurrent_streams_max() const {
   return nghttp2_session_get_remote_settings(core_->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 }

@@ -181,6 +181,13 @@ class Connection {
   // than header_list_bytes_max (they never reach on_request).
   uint64_t oversized_requests() const;
   size_t active_streams() const;
+  // Received DATA the application has not read yet, over the open streams,
+  // and the most on one of them: what flow control bounds (a stream's
+  // window each, the connection's window in all), whatever the peer does.
+  struct Unread {
+    size_t total = 0, stream_max = 0;
+  };
+  Unread unread() const;
   Endpoint local() const;
   Endpoint peer() const;
   uint32_t peer_concurrent_streams_max() const;

@@ -145,6 +145,38 @@ TEST_F(H2Sim, FramesArrivingTogetherCompleteOneRead) {
   EXPECT_EQ(std::accumulate(reads.begin(), reads.end(), size_t{0}), 2 * data.size());
 }
 
+// What a tunnel received and its application did not read is held up to the
+// stream window, never more: the sender waits for the reader, and the held
+// bytes (Connection::unread) shrink as it reads.
+TEST_F(H2Sim, UnreadBytesStopAtTheStreamWindow) {
+  H2Pair p;
+  ASSERT_TRUE(h.run(connect_h2(h, p), kLimit));
+  auto [c, s] = tunnel(p);
+  ASSERT_TRUE(c && s);
+  const std::vector<uint8_t> data = testing::pattern(6 << 20);
+  Scope scope;
+  bool written = false;
+  scope.spawn([](Stream& c, const std::vector<uint8_t>& data, bool& written) -> Task<void> {
+    written = bool(co_await io::write_all(c, data));
+  }(*c, data, written));
+  h.idle(std::chrono::seconds(2));
+  const Settings windows = Settings::server();
+  EXPECT_FALSE(written);  // held back by the window
+  EXPECT_EQ(p.server->unread().stream_max, windows.stream_window_bytes);
+  EXPECT_EQ(p.server->unread().total, windows.stream_window_bytes);
+  std::vector<uint8_t> buf(1 << 20);
+  ASSERT_TRUE(h.run([](Stream& s, std::vector<uint8_t>& buf) -> Task<void> {
+    size_t got = 0;
+    while (got < buf.size()) {
+      Result<size_t> n = co_await io::read(s, MutableBytes(buf).subspan(got));
+      if (!n || *n == 0) co_return;
+      got += *n;
+    }
+  }(*s, buf), kLimit));
+  EXPECT_LT(p.server->unread().total, windows.stream_window_bytes);
+  EXPECT_EQ(p.client->unread().total, 0u);
+}
+
 // The client's first write waits one loop turn, so a CONNECT submitted
 // right after start() goes with the preface and SETTINGS: one send, not two.
 TEST_F(H2Sim, TheFirstRequestGoesWithThePreface) {

@@ -220,6 +220,15 @@ struct Profile {
   // With xDS: every node's Address on demand (XDS_ON_DEMAND): a node holds
   // only what its data path asked for (and what a service brings along).
   bool on_demand = false;
+  // Connections that stay open across the mesh's changes (a share of them
+  // pause for seconds between chunks), and policy changes on a schedule of
+  // their own: a change that denies an open connection must close it.
+  double long_lived = 0;
+  int policy_churn = 0;
+  // A bulk transfer (over the HTTP/2 stream window) to a client that reads
+  // slowly: the echo backs up into the proxies, whose receive buffers flow
+  // control must bound (check_memory).
+  bool bulk = false;
 };
 
 Profile draw_profile(Rng& r) {
@@ -256,6 +265,9 @@ Profile draw_profile(Rng& r) {
     p.xds = true;
     p.ads_outages = r.chance(0.4);
   }
+  p.long_lived = r.chance(0.5) ? 0.1 + r.unit() * 0.3 : 0;
+  p.policy_churn = p.policy_changes ? int(r.between(1, 4)) : 0;
+  p.bulk = r.chance(0.15);
   return p;
 }
 
@@ -291,6 +303,7 @@ struct Conn {
   std::optional<size_t> reset_at;  // the client aborts after this many bytes
   int chunks = 1;
   Duration pause{};
+  Duration read_pause{};  // between reads (a slow reader)
   MonoTime started{}, first_byte{}, ended{};
   bool done = false, got_first = false, connected = false;
   std::vector<uint8_t> received;
@@ -435,9 +448,10 @@ class Swarm {
   std::vector<RefPolicy> draw_policies();
   void apply_policies(const std::vector<RefPolicy>& ps);
   void apply_backends(ServiceSpec& s, const std::vector<size_t>& backends);
-  void schedule_open(MonoTime at, std::optional<std::pair<size_t, size_t>> burst = std::nullopt);
+  void schedule_open(MonoTime at, std::optional<std::pair<size_t, size_t>> burst = std::nullopt, bool bulk = false);
   void open(Conn& c);
   void schedule_fault(MonoTime at);
+  void change_policies();
   void heal();
   void check(std::vector<std::string>& out);
   void check_leaks(std::vector<std::string>& out);
@@ -563,6 +577,16 @@ class Swarm {
   // And at every second: a connection a pool knows is dead is dropped at
   // once (within kDeadKnownBound), never kept until its idle release.
   void sample_pools();
+  // And at every second: each node's host holds no more descriptors than
+  // the traffic that touched it recently accounts for (check_descriptors).
+  void check_descriptors();
+  // And the proxies' HTTP/2 receive buffers (what a slow reader leaves
+  // unread) within their flow-control windows, per stream and per connection.
+  void check_memory();
+  std::vector<std::string> memory_violations_;
+  size_t unread_peak_ = 0;  // the most one node held unread at a sample
+  std::vector<std::string> descriptor_violations_;
+  std::vector<size_t> descriptors_peak_;  // per node: the most seen at a sample
   std::map<std::tuple<size_t, uint64_t, uint64_t>, MonoTime> dead_seen_;  // (node, incarnation, id): first seen dead
   size_t dead_peer_pending_ = 0;
   MonoTime dead_peer_last_due_{};
@@ -1305,6 +1329,7 @@ Task<void> read_side(Env& env, Stream& s, Conn& c) {
       c.served_by = buf[0];
     }
     c.received.insert(c.received.end(), buf.begin(), buf.begin() + std::ptrdiff_t(*n));
+    if (c.read_pause > Duration(0)) co_await io::sleep(env.loop, c.read_pause);
   }
 }
 
@@ -1354,7 +1379,7 @@ void Swarm::open(Conn& c) {
   m_.client_scope.spawn(talk(from.host->env(), dst, c));
 }
 
-void Swarm::schedule_open(MonoTime at, std::optional<std::pair<size_t, size_t>> burst) {
+void Swarm::schedule_open(MonoTime at, std::optional<std::pair<size_t, size_t>> burst, bool bulk) {
   conns_.emplace_back();
   Conn& c = conns_.back();
   c.id = conns_.size();
@@ -1374,6 +1399,19 @@ void Swarm::schedule_open(MonoTime at, std::optional<std::pair<size_t, size_t>> 
   if (r_.chance(p_.slow)) {
     c.chunks = int(r_.between(2, 6));
     c.pause = milliseconds(int64_t(r_.below(3000)));
+  }
+  if (r_.chance(p_.long_lived)) {
+    c.chunks = int(r_.between(3, 6));
+    c.pause = milliseconds(int64_t(r_.between(2000, 8000)));
+  }
+  if (bulk) {
+    // 5 to 6 MiB each way, read 16 KiB at a time every 20 to 60 ms: some
+    // 10 to 20 s, with the echo held back by the reader all along.
+    c.data = testing::pattern(size_t(r_.between(5 << 20, 6 << 20)), uint8_t(c.id));
+    c.reset_at.reset();
+    c.chunks = 1;
+    c.pause = Duration(0);
+    c.read_pause = milliseconds(int64_t(r_.between(20, 60)));
   }
   m_.world.scheduler().at(at, io::sim::kNetwork, "swarm.open", [this, &c] { open(c); });
 }
@@ -1519,16 +1557,7 @@ void Swarm::schedule_fault(MonoTime at) {
       break;
     case 6:
       if (!p_.policy_changes) break;
-      w.scheduler().at(at, io::sim::kNetwork, "swarm.policy", [this] {
-        policies_.push_back({m_.world.now(), draw_policies()});
-        apply_policies(policies_.back().policies);
-        m_.publish();
-        // (With xDS each node re-checks when it applies the change.)
-        if (!p_.xds)
-          for (auto& n : m_.nodes)
-            if (n->inbound) n->inbound->recheck_policies();
-        counts_["policy_change"]++;
-      });
+      w.scheduler().at(at, io::sim::kNetwork, "swarm.policy", [this] { change_policies(); });
       break;
     default:
       if (!p_.endpoint_changes) break;
@@ -1540,6 +1569,17 @@ void Swarm::schedule_fault(MonoTime at) {
       });
       break;
   }
+}
+
+void Swarm::change_policies() {
+  policies_.push_back({m_.world.now(), draw_policies()});
+  apply_policies(policies_.back().policies);
+  m_.publish();
+  // (With xDS each node re-checks when it applies the change.)
+  if (!p_.xds)
+    for (auto& n : m_.nodes)
+      if (n->inbound) n->inbound->recheck_policies();
+  counts_["policy_change"]++;
 }
 
 void Swarm::peer_died(size_t a) {
@@ -1572,7 +1612,81 @@ void Swarm::sample_pools() {
       }
     }
   }
+  check_descriptors();
+  check_memory();
   m_.world.scheduler().at(now + seconds(1), io::sim::kNetwork, "swarm.sample_pools", [this] { sample_pools(); });
+}
+
+// The descriptor bound, by the swarm's own ledger (not the proxy's
+// counters): what a node's host holds open, its pod's app and clients
+// included, is at most
+// - 3 listeners (15001, 15008, the app's 8080) and 2 for the control
+//   plane's channel to istiod (an old one closing as a new one opens);
+// - per connection from the node: the client's socket and the captured one
+//   while it lives (and 2 s to close), and up to two pool connections (the
+//   first, and a retry's) until the pool's idle release after it ends;
+// - per connection that may land on the node (its target, or any backend
+//   its service ever had): the dial to the app and the app's socket while it
+//   lives, and up to two HBONE connections accepted for it, as long.
+// A connection whose nodes a fault touched since it started keeps its
+// pool and HBONE share until the fault's window ends (it includes kGrace:
+// a peer's keepalive takes up to 30 s to drop a connection whose other end
+// vanished).
+void Swarm::check_descriptors() {
+  const MonoTime now = m_.world.now();
+  const Duration recent = m_.pool_idle_release + seconds(5);
+  std::vector<std::set<size_t>> may_serve(services_.size());
+  for (size_t s = 0; s < services_.size(); ++s)
+    for (const auto& [at, backends] : services_[s].backends) may_serve[s].insert(backends.begin(), backends.end());
+  descriptors_peak_.resize(p_.nodes, 0);
+  for (size_t n = 0; n < p_.nodes; ++n) {
+    if (!node(n).host->up()) continue;
+    size_t bound = 5;
+    for (const Conn& c : conns_) {
+      if (c.started == MonoTime{} || c.started > now) continue;
+      const bool to_n = c.target ? *c.target == n : may_serve[*c.service].contains(n);
+      if (c.from != n && !to_n) continue;
+      const bool alive = !c.done || c.ended + seconds(2) >= now;
+      bool held = alive || c.ended + recent >= now;
+      for (const Fault& f : faults_) {
+        if (held) break;
+        if (f.from > now || f.to < c.started) continue;
+        for (size_t x : f.nodes)
+          held = held || x == c.from || x == n || (c.target ? *c.target == x : may_serve[*c.service].contains(x));
+      }
+      if (!held) continue;
+      const size_t share = (alive ? 2 : 0) + 2;
+      bound += (c.from == n ? share : 0) + (to_n ? share : 0);
+    }
+    const io::sim::World::Descriptors d = m_.world.descriptors_of(node(n).host->id());
+    descriptors_peak_[n] = std::max(descriptors_peak_[n], d.total());
+    if (d.total() > bound && descriptor_violations_.size() < 5)
+      descriptor_violations_.push_back("node-" + std::to_string(n) + " held " + std::to_string(d.streams) +
+                                       " connections and " + std::to_string(d.listeners) + " listeners at " +
+                                       std::to_string(at_s(now)) + " s; the traffic accounts for " +
+                                       std::to_string(bound));
+  }
+}
+
+void Swarm::check_memory() {
+  const h2::Settings windows = h2::Settings::client();  // the node proxies' (both roles share the windows)
+  for (size_t n = 0; n < p_.nodes; ++n) {
+    if (!node(n).running()) continue;
+    std::vector<std::pair<std::string, h2::Connection::Unread>> held;
+    for (const core::hbone::Pool::ConnectionInfo& info : node(n).pool->inspect())
+      held.emplace_back("pool connection #" + std::to_string(info.id) + " to " + info.peer.to_string(), info.unread);
+    for (const h2::Connection::Unread& u : node(n).inbound->unread()) held.emplace_back("an inbound HBONE connection", u);
+    size_t total = 0;
+    for (const auto& [what, u] : held) {
+      total += u.total;
+      if ((u.stream_max > windows.stream_window_bytes || u.total > windows.connection_window_bytes) &&
+          memory_violations_.size() < 5)
+        memory_violations_.push_back("node-" + std::to_string(n) + "'s " + what + " held " + std::to_string(u.total) +
+                                     " bytes unread (" + std::to_string(u.stream_max) + " on one stream) at " +
+                                     std::to_string(at_s(m_.world.now())) + " s");
+    }
+    unread_peak_ = std::max(unread_peak_, total);
+  }
 }
 
 void Swarm::check_dead_peer(const DeadPeerCheck& c) {
@@ -1673,6 +1787,8 @@ void Swarm::check(std::vector<std::string>& out) {
   for (const std::string& e : certificate_violations_) out.push_back("certificates: " + e);
   for (const std::string& e : ejected_for_nothing_) out.push_back("ejection with no fault to blame: " + e);
   for (const std::string& e : dead_peer_violations_) out.push_back("pool kept a dead peer: " + e);
+  for (const std::string& e : descriptor_violations_) out.push_back("descriptors over their bound: " + e);
+  for (const std::string& e : memory_violations_) out.push_back("receive buffers over the flow-control window: " + e);
   for (const std::string& e : state_violations_) out.push_back("mesh state: " + e);
   for (const std::string& e : demand_violations_) out.push_back("on demand: " + e);
   for (const Conn& c : conns_) {
@@ -1789,6 +1905,10 @@ testing::SwarmSeedResult Swarm::run() {
     for (int i = 0; i < n; ++i) schedule_open(at, std::make_pair(from, to));
   }
   for (int i = 0; i < p_.fault_events; ++i) schedule_fault(origin_ + Duration(int64_t(r_.below(uint64_t(p_.traffic.count())))));
+  if (p_.bulk) schedule_open(origin_ + Duration(int64_t(r_.below(uint64_t(p_.traffic.count())))), std::nullopt, true);
+  for (int i = 0; i < p_.policy_churn; ++i)
+    m_.world.scheduler().at(origin_ + Duration(int64_t(r_.below(uint64_t(p_.traffic.count())))), io::sim::kNetwork,
+                            "swarm.policy", [this] { change_policies(); });
   m_.world.run_for(p_.traffic + seconds(5));
   heal();
   auto settled = [this] {
@@ -1843,7 +1963,10 @@ testing::SwarmSeedResult Swarm::run() {
               " served=" + std::to_string(served) + " faults=" + std::to_string(faults_.size()) +
               " policies=" + std::to_string(policies_.size()) + (p_.chaos ? " chaos" : "") +
               (p_.istiod_ca ? " ca_ttl=" + std::to_string(to_ms(p_.cert_ttl) / 1000) + "s" : "") +
-              (p_.rotation ? " rotation" : "") + (p_.xds ? " xds" : "") + (p_.on_demand ? " ondemand" : "");
+              (p_.rotation ? " rotation" : "") + (p_.xds ? " xds" : "") + (p_.on_demand ? " ondemand" : "") +
+              (p_.bulk ? " bulk" : "") +
+              " fd_peak=" + std::to_string(descriptors_peak_.empty() ? 0 : *std::max_element(descriptors_peak_.begin(), descriptors_peak_.end())) +
+              " unread_peak_kib=" + std::to_string(unread_peak_ >> 10);
   return out;
 }
 

@@ -83,7 +83,8 @@ std::vector<Pool::ConnectionInfo> Pool::inspect() const {
   std::vector<ConnectionInfo> out;
   for (const auto& [key, keyed] : conns_) {
     for (const auto& c : keyed.conns) {
-      out.push_back({c->id, key.destination, c->h2 != nullptr, c->h2 && c->h2->dead()});
+      out.push_back({c->id, key.destination, c->h2 != nullptr, c->h2 && c->h2->dead(),
+                     c->h2 ? c->h2->unread() : h2::Connection::Unread{}});
     }
   }
   return out;

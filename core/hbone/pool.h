@@ -120,6 +120,7 @@ class Pool {
     Endpoint peer;             // the key's HBONE endpoint
     bool established = false;  // TLS and HTTP/2 up (it may have died since)
     bool dead = false;         // established and known dead, not dropped yet
+    h2::Connection::Unread unread;  // what its tunnels received and have not read
   };
   std::vector<ConnectionInfo> inspect() const;
   uint64_t next_connection_id() const { return next_conn_id_; }

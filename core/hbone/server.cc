@@ -29,6 +29,12 @@ Server::~Server() {
 
 void Server::start() { acceptor_.start(); }
 
+std::vector<h2::Connection::Unread> Server::unread() const {
+  std::vector<h2::Connection::Unread> out;
+  for (const auto& c : conns_) out.push_back(c->unread());
+  return out;
+}
+
 void Server::drain() {
   draining_ = true;
   acceptor_.drain();

@@ -74,6 +74,8 @@ class Server {
   // Connections accepted from now on handshake with `tls` (root rotation).
   void set_tls(std::shared_ptr<const tls::TlsContext> tls) { tls_ = std::move(tls); }
   size_t connections() const { return conns_.size(); }
+  // Per connection: what its tunnels received and have not read (h2).
+  std::vector<h2::Connection::Unread> unread() const;
   const ServerCounters& counters() const { return counters_; }
   // Runs when a connection is calmed (too many unanswered requests).
   void on_calmed(std::function<void()> fn) { on_calmed_ = std::move(fn); }

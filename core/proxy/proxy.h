@@ -219,6 +219,7 @@ class Inbound {
   // HBONE connections with requests being served or not yet summarized.
   size_t connections_tracked() const { return conn_streams_.size(); }
   const hbone::ServerCounters& server_counters() const { return server_->counters(); }
+  std::vector<h2::Connection::Unread> unread() const { return server_->unread(); }
   // Re-authorizes every open tunnel against the current state and resets
   // the ones now denied (call after publishing a new snapshot). Returns how
   // many were closed.

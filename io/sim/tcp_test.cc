@@ -60,6 +60,25 @@ TEST_P(SimTcp, BytesFlowBothWaysInOrderAfterLatency) {
   EXPECT_EQ(world.buffered_bytes(), 0u);
 }
 
+TEST_P(SimTcp, DescriptorsCountOpenEndsAndListenersPerHost) {
+  auto listener = b->env().net.listen(Endpoint{b->addrs()[0], 81}, {});
+  ASSERT_TRUE(listener.ok());
+  EXPECT_EQ(world.descriptors_of(b->id()).listeners, 1u);
+  StreamPair p;
+  ASSERT_TRUE(run(world, connect_pair(*a, *b, 80, p)));  // (its listener is gone again)
+  EXPECT_EQ(world.descriptors_of(a->id()).total(), 1u);
+  EXPECT_EQ(world.descriptors_of(b->id()).total(), 2u);
+  // A closed end is no descriptor, though its object lives on and its
+  // connection is still in the world (the peer has not closed).
+  p.client->close();
+  EXPECT_EQ(world.descriptors_of(a->id()).total(), 0u);
+  EXPECT_EQ(world.descriptors_of(b->id()).streams, 1u);
+  EXPECT_EQ(world.live_connections(), 1u);
+  p.server.reset();
+  listener->reset();
+  EXPECT_EQ(world.descriptors_of(b->id()).total(), 0u);
+}
+
 TEST_P(SimTcp, HalfCloseEachDirectionIndependently) {
   StreamPair p;
   ASSERT_TRUE(run(world, connect_pair(*a, *b, 80, p)));

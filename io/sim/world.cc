@@ -396,6 +396,14 @@ uint64_t World::buffered_bytes() const {
   return total;
 }
 
+World::Descriptors World::descriptors_of(HostId h) const {
+  Descriptors d;
+  for (const auto& [id, c] : conns_)
+    for (const Side& s : c->side) d.streams += s.host == h && s.has_stream && !s.closed;
+  for (const auto& [key, l] : listeners_) d.listeners += l->host == h && !l->closed;
+  return d;
+}
+
 std::string World::describe_leftovers() const {
   std::string out;
   for (const auto& [id, c] : conns_) {

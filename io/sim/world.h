@@ -220,6 +220,14 @@ class World {
   size_t live_streams() const { return live_streams_; }
   size_t live_listeners() const { return listeners_.size(); }
   uint64_t buffered_bytes() const;  // unread, in flight and held
+  // The descriptors host `h` holds now: connection ends its programs have
+  // not closed, and open listeners. (Connects still in progress are not
+  // counted: they end within their timeout.)
+  struct Descriptors {
+    size_t streams = 0, listeners = 0;
+    size_t total() const { return streams + listeners; }
+  };
+  Descriptors descriptors_of(HostId h) const;
   std::string describe_leftovers() const;
 
   // Counters of faults that happened (for sweep reports).
