@@ -1732,6 +1732,13 @@ void Swarm::heal() {
 
 std::string Swarm::blame(const Conn& c, MonoTime end) const {
   if (p_.chaos) return "chaos (BUGGIFY, random RSTs)";
+  // A pod's connect ends at its own node's capture, with nothing in between:
+  // it times out only when its SYNs are lost, to SYN drops or to a full
+  // accept queue. With SYN drops on and no queue ever full, the network
+  // lost them (four SYNs in the 10 s a client waits).
+  if (!c.connected && !c.end.ok() && c.end.code() == Errc::timed_out && p_.syn_drop > 0 &&
+      !m_.world.fault_counts().contains("backlog_overflow"))
+    return "SYN drops (the client's connect timed out)";
   // On demand, what a node had to ask for it could not learn while istiod
   // was away (the connection then goes on without it).
   if (p_.on_demand && needed_ask(c)) {
