@@ -387,7 +387,7 @@ class Swarm {
   Swarm(uint64_t seed, std::FILE* trace) : seed_(seed), r_(Rng(seed).stream("mesh-swarm")), p_(draw_profile(r_)),
                                            m_(seed, world_options()) {
     if (trace) m_.world.trace().set_log(trace);
-    // Drawn apart from r_: the seeds that stay wildcard replay as before.
+    // Drawn apart from r_: the seeds that stay wildcard draw what they drew before.
     p_.on_demand = p_.xds && Rng(seed).stream("on-demand").chance(0.35);
   }
   ~Swarm() {
