@@ -53,6 +53,14 @@ class NodeControl {
   virtual void roots_changed() {}
   // MeshFixture::publish() made a new snapshot.
   virtual void state_changed() {}
+  // On demand: the data path asks for one Address (core/proxy/on_demand.h);
+  // `answered` runs once the node's state has it or it is known there is
+  // none. A control plane that does not fetch on demand has all it will
+  // get: answered at once.
+  virtual void demand(std::string key, std::function<void()> answered) {
+    (void)key;
+    answered();
+  }
 };
 
 struct MeshNode {
@@ -180,6 +188,18 @@ class MeshFixture {
   // draws peer stream limits and the like); unset: the defaults.
   std::function<void(const MeshNode&, core::hbone::PoolConfig&)> configure_pool;
   std::function<void(const MeshNode&, core::proxy::InboundConfig&)> configure_inbound;
+  std::function<void(const MeshNode&, core::proxy::OutboundConfig&)> configure_outbound;
+  // An on-demand ask (Outbound/InboundConfig::on_demand) that reaches the
+  // node's control plane of the moment; with none (the node is down, or
+  // its control plane not built yet) it is answered at once.
+  static core::proxy::OnDemand ask_control(MeshNode& n) {
+    core::proxy::OnDemand d;
+    d.ask = [&n](std::string key, std::function<void()> answered) {
+      if (n.control) n.control->demand(std::move(key), std::move(answered));
+      else answered();
+    };
+    return d;
+  }
   void set_certificate(MeshNode& n, const std::string& identity, std::shared_ptr<const tls::Credentials> creds) {
     n.certificates[identity] = std::move(creds);
   }
@@ -269,6 +289,7 @@ class MeshFixture {
         });
     core::proxy::OutboundConfig out_cfg;
     out_cfg.metrics = &n.traffic;
+    if (configure_outbound) configure_outbound(n, out_cfg);
     auto out_l = env.net.listen(Endpoint{IpAddr::unspecified(IpAddr::Family::v4), 15001}, {});
     ZT_ASSERT(out_l.ok());
     n.outbound = std::make_unique<Outbound>(env, std::move(*out_l), state, *n.pool, out_cfg);

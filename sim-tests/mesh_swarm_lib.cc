@@ -217,6 +217,9 @@ struct Profile {
   // instead of the fixture's shared snapshot; istiod's ADS outages (every
   // stream reset, new ones refused for a while).
   bool xds = false, ads_outages = false;
+  // With xDS: every node's Address on demand (XDS_ON_DEMAND): a node holds
+  // only what its data path asked for (and what a service brings along).
+  bool on_demand = false;
   // Connections that stay open across the mesh's changes (a share of them
   // pause for seconds between chunks), and policy changes on a schedule of
   // their own: a change that denies an open connection must close it.
@@ -351,6 +354,7 @@ class SwarmControl final : public NodeControl {
   void state_changed() override {
     if (fixture_source_) fixture_source_->changed();
   }
+  void demand(std::string key, std::function<void()> answered) override;
 
  private:
   Swarm& swarm_;
@@ -374,6 +378,9 @@ struct View {
   bool none = false;  // no state at all (before the first, or after a crash)
   std::vector<RefPolicy> policies;
   std::vector<std::vector<size_t>> backends;  // per service: node indexes
+  // Which pods (by node index) and services it held: on demand, what it
+  // had not asked for yet it lacks.
+  std::vector<bool> knows_node, knows_service;
 };
 
 class Swarm {
@@ -381,6 +388,8 @@ class Swarm {
   Swarm(uint64_t seed, std::FILE* trace) : seed_(seed), r_(Rng(seed).stream("mesh-swarm")), p_(draw_profile(r_)),
                                            m_(seed, world_options()) {
     if (trace) m_.world.trace().set_log(trace);
+    // Drawn apart from r_: the seeds that stay wildcard draw what they drew before.
+    p_.on_demand = p_.xds && Rng(seed).stream("on-demand").chance(0.35);
   }
   ~Swarm() {
     // The node control planes talk to istiod: they go before it.
@@ -399,6 +408,15 @@ class Swarm {
   // reads it from now on), or died with what it held.
   void state_applied(MeshNode& n, std::shared_ptr<const core::mesh::StateSnapshot> state);
   void state_lost(MeshNode& n);
+  // On demand: node `n`'s control plane (re)starts with nothing asked; its
+  // data path asks for `key` (returns whether the node's state lacked it,
+  // so that its xDS client subscribes it); the ask made at `asked` was
+  // answered (or not, when `answered_at` is unset) by the 5 s bound.
+  void control_started(MeshNode& n);
+  bool demanded(MeshNode& n, const std::string& key, bool own_pod = false);
+  void demand_bound(MeshNode& n, const std::string& key, MonoTime asked, std::optional<MonoTime> answered_at,
+                    uint64_t incarnation);
+  uint64_t control_incarnation(size_t n) const { return control_incarnation_[n]; }
   // build() alone, then `changes` policy and endpoint changes: the states
   // the fixture publishes (draw_swarm_states).
   std::vector<std::shared_ptr<const core::mesh::StateSnapshot>> draw_states(int changes);
@@ -440,8 +458,10 @@ class Swarm {
   void check_leaks(std::vector<std::string>& out);
   void start_istiod();
   void push_istiod();
+  // `aliases` by resource name: what else a client may subscribe it by.
   void sync_istiod(std::string_view type, const std::vector<core::mesh::NamedResource>& now,
-                   std::map<std::string, std::string>& held);
+                   std::map<std::string, std::string>& held,
+                   const std::map<std::string, std::vector<std::string>>* aliases);
   View view_of(const core::mesh::StateSnapshot& s);
   // Node `n`'s views in effect at some time in [a, b] (a `none` one when
   // it had no state for part of it).
@@ -451,6 +471,17 @@ class Swarm {
       if (n->running() && !n->state) return false;
     return true;
   }
+  // After the heal: every running node holds what was published last of
+  // what it holds or asked for (see the definition at converged_node).
+  bool converged_node(const MeshNode& n) const;
+  void check_on_demand_holdings(const MeshNode& n);
+  void update_may_hold();
+  // An ADS outage that may have kept an on-demand ask unanswered during
+  // [a, b]: while istiod refused streams, and the reconnect's backoff after.
+  std::string ads_outage_during(MonoTime a, MonoTime b) const;
+  // Whether the connection's nodes had to ask (on demand) for something:
+  // the client for its pod or the destination, a candidate for its pod.
+  bool needed_ask(const Conn& c) const;
   void observe(MeshNode& n, const tls::HandshakeRecord& r);
   void open_gap(size_t n, std::string what);
   bool ca_outage_recently() const;
@@ -483,6 +514,16 @@ class Swarm {
     return {out.begin(), out.end()};
   }
   std::string blame(const Conn& c, MonoTime end) const;
+  // On demand, a pod the client's node could not learn within the bound is
+  // passed through (upstream: an unknown destination), straight to the
+  // pod's app: no node applies the mesh's policy to it.
+  bool passed_through(const Conn& c) const {
+    const Duration bound = core::proxy::OnDemand{}.timeout;
+    if (!p_.on_demand || !c.target || !c.got_first || c.first_byte < c.started + bound) return false;
+    for (const View* v : views(c.from, c.started, c.started + bound - milliseconds(1)))
+      if (!v->none && v->knows_node[*c.target]) return false;
+    return true;
+  }
   // The app that served `c` was stopped while it lived (it closes with FIN).
   bool app_closed(const Conn& c) const {
     for (const Fault& f : faults_)
@@ -559,9 +600,19 @@ class Swarm {
   // With xDS: what istiod holds (name -> bytes) per type; per node its open
   // "no mesh state" fault; istiod's ADS outages (to: max while down).
   std::map<std::string, std::string> held_addresses_, held_authorizations_;
+  std::map<std::string, std::vector<std::string>> held_companions_;  // service name -> its backing workloads' names
   std::vector<std::optional<size_t>> state_gap_;
   std::vector<std::pair<MonoTime, MonoTime>> ads_outages_;
   int ads_down_ = 0;
+  // On demand, per node, since its control plane last started: every key
+  // its data path asked for, those its state lacked (its xDS client
+  // subscribed them), the services they name, and the workloads those
+  // services brought along at some point (a node may hold them).
+  std::vector<std::set<std::string>> asked_, subscribed_;
+  std::vector<std::set<size_t>> asked_services_;
+  std::vector<std::set<std::string>> may_hold_;
+  std::vector<uint64_t> control_incarnation_;
+  std::vector<std::string> demand_violations_;
 };
 
 SwarmControl::SwarmControl(Swarm& swarm, MeshNode& n) : swarm_(swarm), n_(n) {
@@ -589,6 +640,8 @@ SwarmControl::SwarmControl(Swarm& swarm, MeshNode& n) : swarm_(swarm), n_(n) {
     ads_cfg.node = xds::node_info(n.ip.to_string(), n.workload.name, n.workload.ns, n.workload.node, {});
     ads_cfg.authority = cc.authority;
     ads_cfg.metadata = [] { return Result<h2::Headers>(h2::Headers{{"clusterid", "Kubernetes"}}); };
+    ads_cfg.on_demand = swarm.profile().on_demand;
+    if (ads_cfg.on_demand) swarm.control_started(n);
     ads_ = std::make_unique<xds::AdsClient>(env, *channel_, readiness_, ads_metrics_, ads_cfg);
     source = ads_.get();
   } else {
@@ -611,11 +664,41 @@ SwarmControl::SwarmControl(Swarm& swarm, MeshNode& n) : swarm_(swarm), n_(n) {
   cp_cfg.node_name = n.workload.node;
   plane_ = std::make_unique<core::control::ControlPlane>(env, *source, *ca_, readiness_, cp_cfg, out);
   plane_->start();
+  if (ads_ && swarm.profile().on_demand) {
+    // The node knows its pod (as in-pod enrollment tells a node proxy its
+    // pods, by uid) and asks for it: the state then names its identity,
+    // whose certificate the control plane fetches before any traffic (the
+    // inbound presents it; nothing would ask for it otherwise).
+    swarm.demanded(n, n.workload.uid, /*own_pod=*/true);
+    ads_->demand(n.workload.uid, [] {});
+  }
 }
 
 SwarmControl::~SwarmControl() {
   if (plane_) plane_->stop();
   if (ads_) swarm_.state_lost(n_);
+}
+
+// The data path's ask goes to the node's xDS client; the swarm records it
+// and checks, at the data path's 5 s bound, that it was answered.
+void SwarmControl::demand(std::string key, std::function<void()> answered) {
+  if (!ads_ || !swarm_.profile().on_demand) {
+    answered();
+    return;
+  }
+  swarm_.demanded(n_, key);
+  MeshFixture& m = swarm_.fixture();
+  const MonoTime asked = m.world.now();
+  auto answered_at = std::make_shared<std::optional<MonoTime>>();
+  const uint64_t incarnation = swarm_.control_incarnation(n_.index);
+  m.world.scheduler().at(asked + core::proxy::OnDemand{}.timeout, io::sim::kNetwork, "swarm.demand_bound",
+                         [&swarm = swarm_, &n = n_, key, asked, answered_at, incarnation] {
+                           swarm.demand_bound(n, key, asked, *answered_at, incarnation);
+                         });
+  ads_->demand(std::move(key), [&m, answered_at, answered = std::move(answered)] {
+    *answered_at = m.world.now();
+    answered();
+  });
 }
 
 // --- generators ----------------------------------------------------------------
@@ -754,7 +837,16 @@ void Swarm::build() {
   }
   m_.configure_inbound = [this](const MeshNode& n, core::proxy::InboundConfig& cfg) {
     if (specs_[n.index].stream_limit) cfg.h2.concurrent_streams_max = specs_[n.index].stream_limit;
+    if (p_.on_demand) cfg.on_demand = MeshFixture::ask_control(node(n.index));
   };
+  m_.configure_outbound = [this](const MeshNode& n, core::proxy::OutboundConfig& cfg) {
+    if (p_.on_demand) cfg.on_demand = MeshFixture::ask_control(node(n.index));
+  };
+  asked_.assign(p_.nodes, {});
+  subscribed_.assign(p_.nodes, {});
+  asked_services_.assign(p_.nodes, {});
+  may_hold_.assign(p_.nodes, {});
+  control_incarnation_.assign(p_.nodes, 0);
   // The mesh's CA, made a day before the simulation starts. Fixed
   // certificates (no istiod) are valid from two hours before to two days
   // after: wall-clock jumps of an hour either way keep them valid. With
@@ -909,21 +1001,45 @@ bool Swarm::ca_outage_recently() const {
 // The fixture published: istiod gets what changed (as the Kubernetes
 // informers would tell it) and pushes it to every open ADS stream.
 void Swarm::push_istiod() {
-  const SwarmXdsResources now = swarm_xds_resources(*m_.snapshot);
-  sync_istiod(xds::kAddressType, now.addresses, held_addresses_);
-  sync_istiod(xds::kAuthorizationType, now.authorizations, held_authorizations_);
+  const core::mesh::StateSnapshot& snap = *m_.snapshot;
+  const SwarmXdsResources now = swarm_xds_resources(snap);
+  // What an on-demand client may ask by: a workload's "network/ip", a
+  // service's "network/vip" (its name is already "namespace/hostname"); a
+  // service brings its backing workloads along (upstream's ambient index).
+  std::map<std::string, std::vector<std::string>> aliases, companions;
+  for (const auto& [uid, w] : snap.workloads().by_uid) {
+    for (const IpAddr& ip : w->ips)
+      aliases[core::mesh::resource_name(*w)].push_back(core::mesh::NetworkAddress{w->network, ip}.to_string());
+    for (const auto& [service, ports] : w->services) companions[service.to_string()].push_back(core::mesh::resource_name(*w));
+  }
+  for (const auto& [key, svc] : snap.services().by_host)
+    for (const core::mesh::NetworkAddress& vip : svc->vips) aliases[core::mesh::resource_name(*svc)].push_back(vip.to_string());
+  sync_istiod(xds::kAddressType, now.addresses, held_addresses_, &aliases);
+  sync_istiod(xds::kAuthorizationType, now.authorizations, held_authorizations_, nullptr);
+  for (const auto& [name, held] : held_companions_)
+    if (!companions.contains(name)) istiod_->set_companions(xds::kAddressType, name, {});
+  for (const auto& [name, list] : companions) {
+    auto it = held_companions_.find(name);
+    if (it == held_companions_.end() || it->second != list) istiod_->set_companions(xds::kAddressType, name, list);
+  }
+  held_companions_ = std::move(companions);
+  update_may_hold();
   istiod_->push();
 }
 
 void Swarm::sync_istiod(std::string_view type, const std::vector<core::mesh::NamedResource>& now,
-                        std::map<std::string, std::string>& held) {
+                        std::map<std::string, std::string>& held,
+                        const std::map<std::string, std::vector<std::string>>* aliases) {
   std::map<std::string, std::string> next;
   for (const core::mesh::NamedResource& r : now) next[r.name] = r.bytes;
   for (const auto& [name, bytes] : held)
     if (!next.contains(name)) istiod_->remove(type, name);
   for (const auto& [name, bytes] : next) {
     auto it = held.find(name);
-    if (it == held.end() || it->second != bytes) istiod_->set(type, name, bytes);
+    if (it != held.end() && it->second == bytes) continue;
+    std::vector<std::string> names;
+    if (aliases && aliases->contains(name)) names = aliases->at(name);
+    istiod_->set(type, name, bytes, std::move(names));
   }
   held = std::move(next);
 }
@@ -963,7 +1079,9 @@ View Swarm::view_of(const core::mesh::StateSnapshot& s) {
       if (w && w->services.contains(key)) backends.push_back(i);
     }
     v.backends.push_back(std::move(backends));
+    v.knows_service.push_back(s.service_by_vip({"", spec.vip}) != nullptr);
   }
+  for (size_t i = 0; i < m_.nodes.size(); ++i) v.knows_node.push_back(s.workload_by_uid(node(i).workload.uid) != nullptr);
   return v;
 }
 
@@ -985,6 +1103,7 @@ void Swarm::state_applied(MeshNode& n, std::shared_ptr<const core::mesh::StateSn
   counts_["state_applied"]++;
   n.state = std::move(state);
   views_[n.index].push_back(view_of(*n.state));
+  if (p_.on_demand) check_on_demand_holdings(n);
   if (state_gap_[n.index]) {
     faults_[*state_gap_[n.index]].to = m_.world.now() + kGrace;
     state_gap_[n.index].reset();
@@ -995,6 +1114,7 @@ void Swarm::state_applied(MeshNode& n, std::shared_ptr<const core::mesh::StateSn
 // The node's control plane died (a crash) and its state with it: until the
 // restarted one has a state again, what runs through the node may fail.
 void Swarm::state_lost(MeshNode& n) {
+  ++control_incarnation_[n.index];  // what it was asked dies with it
   View none;
   none.from = m_.world.now();
   none.none = true;
@@ -1003,6 +1123,155 @@ void Swarm::state_lost(MeshNode& n) {
   faults_.push_back({Fault::hard, {n.index}, m_.world.now(), MonoTime::max(),
                      "node-" + std::to_string(n.index) + " without mesh state (its control plane restarting)"});
   state_gap_[n.index] = faults_.size() - 1;
+}
+
+// --- on demand ---------------------------------------------------------------------
+
+namespace {
+// Whether `state` answers an on-demand ask ("network/ip": a workload or a
+// service there), so that the node's xDS client need not subscribe it.
+bool answers(const core::mesh::StateSnapshot* state, const std::string& key) {
+  if (!state) return false;
+  if (key.find('/') == std::string::npos) return state->workload_by_uid(key) != nullptr;  // a workload uid
+  auto addr = core::mesh::NetworkAddress::parse(key);
+  return addr && (state->workload_by_address(*addr) || state->service_by_vip(*addr));
+}
+}  // namespace
+
+void Swarm::control_started(MeshNode& n) {
+  const size_t i = n.index;
+  asked_[i].clear();
+  subscribed_[i].clear();
+  asked_services_[i].clear();
+  may_hold_[i].clear();
+  ++control_incarnation_[i];
+}
+
+bool Swarm::demanded(MeshNode& n, const std::string& key, bool own_pod) {
+  const size_t i = n.index;
+  counts_[own_pod ? "demand_own_pod" : "demand"]++;
+  asked_[i].insert(key);
+  const bool lacked = !answers(n.state.get(), key);
+  if (lacked) {
+    if (!own_pod) counts_["demand_subscribed"]++;
+    subscribed_[i].insert(key);
+  }
+  if (auto addr = core::mesh::NetworkAddress::parse(key))
+    for (size_t s = 0; s < services_.size(); ++s)
+      if (services_[s].vip == addr->ip) asked_services_[i].insert(s);
+  update_may_hold();
+  return lacked;
+}
+
+// istiod brings a service's backing workloads along, from the state
+// published last: a node that asked for the service may hold any workload
+// that backed it since.
+void Swarm::update_may_hold() {
+  for (size_t i = 0; i < asked_services_.size(); ++i)
+    for (size_t s : asked_services_[i])
+      for (size_t b : services_[s].backends.back().second) may_hold_[i].insert(node(b).workload.uid);
+}
+
+// On demand a node holds only what its data path asked for: a workload or
+// service by its address, or a workload a service it asked for brought.
+void Swarm::check_on_demand_holdings(const MeshNode& n) {
+  const size_t i = n.index;
+  if (state_violations_.size() >= 10) return;
+  for (const auto& [uid, w] : n.state->workloads().by_uid) {
+    bool asked = may_hold_[i].contains(uid) || asked_[i].contains(uid);
+    for (const IpAddr& ip : w->ips) asked = asked || asked_[i].contains(core::mesh::NetworkAddress{w->network, ip}.to_string());
+    if (!asked)
+      state_violations_.push_back("on-demand node-" + std::to_string(i) + " holds workload " + uid + " at " +
+                                  std::to_string(at_s(m_.world.now())) + " s, which it never asked for");
+  }
+  for (const auto& [key, svc] : n.state->services().by_host) {
+    bool asked = false;
+    for (const core::mesh::NetworkAddress& vip : svc->vips) asked = asked || asked_[i].contains(vip.to_string());
+    if (!asked)
+      state_violations_.push_back("on-demand node-" + std::to_string(i) + " holds service " + key.to_string() + " at " +
+                                  std::to_string(at_s(m_.world.now())) + " s, which it never asked for");
+  }
+}
+
+// The data path waits 5 s for an answer: istiod reachable (no ADS outage
+// then, nor the reconnect after one), a node's ask must be answered by
+// then; or the connection that asked fails for nothing.
+void Swarm::demand_bound(MeshNode& n, const std::string& key, MonoTime asked, std::optional<MonoTime> answered_at,
+                         uint64_t incarnation) {
+  if (answered_at) {
+    counts_["demand_answered"]++;
+    return;
+  }
+  counts_["demand_unanswered_5s"]++;
+  if (p_.chaos) return void(counts_["demand_unanswered_chaos"]++);
+  if (incarnation != control_incarnation_[n.index]) return void(counts_["demand_unanswered_node_restarted"]++);  // the control plane asked died
+  if (!ads_outage_during(asked, m_.world.now()).empty()) return void(counts_["demand_unanswered_ads_outage"]++);
+  if (demand_violations_.size() < 10)
+    demand_violations_.push_back("node-" + std::to_string(n.index) + " asked for " + key + " at " +
+                                 std::to_string(at_s(asked)) + " s and had no answer 5 s later, istiod reachable");
+}
+
+std::string Swarm::ads_outage_during(MonoTime a, MonoTime b) const {
+  for (const auto& [from, to] : ads_outages_) {
+    // The reconnect backoff doubles from 10 ms (+-jitter): after an outage
+    // of d, the next attempt comes within about 1.2 d.
+    const MonoTime reach = to == MonoTime::max() ? to : to + (to - from) * 2 + seconds(3);
+    if (from <= b && reach >= a) return "ADS outage from " + std::to_string(at_s(from)) + " s";
+  }
+  return "";
+}
+
+bool Swarm::needed_ask(const Conn& c) const {
+  for (const View* v : views(c.from, c.started, c.started)) {
+    if (v->none || !v->knows_node[c.from]) return true;
+    if (c.service ? !v->knows_service[*c.service] : !v->knows_node[*c.target]) return true;
+  }
+  const MonoTime end = c.done ? c.ended : MonoTime::max();
+  for (size_t b : candidates(c, c.started, end))
+    for (const View* v : views(b, c.started, end))
+      if (v->none || !v->knows_node[b]) return true;
+  return false;
+}
+
+// With on demand, after the heal a node has converged when: it holds every
+// policy published, and only those, as published (Authorization stays a
+// wildcard subscription); every Address it holds is published, as
+// published; every key it subscribed (an ask its state lacked) that the
+// published state answers is held; and every service it holds has all its
+// published backing workloads with it. (Without on demand: all of it.)
+bool Swarm::converged_node(const MeshNode& n) const {
+  if (!n.state) return false;
+  const SwarmXdsResources want = swarm_xds_resources(*m_.snapshot);
+  const SwarmXdsResources got = swarm_xds_resources(*n.state);
+  auto as_map = [](const std::vector<core::mesh::NamedResource>& v) {
+    std::map<std::string, std::string> out;
+    for (const core::mesh::NamedResource& r : v) out[r.name] = r.bytes;
+    return out;
+  };
+  const std::map<std::string, std::string> published = as_map(want.addresses), held = as_map(got.addresses);
+  if (as_map(want.authorizations) != as_map(got.authorizations)) return false;
+  if (!p_.on_demand) return published == held;
+  for (const auto& [name, bytes] : held) {
+    auto it = published.find(name);
+    if (it == published.end() || it->second != bytes) return false;
+  }
+  const core::mesh::StateSnapshot& pub = *m_.snapshot;
+  for (const std::string& key : subscribed_[n.index]) {
+    if (key.find('/') == std::string::npos) {  // a workload uid
+      if (pub.workload_by_uid(key) && !held.contains(key)) return false;
+      continue;
+    }
+    auto addr = core::mesh::NetworkAddress::parse(key);
+    if (!addr) continue;
+    if (const core::mesh::Workload* w = pub.workload_by_address(*addr); w && !held.contains(core::mesh::resource_name(*w)))
+      return false;
+    if (const core::mesh::Service* svc = pub.service_by_vip(*addr); svc && !held.contains(core::mesh::resource_name(*svc)))
+      return false;
+  }
+  for (const auto& [key, svc] : n.state->services().by_host)
+    for (const auto& [uid, w] : pub.workloads().by_uid)
+      if (w->services.contains(key) && !held.contains(core::mesh::resource_name(*w))) return false;
+  return true;
 }
 
 // Root rotation the way Istio does it (sim-tests/root_rotation_test.cc):
@@ -1464,6 +1733,19 @@ void Swarm::heal() {
 
 std::string Swarm::blame(const Conn& c, MonoTime end) const {
   if (p_.chaos) return "chaos (BUGGIFY, random RSTs)";
+  // A pod's connect ends at its own node's capture, with nothing in between:
+  // it times out only when its SYNs are lost, to SYN drops or to a full
+  // accept queue. With SYN drops on and no queue ever full, the network
+  // lost them (four SYNs in the 10 s a client waits).
+  if (!c.connected && !c.end.ok() && c.end.code() == Errc::timed_out && p_.syn_drop > 0 &&
+      !m_.world.fault_counts().contains("backlog_overflow"))
+    return "SYN drops (the client's connect timed out)";
+  // On demand, what a node had to ask for it could not learn while istiod
+  // was away (the connection then goes on without it).
+  if (p_.on_demand && needed_ask(c)) {
+    const std::string outage = ads_outage_during(c.started, end);
+    if (!outage.empty()) return outage + " (an on-demand ask could not reach istiod)";
+  }
   const std::vector<size_t> cands = candidates(c, c.started, end);
   std::vector<size_t> path = cands;
   path.push_back(c.from);
@@ -1526,6 +1808,7 @@ void Swarm::check(std::vector<std::string>& out) {
   for (const std::string& e : descriptor_violations_) out.push_back("descriptors over their bound: " + e);
   for (const std::string& e : memory_violations_) out.push_back("receive buffers over the flow-control window: " + e);
   for (const std::string& e : state_violations_) out.push_back("mesh state: " + e);
+  for (const std::string& e : demand_violations_) out.push_back("on demand: " + e);
   for (const Conn& c : conns_) {
     if (c.started == MonoTime{} && !c.done) continue;  // never opened
     bool client_crashed = false;
@@ -1558,7 +1841,7 @@ void Swarm::check(std::vector<std::string>& out) {
     // Policy: served by b only if some policy b's node had while the
     // connection was set up allowed it (a node without state allows
     // nothing).
-    if (c.served_by >= 0) {
+    if (c.served_by >= 0 && !passed_through(c)) {
       bool ok = false;
       for (const View* v : views(size_t(c.served_by), c.started, c.got_first ? c.first_byte : end))
         ok = ok || (!v->none && ref_allowed(v->policies, ref_conn(c, size_t(c.served_by))));
@@ -1668,19 +1951,8 @@ testing::SwarmSeedResult Swarm::run() {
   // With xDS: after the heal every node converges on what was published
   // last (the ADS reconnect backs off at most 15 s).
   auto converged = [this] {
-    const SwarmXdsResources want = swarm_xds_resources(*m_.snapshot);
-    for (auto& n : m_.nodes) {
-      if (!n->running()) continue;
-      if (!n->state) return false;
-      const SwarmXdsResources got = swarm_xds_resources(*n->state);
-      auto same = [](const std::vector<core::mesh::NamedResource>& a, const std::vector<core::mesh::NamedResource>& b) {
-        if (a.size() != b.size()) return false;
-        for (size_t i = 0; i < a.size(); ++i)
-          if (a[i].name != b[i].name || a[i].bytes != b[i].bytes) return false;
-        return true;
-      };
-      if (!same(want.addresses, got.addresses) || !same(want.authorizations, got.authorizations)) return false;
-    }
+    for (auto& n : m_.nodes)
+      if (n->running() && !converged_node(*n)) return false;
     return true;
   };
   if (p_.xds && !m_.world.run_until(converged, seconds(40)))
@@ -1716,7 +1988,8 @@ testing::SwarmSeedResult Swarm::run() {
               " served=" + std::to_string(served) + " faults=" + std::to_string(faults_.size()) +
               " policies=" + std::to_string(policies_.size()) + (p_.chaos ? " chaos" : "") +
               (p_.istiod_ca ? " ca_ttl=" + std::to_string(to_ms(p_.cert_ttl) / 1000) + "s" : "") +
-              (p_.rotation ? " rotation" : "") + (p_.xds ? " xds" : "") + (p_.bulk ? " bulk" : "") +
+              (p_.rotation ? " rotation" : "") + (p_.xds ? " xds" : "") + (p_.on_demand ? " ondemand" : "") +
+              (p_.bulk ? " bulk" : "") +
               " fd_peak=" + std::to_string(descriptors_peak_.empty() ? 0 : *std::max_element(descriptors_peak_.begin(), descriptors_peak_.end())) +
               " unread_peak_kib=" + std::to_string(unread_peak_ >> 10);
   return out;

@@ -43,9 +43,28 @@ struct SimIstiod::Subscription {
   }
 };
 
-bool SimIstiod::wants(const Subscription& sub, const std::string& name, const Held& held) {
+bool SimIstiod::subscribed_to(const Subscription& sub, const std::string& name, const Held& held) {
   if (sub.wildcard || sub.names.contains(name)) return true;
   return std::any_of(held.aliases.begin(), held.aliases.end(), [&](const std::string& a) { return sub.names.contains(a); });
+}
+
+std::set<std::string> SimIstiod::wanted(const Subscription& sub, const std::string& type_url) const {
+  std::set<std::string> out;
+  auto here = resources_.find(type_url);
+  if (here == resources_.end()) return out;
+  for (const auto& [name, held] : here->second)
+    if (subscribed_to(sub, name, held)) out.insert(name);
+  auto brought = companions_.find(type_url);
+  if (sub.wildcard || brought == companions_.end()) return out;
+  // One level: what a subscribed resource brings along, not what that brings.
+  const std::vector<std::string> direct(out.begin(), out.end());
+  for (const std::string& name : direct) {
+    auto c = brought->second.find(name);
+    if (c == brought->second.end()) continue;
+    for (const std::string& companion : c->second)
+      if (here->second.contains(companion)) out.insert(companion);
+  }
+  return out;
 }
 
 // One client stream: what it holds of each type (name -> version), and a
@@ -112,6 +131,13 @@ void SimIstiod::set(std::string_view type_url, const std::string& name, std::str
 
 void SimIstiod::remove(std::string_view type_url, const std::string& name) {
   resources_[std::string(type_url)].erase(name);
+  companions_[std::string(type_url)].erase(name);
+}
+
+void SimIstiod::set_companions(std::string_view type_url, const std::string& name, std::vector<std::string> companions) {
+  auto& of_type = companions_[std::string(type_url)];
+  if (companions.empty()) of_type.erase(name);
+  else of_type[name] = std::move(companions);
 }
 
 void SimIstiod::push() {
@@ -143,11 +169,13 @@ std::string SimIstiod::build(Stream& s, const std::string& type_url) {
   auto& holds = s.holds[type_url];
   Subscription& sub = s.subscribed[type_url];
   const auto& here = resources_[type_url];
+  const std::set<std::string> want = wanted(sub, type_url);
   for (const auto& [name, held] : here) {
-    if (!wants(sub, name, held)) continue;
+    if (!want.contains(name)) continue;
     // Asked for by an alias, it is then held by its name (and keeps
-    // getting its updates when its addresses change).
-    if (!sub.wildcard) sub.names.insert(name);
+    // getting its updates when its addresses change). A companion is not:
+    // it goes when what brought it no longer does.
+    if (!sub.wildcard && subscribed_to(sub, name, held)) sub.names.insert(name);
     sub.unanswered.erase(name);
     for (const std::string& a : held.aliases) sub.unanswered.erase(a);
     auto it = holds.find(name);
@@ -162,8 +190,7 @@ std::string SimIstiod::build(Stream& s, const std::string& type_url) {
     ++resources_sent_;
   }
   for (auto it = holds.begin(); it != holds.end();) {
-    auto h = here.find(it->first);
-    if (h != here.end() && wants(sub, h->first, h->second)) {
+    if (want.contains(it->first)) {
       ++it;
       continue;
     }
@@ -179,14 +206,12 @@ bool SimIstiod::changed(Stream& s, const std::string& type_url) {
   const auto& holds = s.holds[type_url];
   const Subscription& sub = s.subscribed[type_url];
   const auto& here = resources_[type_url];
-  size_t wanted = 0;
-  for (const auto& [name, held] : here) {
-    if (!wants(sub, name, held)) continue;
-    ++wanted;
+  const std::set<std::string> want = wanted(sub, type_url);
+  for (const std::string& name : want) {
     auto it = holds.find(name);
-    if (it == holds.end() || it->second != held.version) return true;
+    if (it == holds.end() || it->second != here.at(name).version) return true;
   }
-  return wanted != holds.size() || !sub.unanswered.empty();
+  return want.size() != holds.size() || !sub.unanswered.empty();
 }
 
 Task<void> SimIstiod::respond(Stream& s, const std::string& type_url) {

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,14 @@ class SimIstiod {
   void set(std::string_view type_url, const std::string& name, std::string bytes,
            std::vector<std::string> aliases = {});
   void remove(std::string_view type_url, const std::string& name);
+  // On demand, what a resource brings along (upstream's ambient index: a
+  // service's lookup returns its backing workloads too): a stream that
+  // subscribed `name` (by its name or an alias) also gets `companions`
+  // (names of the same type), their updates, and their removal once they
+  // leave this list (unless the stream subscribed them itself). Wildcard
+  // streams get everything anyway. Replaces the previous list; no version
+  // change for `name` itself.
+  void set_companions(std::string_view type_url, const std::string& name, std::vector<std::string> companions);
   // Sends what changed since the last push to every open stream.
   void push();
 
@@ -86,8 +95,12 @@ class SimIstiod {
     std::vector<std::string> aliases;
   };
   struct Subscription;
-  static bool wants(const Subscription& sub, const std::string& name, const Held& held);
+  // What a stream's subscription of one type covers: the names it
+  // subscribed (or an alias of), and their companions.
+  std::set<std::string> wanted(const Subscription& sub, const std::string& type_url) const;
+  static bool subscribed_to(const Subscription& sub, const std::string& name, const Held& held);
   std::map<std::string, std::map<std::string, Held>> resources_;  // type -> name -> held
+  std::map<std::string, std::map<std::string, std::vector<std::string>>> companions_;  // type -> name -> brought along
   uint64_t version_ = 0, nonce_ = 0;
   std::map<uint64_t, Stream*> streams_;
   uint64_t next_stream_ = 1;
