@@ -169,6 +169,21 @@ std::vector<Endpoint> PodProxies::listening(const std::string& uid) const {
   return it == pods_.end() ? std::vector<Endpoint>{} : it->second->listening;
 }
 
+const hbone::Pool* PodProxies::pool(const std::string& uid) const {
+  auto it = pods_.find(uid);
+  return it == pods_.end() ? nullptr : it->second->pool.get();
+}
+
+const proxy::Outbound* PodProxies::outbound(const std::string& uid) const {
+  auto it = pods_.find(uid);
+  return it == pods_.end() || it->second->outbound.empty() ? nullptr : it->second->outbound.front().get();
+}
+
+const proxy::Inbound* PodProxies::inbound(const std::string& uid) const {
+  auto it = pods_.find(uid);
+  return it == pods_.end() || it->second->inbound.empty() ? nullptr : it->second->inbound.front().get();
+}
+
 size_t PodProxies::recheck_policies() {
   size_t closed = 0;
   for (auto& [uid, pod] : pods_) {
