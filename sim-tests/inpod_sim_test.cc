@@ -375,6 +375,51 @@ TEST(InpodSim, PodListenersDrawFromTheDescriptorBudget) {
   EXPECT_EQ(m.node->dials.in_flight(), 0u);
 }
 
+// A connection still open when its pod's proxies reach their drain
+// deadline is cut with a reset, on either side: a clean end (FIN) would let
+// the client take what it got for all of it. (Closing the proxies' sockets
+// sends FIN when nothing is unread, as the kernel does: a cut must abort.)
+struct Lingering {
+  bool done = false;
+  testing::ReadAll got;
+};
+
+Task<void> linger(Env& env, Endpoint dst, Lingering& l) {
+  auto s = co_await io::connect(env, dst, {}, 10s);
+  if (s) {
+    // Sends and never half-closes: open until someone cuts it.
+    (void)co_await io::write_all(**s, testing::pattern(100, 7));
+    l.got = co_await testing::read_all(**s);
+  } else {
+    l.got.end = s.error();
+  }
+  l.done = true;
+}
+
+TEST(InpodSim, ConnectionsCutAtTheDrainDeadlineAreReset) {
+  for (const bool client_side : {true, false}) {
+    SCOPED_TRACE(client_side ? "the client's pod removed" : "the server's pod removed");
+    InpodWorld m(4);
+    Pod& a = m.add_pod("pod-a", "sa-a", IpAddr::v4(10, 1, 0, 1));
+    Pod& b = m.add_pod("pod-b", "sa-b", IpAddr::v4(10, 1, 0, 2));
+    m.agent->start();
+    m.node->start();
+    enroll(*m.agent, a, m.world.net_namespace(a.host->id()));
+    enroll(*m.agent, b, m.world.net_namespace(b.host->id()));
+    m.world.run_for(1s);
+    Lingering l;
+    m.scope.spawn(linger(a.host->env(), Endpoint{b.ip, kAppPort}, l));
+    m.world.run_for(1s);
+    ASSERT_FALSE(l.done);
+    ASSERT_EQ(l.got.bytes.size(), 0u);  // (read_all fills it at the end)
+    m.agent->del(client_side ? a.uid : b.uid);
+    m.world.run_until([&] { return l.done; }, 30s);  // the deadline is 2 s
+    ASSERT_TRUE(l.done);
+    EXPECT_FALSE(l.got.end.ok()) << "a cut connection ends with a reset, not a clean EOF";
+    EXPECT_EQ(m.node->pods->counters().cut_at_deadline, 1u);
+  }
+}
+
 // The pod that had an address is gone and a pod with another identity has
 // it now (on another node here), while the client's node still believes the
 // old one: the tunnel fails (the new pod presents its own identity), and
