@@ -1810,6 +1810,10 @@ testing::SwarmSeedResult Swarm::run() {
   };
   if (p_.xds && !m_.world.run_until(converged, seconds(40)))
     state_violations_.push_back("the nodes did not all converge on the published state within 40 s of the heal");
+  // In-pod: after the heal every pod is proxied again (ztunnel reconnects
+  // to its agent within its 15 s backoff, and the snapshot names the pod).
+  if (p_.any_inpod() && !m_.world.run_until([this] { return all_enrolled(); }, seconds(30)))
+    state_violations_.push_back("the in-pod pods were not all enrolled again within 30 s of the heal");
   testing::SwarmSeedResult out;
   check(out.violations);
   for (const Fault& f : faults_)
