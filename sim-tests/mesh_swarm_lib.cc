@@ -556,6 +556,9 @@ class Swarm {
   std::vector<Duration> wall_offset_;                // per node: the sum of its wall-clock jumps
   std::vector<std::optional<size_t>> gap_;           // per node: its open "no certificate" fault
   std::vector<std::optional<size_t>> enroll_gap_;    // per in-pod node: its open "pod not proxied" fault
+  // Per in-pod node: dels its agent was asked to send, not yet seen to stop
+  // the pod (one an agent restart drops for its snapshot stays counted).
+  std::vector<int> dels_sent_;
   // Per in-pod node: when its ztunnel died (a crash, or the crash of a
   // graceful restart) while its pod lived on.
   std::vector<std::vector<MonoTime>> ztunnel_deaths_;
@@ -827,6 +830,7 @@ void Swarm::build() {
   wall_offset_.assign(p_.nodes, Duration(0));
   gap_.assign(p_.nodes, std::nullopt);
   enroll_gap_.assign(p_.nodes, std::nullopt);
+  dels_sent_.assign(p_.nodes, 0);
   ztunnel_deaths_.assign(p_.nodes, {});
   m_.on_pod_proxied = [this](MeshNode& n, bool proxied) { pod_proxied(n, proxied); };
   state_gap_.assign(p_.nodes, std::nullopt);
@@ -930,10 +934,17 @@ void Swarm::restart_node(size_t a) {
 
 // A pod's proxies stopped (the agent deleted it) or started (enrolled):
 // between the two, what runs through its node may fail (and kGrace after).
-// A started pod has a new pool (the dead-peer checks of the old one end).
+// They stop only for a del the agent sent (the agent's snapshots always
+// name the pod). A started pod has a new pool (the dead-peer checks of the
+// old one end).
 void Swarm::pod_proxied(MeshNode& n, bool proxied) {
   if (!proxied) {
     counts_["pod_unenrolled"]++;
+    if (dels_sent_[n.index] == 0)
+      state_violations_.push_back("node-" + std::to_string(n.index) + "'s ztunnel stopped its pod's proxies at " +
+                                  std::to_string(at_s(m_.world.now())) + " s with no del from its CNI agent");
+    else
+      --dels_sent_[n.index];
     open_enroll_gap(n.index, "node-" + std::to_string(n.index) + "'s pod re-enrolling");
     return;
   }
@@ -1246,7 +1257,10 @@ void Swarm::schedule_fault(MonoTime at) {
         faults_.push_back({Fault::hard, {a}, m_.world.now(), MonoTime::max(),
                            "crash of node-" + std::to_string(a) + (node(a).inpod ? "'s ztunnel (its pod lives)" : "")});
         crashed_at_[a] = m_.world.now();
-        if (node(a).inpod) ztunnel_deaths_[a].push_back(m_.world.now());
+        if (node(a).inpod) {
+          ztunnel_deaths_[a].push_back(m_.world.now());
+          counts_["ztunnel_crash_pod_lives"]++;
+        }
         m_.crash(node(a));
         peer_died(a);
       });
@@ -1284,6 +1298,7 @@ void Swarm::schedule_fault(MonoTime at) {
       // is a fault from when ztunnel stops them (pod_proxied).
       w.scheduler().at(at, io::sim::kNetwork, "swarm.reenroll", [this, a] {
         counts_["pod_reenrollment"]++;
+        ++dels_sent_[a];
         m_.reenroll(node(a));
       });
       break;
@@ -1336,7 +1351,10 @@ void Swarm::schedule_fault(MonoTime at) {
           faults_[fault].to = m_.world.now() + kGrace;
           if (!node(a).host->up()) return;
           specs_[a].stream_limit = r_.chance(0.5) ? uint32_t(r_.between(1, 8)) : 0;
-          if (node(a).inpod) ztunnel_deaths_[a].push_back(m_.world.now());
+          if (node(a).inpod) {
+            ztunnel_deaths_[a].push_back(m_.world.now());
+            counts_["ztunnel_crash_pod_lives"]++;
+          }
           m_.crash(node(a));
           peer_died(a);
           restart_node(a);
