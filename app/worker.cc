@@ -60,6 +60,20 @@ Result<void> Worker::listen() {
   return open_listeners();
 }
 
+// XDS_ON_DEMAND: the data path's asks go to the xDS client on the control
+// thread; each answer is posted back here, where the connection waits.
+// Without on-demand: none (an empty OnDemand asks nothing).
+proxy::OnDemand Worker::on_demand() {
+  proxy::OnDemand d;
+  if (!shared_.demand) return d;
+  d.ask = [this](std::string key, std::function<void()> answered) {
+    shared_.demand(std::move(key), [loop = &rt_.env().loop, answered = std::move(answered)]() mutable {
+      loop->post(std::move(answered));
+    });
+  };
+  return d;
+}
+
 void Worker::build_pod_proxies() {
   const Config& cfg = shared_.cfg;
   core::inpod::PodProxyConfig pc;
@@ -74,6 +88,8 @@ void Worker::build_pod_proxies() {
   pc.pool.idle_release = cfg.pool_unused_release_timeout;
   pc.out.metrics = &traffic_;
   pc.in.metrics = &traffic_;
+  pc.out.on_demand = on_demand();  // (the pods' proxies ask as the node-level ones do)
+  pc.in.on_demand = on_demand();
   pc.in.shared_dials = &dials_;
   pc.budget = shared_.budget;
   pc.in.original_source = cfg.enable_orig_src.value_or(io::real::sockopt::can_set_transparent());
@@ -106,6 +122,10 @@ void Worker::start_pod(std::string uid, core::inpod::PodInfo info, NetNamespaceP
   rt_.env().loop.post([this, uid = std::move(uid), info = std::move(info), ns = std::move(ns),
                        done = std::move(done)]() mutable {
     if (!pods_ || draining_) return done(Error(Errc::cancelled, "the node is draining"));
+    // On demand the state holds only what was asked for: ask for the pod
+    // itself by uid, so its workload (its identity, hence its certificate)
+    // is there before its first connection needs it.
+    if (shared_.demand) shared_.demand(uid, [] {});
     done(pods_->start(uid, info, std::move(ns)));
   });
 }
@@ -149,18 +169,8 @@ Result<void> Worker::open_listeners() {
       server_tls_ = *ctx;
     }
   }
-  if (shared_.demand) {
-    // The answer arrives on the control thread; it is posted back here,
-    // where the connection waits.
-    proxy::OnDemand on_demand;
-    on_demand.ask = [this](std::string key, std::function<void()> answered) {
-      shared_.demand(std::move(key), [loop = &rt_.env().loop, answered = std::move(answered)]() mutable {
-        loop->post(std::move(answered));
-      });
-    };
-    out_cfg.on_demand = on_demand;
-    in_cfg.on_demand = on_demand;
-  }
+  out_cfg.on_demand = on_demand();
+  in_cfg.on_demand = on_demand();
 
   ListenOptions opts;
   opts.reuse_port = true;  // every worker listens on the same ports

@@ -107,6 +107,7 @@ class Worker final : public MetricsSource {
   Result<void> open_listeners();
   void build_pod_proxies();
   Result<std::shared_ptr<const tls::TlsContext>> pod_server_tls(const core::proxy::LocalWorkload& local);
+  core::proxy::OnDemand on_demand();
   void drain_now(Duration deadline);
   void poll_drain(MonoTime until);
   Result<std::shared_ptr<const tls::TlsContext>> client_context(const core::hbone::PoolKey& key);

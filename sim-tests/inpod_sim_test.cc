@@ -25,6 +25,7 @@
 #include "io/async.h"
 #include "io/sim/packets.h"
 #include "io/sim/world.h"
+#include "sim-tests/sim_cni_agent.h"
 #include "testing/harness.h"
 #include "testing/sim_log.h"
 #include "testing/sim_seeds.h"
@@ -114,135 +115,10 @@ Task<void> serve_app(Listener& l, Scope& scope, Pod& pod) {
   }
 }
 
-// The CNI node agent: holds its pods (a state directory survives its
-// restarts), serves one ztunnel connection at a time, sends the snapshot on
-// each connection and then adds and deletes as they happen, one message at
-// a time, each waiting for its ack.
-class Agent {
- public:
-  Agent(io::sim::World& w, io::sim::Host& host, std::string path) : w_(w), host_(host), path_(std::move(path)) {
-    host_.on_crash([this] { stop(); });
-    host_.on_restart([this] { start(); });
-  }
-  ~Agent() { stop(); }
-
-  void start() {
-    auto l = w_.listen_packets(host_.id(), path_);
-    ZT_ASSERT(l.ok());
-    listener_ = std::move(*l);
-    scope_ = std::make_unique<Scope>();
-    scope_->spawn(serve(this));
-  }
-  void stop() {
-    scope_.reset();
-    session_.reset();
-    conn_.reset();
-    listener_.reset();
-  }
-
-  void add(const Pod& pod, NetNamespacePtr ns) {
-    pods_[pod.uid] = {PodInfo{pod.name, "default", pod.sa}, std::move(ns)};
-    queue_.push_back(core::inpod::AddPod{pod.uid, pods_[pod.uid].info, ""});
-  }
-  void del(const std::string& uid) {
-    pods_.erase(uid);
-    queue_.push_back(core::inpod::DelPod{uid});
-  }
-  bool holds(const std::string& uid) const { return pods_.contains(uid); }
-  std::set<std::string> uids() const {
-    std::set<std::string> out;
-    for (const auto& [uid, p] : pods_) out.insert(uid);
-    return out;
-  }
-  const std::vector<std::string>& nacks() const { return nacks_; }
-  uint64_t acks() const { return acks_; }
-
- private:
-  struct Held {
-    PodInfo info;
-    NetNamespacePtr ns;
-  };
-
-  static Task<void> serve(Agent* self) {
-    for (;;) {
-      Result<PacketSocketPtr> s = co_await io::detail::make_awaiter<Result<PacketSocketPtr>>(
-          [self](io::sim::PacketListener::AcceptCallback cb) { self->listener_->accept(std::move(cb)); });
-      if (!s) co_return;
-      // A new ztunnel connection replaces the old (a restarted ztunnel
-      // connects again while the old connection idles, unread).
-      self->session_.reset();
-      self->conn_ = std::move(*s);
-      self->session_ = std::make_unique<Scope>();
-      self->session_->spawn(self->session(*self->conn_));
-    }
-  }
-
-  Task<bool> exchange(PacketSocket& c, ZdsRequest req, NetNamespacePtr ns) {
-    if (ns) io::sim::attach_namespaces(c, {std::move(ns)});
-    const std::string bytes = core::inpod::encode_request(req);
-    Result<void> sent = co_await io::detail::make_awaiter<Result<void>>([&](PacketSocket::SendCallback cb) {
-      c.send(ConstBytes(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), std::move(cb));
-    });
-    if (!sent) co_return false;
-    std::vector<uint8_t> buf(4096);
-    Result<Packet> ack = co_await io::detail::make_awaiter<Result<Packet>>(
-        [&](PacketSocket::ReceiveCallback cb) { c.receive(buf, std::move(cb)); });
-    if (!ack || ack->size == 0) co_return false;
-    // WorkloadResponse{ack{error}}: an empty error encodes as a bare ack.
-    const std::string ok_ack = core::inpod::encode_ack("");
-    if (ack->size == ok_ack.size() && std::equal(ok_ack.begin(), ok_ack.end(), buf.begin())) {
-      ++acks_;
-    } else {
-      nacks_.push_back(std::string(buf.begin(), buf.begin() + ack->size));
-    }
-    co_return true;
-  }
-
-  Task<void> session(PacketSocket& c) {
-    std::vector<uint8_t> buf(4096);
-    Result<Packet> hello = co_await io::detail::make_awaiter<Result<Packet>>(
-        [&](PacketSocket::ReceiveCallback cb) { c.receive(buf, std::move(cb)); });
-    if (!hello || hello->size == 0) co_return;
-    queue_.clear();  // the snapshot says it all
-    // A copy: the pods may change while the snapshot is on its way.
-    const std::map<std::string, Held> snapshot = pods_;
-    for (const auto& [uid, held] : snapshot) {
-      ZdsRequest add = core::inpod::AddPod{uid, held.info, ""};
-      const bool sent = co_await exchange(c, std::move(add), held.ns);
-      if (!sent) co_return;
-    }
-    ZdsRequest done = core::inpod::SnapshotSent{};
-    const bool sent = co_await exchange(c, std::move(done), nullptr);
-    if (!sent) co_return;
-    for (;;) {
-      while (queue_.empty()) {
-        co_await io::sleep(host_.env().loop, 10ms);
-      }
-      ZdsRequest req = queue_.front();
-      queue_.pop_front();
-      NetNamespacePtr ns;
-      if (auto* add = std::get_if<core::inpod::AddPod>(&req)) {
-        auto it = pods_.find(add->uid);
-        if (it == pods_.end()) continue;  // deleted since
-        ns = it->second.ns;
-      }
-      const bool ok = co_await exchange(c, std::move(req), std::move(ns));
-      if (!ok) co_return;
-    }
-  }
-
-  io::sim::World& w_;
-  io::sim::Host& host_;
-  std::string path_;
-  std::map<std::string, Held> pods_;
-  std::deque<ZdsRequest> queue_;
-  std::unique_ptr<io::sim::PacketListener> listener_;
-  PacketSocketPtr conn_;
-  std::unique_ptr<Scope> session_;  // the current connection's
-  std::unique_ptr<Scope> scope_;    // the accept loop
-  std::vector<std::string> nacks_;
-  uint64_t acks_ = 0;
-};
+// The agent enrolls `pod` (as the test's pods are named: namespace "default").
+void enroll(SimCniAgent& agent, const Pod& pod, NetNamespacePtr ns) {
+  agent.add(pod.uid, PodInfo{pod.name, "default", pod.sa}, std::move(ns));
+}
 
 // Runs start() straight on the node's loop.
 class LoopRunner final : public core::inpod::PodRunner {
@@ -329,7 +205,7 @@ class InpodWorld {
       const std::string name = "node" + std::to_string(i);
       io::sim::Host& ah = world.add_host("cni-agent-" + name, {IpAddr::v4(10, 0, uint8_t(i), 250)});
       io::sim::Host& nh = world.add_host(name, {IpAddr::v4(10, 0, uint8_t(i), 1)});
-      agents.push_back(std::make_unique<Agent>(world, ah, agent_path(name)));
+      agents.push_back(std::make_unique<SimCniAgent>(world, ah, agent_path(name)));
       nodes.push_back(std::make_unique<Node>(nh, certs, name));
     }
     agent_host = &world.host(world.host_of(IpAddr::v4(10, 0, 1, 250))->id());
@@ -391,11 +267,11 @@ class InpodWorld {
   testing::TlsWorld tls;
   Certificates certs;
   core::mesh::MeshStore store;
-  std::vector<std::unique_ptr<Agent>> agents;  // one per node
+  std::vector<std::unique_ptr<SimCniAgent>> agents;  // one per node
   std::vector<std::unique_ptr<Node>> nodes;
   io::sim::Host* agent_host = nullptr;  // node1's
   io::sim::Host* node_host = nullptr;
-  Agent* agent = nullptr;
+  SimCniAgent* agent = nullptr;
   Node* node = nullptr;
   std::vector<std::unique_ptr<Pod>> pods;
   std::deque<Talk> talks;
@@ -408,7 +284,7 @@ TEST(InpodSim, EnrolledPodsTalkOverHboneInsideTheirNamespaces) {
   Pod& b = m.add_pod("pod-b", "sa-b", IpAddr::v4(10, 1, 0, 2));
   m.agent->start();
   m.node->start();
-  m.agent->add(a, m.world.net_namespace(a.host->id()));
+  enroll(*m.agent, a, m.world.net_namespace(a.host->id()));
   m.world.run_for(1s);
   EXPECT_TRUE(m.node->zds->ready());
   EXPECT_TRUE(m.node->pods->running(a.uid));
@@ -418,7 +294,7 @@ TEST(InpodSim, EnrolledPodsTalkOverHboneInsideTheirNamespaces) {
   EXPECT_FALSE(t1.intact);
   EXPECT_EQ(b.app_accepted, 0u);
 
-  m.agent->add(b, m.world.net_namespace(b.host->id()));
+  enroll(*m.agent, b, m.world.net_namespace(b.host->id()));
   m.world.run_for(1s);
   ASSERT_TRUE(m.node->pods->running(b.uid));
   Talk& t2 = m.open(a, b);
@@ -475,8 +351,8 @@ TEST(InpodSim, PodListenersDrawFromTheDescriptorBudget) {
   Pod& b = m.add_pod("pod-b", "sa-b", IpAddr::v4(10, 1, 0, 2));
   m.agent->start();
   m.node->start();
-  m.agent->add(a, m.world.net_namespace(a.host->id()));
-  m.agent->add(b, m.world.net_namespace(b.host->id()));
+  enroll(*m.agent, a, m.world.net_namespace(a.host->id()));
+  enroll(*m.agent, b, m.world.net_namespace(b.host->id()));
   m.world.run_for(1s);
   ASSERT_TRUE(m.node->pods->running(a.uid) && m.node->pods->running(b.uid));
   // Spent: a's outbound listener refuses the captured connection at once.
@@ -499,6 +375,51 @@ TEST(InpodSim, PodListenersDrawFromTheDescriptorBudget) {
   EXPECT_EQ(m.node->dials.in_flight(), 0u);
 }
 
+// A connection still open when its pod's proxies reach their drain
+// deadline is cut with a reset, on either side: a clean end (FIN) would let
+// the client take what it got for all of it. (Closing the proxies' sockets
+// sends FIN when nothing is unread, as the kernel does: a cut must abort.)
+struct Lingering {
+  bool done = false;
+  testing::ReadAll got;
+};
+
+Task<void> linger(Env& env, Endpoint dst, Lingering& l) {
+  auto s = co_await io::connect(env, dst, {}, 10s);
+  if (s) {
+    // Sends and never half-closes: open until someone cuts it.
+    (void)co_await io::write_all(**s, testing::pattern(100, 7));
+    l.got = co_await testing::read_all(**s);
+  } else {
+    l.got.end = s.error();
+  }
+  l.done = true;
+}
+
+TEST(InpodSim, ConnectionsCutAtTheDrainDeadlineAreReset) {
+  for (const bool client_side : {true, false}) {
+    SCOPED_TRACE(client_side ? "the client's pod removed" : "the server's pod removed");
+    InpodWorld m(4);
+    Pod& a = m.add_pod("pod-a", "sa-a", IpAddr::v4(10, 1, 0, 1));
+    Pod& b = m.add_pod("pod-b", "sa-b", IpAddr::v4(10, 1, 0, 2));
+    m.agent->start();
+    m.node->start();
+    enroll(*m.agent, a, m.world.net_namespace(a.host->id()));
+    enroll(*m.agent, b, m.world.net_namespace(b.host->id()));
+    m.world.run_for(1s);
+    Lingering l;
+    m.scope.spawn(linger(a.host->env(), Endpoint{b.ip, kAppPort}, l));
+    m.world.run_for(1s);
+    ASSERT_FALSE(l.done);
+    ASSERT_EQ(l.got.bytes.size(), 0u);  // (read_all fills it at the end)
+    m.agent->del(client_side ? a.uid : b.uid);
+    m.world.run_until([&] { return l.done; }, 30s);  // the deadline is 2 s
+    ASSERT_TRUE(l.done);
+    EXPECT_FALSE(l.got.end.ok()) << "a cut connection ends with a reset, not a clean EOF";
+    EXPECT_EQ(m.node->pods->counters().cut_at_deadline, 1u);
+  }
+}
+
 // The pod that had an address is gone and a pod with another identity has
 // it now (on another node here), while the client's node still believes the
 // old one: the tunnel fails (the new pod presents its own identity), and
@@ -507,13 +428,13 @@ TEST(InpodSim, AReusedAddressNeverReachesThePodThatHoldsItNow) {
   InpodWorld m(2, /*node_count=*/2);
   Node& n1 = *m.nodes[0];
   Node& n2 = *m.nodes[1];
-  Agent& agent2 = *m.agents[1];
+  SimCniAgent& agent2 = *m.agents[1];
   Pod& a = m.add_pod("pod-a", "sa-a", IpAddr::v4(10, 1, 0, 1), "node1");
   Pod& b = m.add_pod("pod-b", "sa-b", IpAddr::v4(10, 1, 0, 2), "node2");
   for (auto& ag : m.agents) ag->start();
   for (auto& n : m.nodes) n->start();
-  m.agent->add(a, m.world.net_namespace(a.host->id()));
-  agent2.add(b, m.world.net_namespace(b.host->id()));
+  enroll(*m.agent, a, m.world.net_namespace(a.host->id()));
+  enroll(agent2, b, m.world.net_namespace(b.host->id()));
   m.world.run_for(1s);
   Talk& t1 = m.open(a, b);
   m.world.run_until([&] { return t1.done; }, 30s);
@@ -539,7 +460,7 @@ TEST(InpodSim, AReusedAddressNeverReachesThePodThatHoldsItNow) {
   b2_pod.uid = "uid-pod-b2";
   b2_pod.name = "pod-b2";
   b2_pod.sa = "sa-b2";
-  agent2.add(b2_pod, m.world.net_namespace(b.host->id()));  // the same address
+  enroll(agent2, b2_pod, m.world.net_namespace(b.host->id()));  // the same address
   m.world.run_for(1s);
   ASSERT_TRUE(n2.pods->running("uid-pod-b2"));
 
@@ -579,7 +500,7 @@ TEST(InpodSim, EnrollmentSurvivesRandomInterleavings) {
       const uint64_t op = rng.below(10);
       Pod& p = *pods[rng.below(pods.size())];
       if (op < 4) {
-        if (!m.agent->holds(p.uid)) m.agent->add(p, m.world.net_namespace(p.host->id()));
+        if (!m.agent->holds(p.uid)) enroll(*m.agent, p, m.world.net_namespace(p.host->id()));
       } else if (op < 7) {
         if (m.agent->holds(p.uid)) m.agent->del(p.uid);
       } else if (op == 7) {
@@ -591,7 +512,7 @@ TEST(InpodSim, EnrollmentSurvivesRandomInterleavings) {
         m.world.run_for(std::chrono::milliseconds(rng.below(3000)));
         m.world.restart(m.node_host->id());
       } else if (!ghost_added) {
-        m.agent->add(ghost, m.world.net_namespace(ghost.host->id()));
+        enroll(*m.agent, ghost, m.world.net_namespace(ghost.host->id()));
         ghost_added = true;
       } else {
         m.agent->del(ghost.uid);

@@ -6,6 +6,12 @@
 // that; restarting it builds it again. The mesh state is a MeshStore the
 // test edits and publishes.
 //
+// A node in in-pod mode (add_inpod_node) is three hosts: its pod (holding
+// the pod's address, with the CNI agent's capture rules, running the app),
+// the node (ztunnel: PodProxies and the ZDS client) and the node's CNI agent
+// (sim_cni_agent.h), which enrolls the pod. Crashing the node's host is a
+// ztunnel crash: the pod and its app live on.
+//
 //   MeshFixture m(seed);
 //   MeshNode& a = m.add_node("node-a", IpAddr::v4(10, 0, 1, 1), "client", "z1");
 //   MeshNode& b = m.add_node("node-b", IpAddr::v4(10, 0, 2, 1), "server", "z1");
@@ -23,10 +29,13 @@
 #include <string>
 #include <vector>
 
+#include "core/inpod/pod_proxies.h"
+#include "core/inpod/zds_client.h"
 #include "core/proxy/proxy.h"
 #include "core/mesh/store.h"
 #include "io/async.h"
 #include "io/sim/world.h"
+#include "sim-tests/sim_cni_agent.h"
 #include "testing/sim_seeds.h"
 #include "testing/sim_log.h"
 #include "testing/harness.h"
@@ -91,7 +100,31 @@ struct MeshNode {
   std::unique_ptr<NodeControl> control;
   std::shared_ptr<const core::mesh::StateSnapshot> state;
 
-  bool running() const { return outbound != nullptr; }
+  // In-pod mode (MeshFixture::add_inpod_node): `host` runs ztunnel, the pod
+  // is `pod_host` (in node mode the same host), enrolled by `agent` on
+  // `agent_host`; the pod's proxies run in `pods` once it is enrolled.
+  bool inpod = false;
+  io::sim::Host* pod_host = nullptr;
+  io::sim::Host* agent_host = nullptr;
+  std::unique_ptr<SimCniAgent> agent;
+  std::unique_ptr<core::proxy::DialBudget> dials;  // shared by the pod's inbound listeners, as a worker's
+  std::unique_ptr<core::inpod::PodProxies> pods;
+  std::unique_ptr<core::inpod::PodRunner> runner;
+  std::unique_ptr<core::inpod::ZdsClient> zds;
+
+  // Its node proxy is up (in in-pod mode: ztunnel, enrolled or not).
+  bool running() const { return outbound != nullptr || pods != nullptr; }
+  // The pod's pool and outbound, in either mode (null: not running, or the
+  // pod not enrolled).
+  const core::hbone::Pool* data_pool() const { return inpod ? (pods ? pods->pool(workload.uid) : nullptr) : pool.get(); }
+  const Outbound* data_outbound() const { return inpod ? (pods ? pods->outbound(workload.uid) : nullptr) : outbound.get(); }
+  const Inbound* data_inbound() const { return inpod ? (pods ? pods->inbound(workload.uid) : nullptr) : inbound.get(); }
+  bool enrolled() const { return pods && pods->running(workload.uid); }
+  // A new state: open inbound connections are authorized again.
+  void recheck_policies() {
+    if (inbound) inbound->recheck_policies();
+    if (pods) pods->recheck_policies();
+  }
   core::proxy::EndpointKey app_endpoint() const { return {workload.uid, 8080}; }
 };
 
@@ -117,7 +150,11 @@ class MeshFixture {
   }
   ~MeshFixture() {
     client_scope.clear();
-    for (auto& n : nodes) stop(*n);
+    for (auto& n : nodes) {
+      stop(*n);
+      stop_app(*n);  // (an in-pod node's app outlives ztunnel)
+      n->agent.reset();
+    }
   }
   MeshFixture(const MeshFixture&) = delete;
 
@@ -125,9 +162,40 @@ class MeshFixture {
   // (the client TLS context expects that identity).
   MeshNode& add_node(const std::string& name, IpAddr ip, const std::string& service_account,
                      const std::string& zone = "z1") {
+    MeshNode& n = new_node(name, ip, service_account, zone, world.add_host(name, {ip}));
+    n.host->capture_outbound(15001);
+    return n;
+  }
+  // A node in in-pod mode: its pod on a host of its own at `pod_ip` (the
+  // workload's address), ztunnel on the node's host at `node_ip`, its CNI
+  // agent at `agent_ip`. The agent enrolls the pod at start().
+  MeshNode& add_inpod_node(const std::string& name, IpAddr pod_ip, IpAddr node_ip, IpAddr agent_ip,
+                           const std::string& service_account, const std::string& zone = "z1") {
+    MeshNode& n = new_node(name, pod_ip, service_account, zone, world.add_host(name, {node_ip}));
+    n.inpod = true;
+    n.pod_host = &world.add_host(name + "-pod", {pod_ip});
+    n.pod_host->capture_outbound(15001);
+    n.pod_host->capture_inbound(15006, {15008});
+    n.agent_host = &world.add_host("cni-agent-" + name, {agent_ip});
+    n.agent = std::make_unique<SimCniAgent>(world, *n.agent_host, zds_path(n));
+    return n;
+  }
+  // The CNI agent sends the pod's del and then its add again (the same
+  // sandbox): its proxies stop, drain, and start again.
+  void reenroll(MeshNode& n) {
+    n.agent->del(n.workload.uid);
+    enroll(n);
+  }
+  // In in-pod mode: the pod's proxies started (true) or stopped (false).
+  std::function<void(MeshNode&, bool)> on_pod_proxied;
+
+ private:
+  MeshNode& new_node(const std::string& name, IpAddr ip, const std::string& service_account, const std::string& zone,
+                     io::sim::Host& host) {
     auto node = std::make_unique<MeshNode>();
     node->index = nodes.size();
-    node->host = &world.add_host(name, {ip});
+    node->host = &host;
+    node->pod_host = &host;
     node->ip = ip;
     core::mesh::Workload& w = node->workload;
     w.uid = "cluster1//v1/Pod/default/" + name + "-pod";
@@ -141,11 +209,17 @@ class MeshFixture {
     store.upsert_workload(w);
     MeshNode& n = *node;
     nodes.push_back(std::move(node));
-    n.host->capture_outbound(15001);
     n.host->on_crash([this, &n] { stop(n); });
     n.host->on_restart([this, &n] { run(n); });
     return n;
   }
+  static std::string zds_path(const MeshNode& n) { return "/var/run/ztunnel/" + n.workload.node + ".sock"; }
+  void enroll(MeshNode& n) {
+    const core::mesh::Workload& w = n.workload;
+    n.agent->add(w.uid, core::inpod::PodInfo{w.name, w.ns, w.service_account}, world.net_namespace(n.pod_host->id()));
+  }
+
+ public:
 
   // A service `name` on `vip`:80 -> 8080 backed by the pods of `backends`.
   core::mesh::Service& add_service(const std::string& name, IpAddr vip, const std::vector<MeshNode*>& backends,
@@ -207,6 +281,7 @@ class MeshFixture {
     n.roots = std::move(roots);
     n.client_contexts.clear();
     if (n.inbound) n.inbound->set_tls(node_server_context(n));
+    if (n.pods) n.pods->roots_changed();
     if (n.control) n.control->roots_changed();
   }
 
@@ -226,6 +301,12 @@ class MeshFixture {
     publish();
     client_ctx = tls.context(tls.config(tls::TlsRole::client, tls.client_creds));
     server_ctx = tls.context(tls.config(tls::TlsRole::server, tls.server_creds));
+    for (auto& n : nodes) {
+      if (!n->inpod) continue;
+      n->agent->start();
+      enroll(*n);
+      start_app(*n);
+    }
     for (auto& n : nodes) run(*n);
   }
 
@@ -236,10 +317,11 @@ class MeshFixture {
     n.app.reset();
   }
   void restart(MeshNode& n) { world.restart(n.host->id()); }
-  // The pod's app listens again (after stop_app), if its node is up.
+  // The pod's app listens again (after stop_app), if its pod is up (in node
+  // mode: its node).
   void start_app(MeshNode& n) {
-    if (n.app || !n.running()) return;
-    auto app_l = n.host->env().net.listen(Endpoint{n.ip, kAppPort}, {});
+    if (n.app || !(n.inpod ? n.pod_host->up() : n.running())) return;
+    auto app_l = n.pod_host->env().net.listen(Endpoint{n.ip, kAppPort}, {});
     ZT_ASSERT(app_l.ok());
     n.app = std::move(*app_l);
     n.app_scope = std::make_unique<Scope>();
@@ -252,7 +334,7 @@ class MeshFixture {
     ClientConn& c = clients.back();
     c.started = world.now();
     c.sent = bytes;
-    client_scope.spawn(talk(from.host->env(), dst, testing::pattern(bytes, uint8_t(clients.size())), c));
+    client_scope.spawn(talk(from.pod_host->env(), dst, testing::pattern(bytes, uint8_t(clients.size())), c));
     return c;
   }
   bool all_done() const {
@@ -274,19 +356,14 @@ class MeshFixture {
  private:
   // The node's processes: what a crash destroys and a restart builds again.
   void run(MeshNode& n) {
+    if (n.inpod) return run_inpod(n);
     Env& env = n.host->env();
     core::proxy::StateSource state = [this, &n] { return per_node_state ? n.state : snapshot; };
     core::hbone::PoolConfig pool_cfg;
     pool_cfg.socket.mark = 1337;  // the pool's own connections bypass capture
     pool_cfg.idle_release = pool_idle_release;
     if (configure_pool) configure_pool(n, pool_cfg);
-    n.pool = std::make_unique<core::hbone::Pool>(
-        env, pool_cfg, [this, &n](const core::hbone::PoolKey& key) -> Result<std::shared_ptr<const tls::TlsContext>> {
-          if (!certificates_per_node) return client_ctx;
-          auto made = node_client_context(n, key.source_identity);
-          if (!made && n.control) n.control->request_certificate(key.source_identity);
-          return made;
-        });
+    n.pool = std::make_unique<core::hbone::Pool>(env, pool_cfg, client_contexts(n));
     core::proxy::OutboundConfig out_cfg;
     out_cfg.metrics = &n.traffic;
     if (configure_outbound) configure_outbound(n, out_cfg);
@@ -301,12 +378,78 @@ class MeshFixture {
                                           certificates_per_node ? node_server_context(n) : server_ctx, state, in_cfg);
     n.outbound->start();
     n.inbound->start();
-    auto app_l = env.net.listen(Endpoint{n.ip, kAppPort}, {});
-    ZT_ASSERT(app_l.ok());
-    n.app = std::move(*app_l);
-    n.app_scope = std::make_unique<Scope>();
-    n.app_scope->spawn(app_server(*n.app, *n.app_scope, n));
+    start_app(n);
     if (make_control) n.control = make_control(n);
+  }
+
+  // ztunnel in in-pod mode: the pods' proxies (none until the agent's
+  // snapshot enrolls the pod) and the ZDS client; the app is the pod's.
+  // The pod's certificates and roots are the node's, as in node mode.
+  void run_inpod(MeshNode& n) {
+    Env& env = n.host->env();
+    core::proxy::StateSource state = [this, &n] { return per_node_state ? n.state : snapshot; };
+    core::inpod::PodProxyConfig pc;
+    pc.node = n.workload.node;
+    pc.pool.idle_release = pool_idle_release;
+    if (configure_pool) configure_pool(n, pc.pool);
+    pc.out.metrics = &n.traffic;
+    if (configure_outbound) configure_outbound(n, pc.out);
+    pc.in.original_source = true;
+    if (configure_inbound) configure_inbound(n, pc.in);
+    n.dials = std::make_unique<core::proxy::DialBudget>();
+    pc.in.shared_dials = n.dials.get();
+    core::inpod::PodTls pod_tls;
+    pod_tls.server = [this, &n](const core::proxy::LocalWorkload&) -> Result<std::shared_ptr<const tls::TlsContext>> {
+      return certificates_per_node ? node_server_context(n) : server_ctx;
+    };
+    pod_tls.client = client_contexts(n);
+    n.pods = std::make_unique<core::inpod::PodProxies>(env, pc, state, std::move(pod_tls));
+    n.runner = std::make_unique<FixturePodRunner>(env.loop, *n.pods, [this, &n](bool proxied) {
+      if (on_pod_proxied) on_pod_proxied(n, proxied);
+    });
+    core::inpod::ZdsClientConfig zc;
+    zc.path = zds_path(n);
+    n.zds = std::make_unique<core::inpod::ZdsClient>(env, zc, *n.runner);
+    n.zds->start();
+    if (make_control) n.control = make_control(n);
+  }
+
+  // Starts a pod's proxies on the node's loop (app/ posts to the pod's
+  // worker), and says when they run and when they stop.
+  class FixturePodRunner final : public core::inpod::PodRunner {
+   public:
+    FixturePodRunner(Loop& loop, core::inpod::PodProxies& pods, std::function<void(bool)> proxied)
+        : loop_(loop), pods_(pods), proxied_(std::move(proxied)) {}
+    ~FixturePodRunner() override { *alive_ = false; }
+    void start(const std::string& uid, const core::inpod::PodInfo& info, NetNamespacePtr ns, Done done) override {
+      loop_.post([this, alive = alive_, uid, info, ns = std::move(ns), done = std::move(done)]() mutable {
+        if (!*alive) return;  // ztunnel died (and its ZDS client with it)
+        Result<void> started = pods_.start(uid, info, std::move(ns));
+        if (started) proxied_(true);
+        done(std::move(started));
+      });
+    }
+    void stop(const std::string& uid) override {
+      if (!pods_.running(uid)) return;
+      pods_.stop(uid);
+      proxied_(false);
+    }
+
+   private:
+    Loop& loop_;
+    core::inpod::PodProxies& pods_;
+    std::function<void(bool)> proxied_;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  };
+
+  // The pool's client context for a source identity (its certificate).
+  core::hbone::Pool::ContextFor client_contexts(MeshNode& n) {
+    return [this, &n](const core::hbone::PoolKey& key) -> Result<std::shared_ptr<const tls::TlsContext>> {
+      if (!certificates_per_node) return client_ctx;
+      auto made = node_client_context(n, key.source_identity);
+      if (!made && n.control) n.control->request_certificate(key.source_identity);
+      return made;
+    };
   }
 
   // What app/worker.cc does for a worker: a client context per source
@@ -350,6 +493,14 @@ class MeshFixture {
       n.certificates.clear();
       n.client_contexts.clear();
       n.state.reset();
+    }
+    if (n.inpod) {
+      // ztunnel's process: the pod and its app live on.
+      n.zds.reset();
+      n.runner.reset();
+      n.pods.reset();
+      n.dials.reset();
+      return;
     }
     if (n.app_scope) n.app_scope->clear();
     n.app.reset();

@@ -194,6 +194,10 @@ constexpr Duration kDeadPeerBound = seconds(45);
 constexpr Duration kDeadKnownBound = seconds(2);
 
 IpAddr node_ip(size_t i) { return IpAddr::v4(10, 0, uint8_t(i + 1), 1); }
+// In-pod mode: node_ip(i) is the pod's (its own host); ztunnel and the CNI
+// agent of node i are hosts of their own.
+IpAddr ztunnel_ip(size_t i) { return IpAddr::v4(10, 0, uint8_t(i + 1), 2); }
+IpAddr agent_ip(size_t i) { return IpAddr::v4(10, 0, uint8_t(i + 1), 250); }
 
 // What a seed turns on (swarm testing: each kind on or off per seed).
 struct Profile {
@@ -229,7 +233,23 @@ struct Profile {
   // slowly: the echo backs up into the proxies, whose receive buffers flow
   // control must bound (check_memory).
   bool bulk = false;
+  // Per node: in-pod mode (its pod enrolled by a CNI agent over ZDS and
+  // proxied by PodProxies inside the pod's namespace) instead of node mode.
+  // With it: agent restarts, pod re-enrollments, and crashes are ztunnel's
+  // (the pod lives on).
+  std::vector<bool> inpod;
+  bool any_inpod() const { return std::find(inpod.begin(), inpod.end(), true) != inpod.end(); }
 };
+
+// In-pod mode is drawn from a stream of its own: the seeds that run none
+// draw everything else exactly as before it existed.
+void draw_inpod(Profile& p, Rng r) {
+  p.inpod.assign(p.nodes, false);
+  if (!r.chance(0.3)) return;
+  const bool all = r.chance(0.3);
+  for (size_t i = 0; i < p.nodes; ++i) p.inpod[i] = all || r.chance(0.5);
+  if (!p.any_inpod()) p.inpod[r.below(p.nodes)] = true;
+}
 
 Profile draw_profile(Rng& r) {
   Profile p;
@@ -387,6 +407,7 @@ class Swarm {
  public:
   Swarm(uint64_t seed, std::FILE* trace) : seed_(seed), r_(Rng(seed).stream("mesh-swarm")), p_(draw_profile(r_)),
                                            m_(seed, world_options()) {
+    draw_inpod(p_, Rng(seed).stream("mesh-swarm-inpod"));
     if (trace) m_.world.trace().set_log(trace);
     // Drawn apart from r_: the seeds that stay wildcard draw what they drew before.
     p_.on_demand = p_.xds && Rng(seed).stream("on-demand").chance(0.35);
@@ -484,6 +505,16 @@ class Swarm {
   bool needed_ask(const Conn& c) const;
   void observe(MeshNode& n, const tls::HandshakeRecord& r);
   void open_gap(size_t n, std::string what);
+  // In-pod: ztunnel restarted (after a crash): its pod is not proxied until
+  // the agent's snapshot enrolls it again.
+  void restart_node(size_t a);
+  void pod_proxied(MeshNode& n, bool proxied);
+  void open_enroll_gap(size_t n, std::string what);
+  bool all_enrolled() const {
+    for (auto& n : m_.nodes)
+      if (n->inpod && !n->enrolled()) return false;
+    return true;
+  }
   bool ca_outage_recently() const;
   void schedule_rotation();
   bool all_certified() const {
@@ -531,6 +562,14 @@ class Swarm {
         return true;
     return false;
   }
+  // In-pod: the client's ztunnel died while `c` lived. The sockets it held
+  // in the pod closed as a dead process's do (FIN when nothing was unread,
+  // as the kernel does): the client may see a clean end with bytes missing.
+  bool client_proxy_died(const Conn& c) const {
+    for (MonoTime t : ztunnel_deaths_[c.from])
+      if (t >= c.started && t <= c.ended) return true;
+    return false;
+  }
   std::string describe(const Conn& c) const;
   double at_s(MonoTime t) const { return std::chrono::duration<double>(t - origin_).count(); }
 
@@ -558,6 +597,13 @@ class Swarm {
   std::optional<tls::Certificate> old_root_, new_root_;
   std::vector<Duration> wall_offset_;                // per node: the sum of its wall-clock jumps
   std::vector<std::optional<size_t>> gap_;           // per node: its open "no certificate" fault
+  std::vector<std::optional<size_t>> enroll_gap_;    // per in-pod node: its open "pod not proxied" fault
+  // Per in-pod node: dels its agent was asked to send, not yet seen to stop
+  // the pod (one an agent restart drops for its snapshot stays counted).
+  std::vector<int> dels_sent_;
+  // Per in-pod node: when its ztunnel died (a crash, or the crash of a
+  // graceful restart) while its pod lived on.
+  std::vector<std::vector<MonoTime>> ztunnel_deaths_;
   std::vector<std::pair<MonoTime, MonoTime>> ca_outages_;  // the CA down (to: max while down)
   int ca_down_ = 0;
   bool started_ = false;
@@ -574,7 +620,7 @@ class Swarm {
   };
   void peer_died(size_t a);
   void check_dead_peer(const DeadPeerCheck& c);
-  std::vector<uint64_t> incarnation_;  // per node: deaths so far
+  std::vector<uint64_t> incarnation_;  // per node: deaths so far, and (in-pod) pod pools made
   // And at every second: a connection a pool knows is dead is dropped at
   // once (within kDeadKnownBound), never kept until its idle release.
   void sample_pools();
@@ -860,7 +906,10 @@ void Swarm::build() {
   ZT_ASSERT(ca.ok());
   ca_.emplace(std::move(*ca));
   for (size_t i = 0; i < p_.nodes; ++i) {
-    MeshNode& n = m_.add_node("node-" + std::to_string(i), node_ip(i), specs_[i].sa, specs_[i].zone);
+    const std::string name = "node-" + std::to_string(i);
+    MeshNode& n = p_.inpod[i]
+                      ? m_.add_inpod_node(name, node_ip(i), ztunnel_ip(i), agent_ip(i), specs_[i].sa, specs_[i].zone)
+                      : m_.add_node(name, node_ip(i), specs_[i].sa, specs_[i].zone);
     n.workload.ns = specs_[i].ns;
     m_.store.upsert_workload(n.workload);
     if (!p_.istiod_ca) {
@@ -873,6 +922,10 @@ void Swarm::build() {
   }
   wall_offset_.assign(p_.nodes, Duration(0));
   gap_.assign(p_.nodes, std::nullopt);
+  enroll_gap_.assign(p_.nodes, std::nullopt);
+  dels_sent_.assign(p_.nodes, 0);
+  ztunnel_deaths_.assign(p_.nodes, {});
+  m_.on_pod_proxied = [this](MeshNode& n, bool proxied) { pod_proxied(n, proxied); };
   state_gap_.assign(p_.nodes, std::nullopt);
   views_.assign(p_.nodes, {});
   m_.per_node_state = p_.xds;
@@ -963,6 +1016,42 @@ void Swarm::open_gap(size_t n, std::string what) {
   if (gap_[n]) return;
   faults_.push_back({Fault::hard, {n}, m_.world.now(), MonoTime::max(), std::move(what)});
   gap_[n] = faults_.size() - 1;
+}
+
+// --- in-pod mode ---------------------------------------------------------------
+
+void Swarm::restart_node(size_t a) {
+  m_.restart(node(a));
+  if (node(a).inpod) open_enroll_gap(a, "node-" + std::to_string(a) + "'s pod not enrolled after its ztunnel restarted");
+}
+
+// A pod's proxies stopped (the agent deleted it) or started (enrolled):
+// between the two, what runs through its node may fail (and kGrace after).
+// They stop only for a del the agent sent (the agent's snapshots always
+// name the pod). A started pod has a new pool (the dead-peer checks of the
+// old one end).
+void Swarm::pod_proxied(MeshNode& n, bool proxied) {
+  if (!proxied) {
+    counts_["pod_unenrolled"]++;
+    if (dels_sent_[n.index] == 0)
+      state_violations_.push_back("node-" + std::to_string(n.index) + "'s ztunnel stopped its pod's proxies at " +
+                                  std::to_string(at_s(m_.world.now())) + " s with no del from its CNI agent");
+    else
+      --dels_sent_[n.index];
+    open_enroll_gap(n.index, "node-" + std::to_string(n.index) + "'s pod re-enrolling");
+    return;
+  }
+  counts_["pod_enrolled"]++;
+  ++incarnation_[n.index];
+  if (!enroll_gap_[n.index]) return;
+  faults_[*enroll_gap_[n.index]].to = m_.world.now() + kGrace;
+  enroll_gap_[n.index].reset();
+}
+
+void Swarm::open_enroll_gap(size_t n, std::string what) {
+  if (!started_ || enroll_gap_[n]) return;
+  faults_.push_back({Fault::hard, {n}, m_.world.now(), MonoTime::max(), std::move(what)});
+  enroll_gap_[n] = faults_.size() - 1;
 }
 
 void Swarm::certificate_gained(MeshNode& n) {
@@ -1108,7 +1197,7 @@ void Swarm::state_applied(MeshNode& n, std::shared_ptr<const core::mesh::StateSn
     faults_[*state_gap_[n.index]].to = m_.world.now() + kGrace;
     state_gap_[n.index].reset();
   }
-  if (n.inbound) n.inbound->recheck_policies();
+  n.recheck_policies();
 }
 
 // The node's control plane died (a crash) and its state with it: until the
@@ -1349,7 +1438,7 @@ Task<void> talk(Env& env, Endpoint dst, Conn& c) {
 
 void Swarm::open(Conn& c) {
   MeshNode& from = node(c.from);
-  if (!from.host->up()) {
+  if (!from.pod_host->up()) {
     c.done = true;  // its pod is down: never opened
     c.started = c.ended = m_.world.now();
     c.end = Error(Errc::not_connected, "client node down");
@@ -1358,16 +1447,17 @@ void Swarm::open(Conn& c) {
   }
   c.started = m_.world.now();
   const std::vector<size_t> cands = candidates(c, c.started, c.started);
+  const Outbound* outbound = from.data_outbound();
   for (size_t b : cands) {
-    auto until = from.outbound ? from.outbound->outliers().ejected_until(node(b).app_endpoint()) : std::nullopt;
+    auto until = outbound ? outbound->outliers().ejected_until(node(b).app_endpoint()) : std::nullopt;
     if (until && *until > c.started + seconds(1)) c.ejected_at_start.push_back(b);
     else if (!until) c.healthy_at_start.push_back(b);
   }
   // Outlier detection ejects only for failures: an endpoint ejected with
   // no fault ever touching it (or its client) was ejected for nothing.
-  if (!p_.chaos && from.outbound) {
+  if (!p_.chaos && outbound) {
     for (size_t b : cands) {
-      if (!from.outbound->outliers().ejected(node(b).app_endpoint())) continue;
+      if (!outbound->outliers().ejected(node(b).app_endpoint())) continue;
       bool fault = false;
       for (const Fault& f : faults_)
         for (size_t n : f.nodes) fault = fault || n == b || n == c.from;
@@ -1377,7 +1467,7 @@ void Swarm::open(Conn& c) {
     }
   }
   const Endpoint dst = c.service ? Endpoint{services_[*c.service].vip, 80} : Endpoint{node_ip(*c.target), kAppPort};
-  m_.client_scope.spawn(talk(from.host->env(), dst, c));
+  m_.client_scope.spawn(talk(from.pod_host->env(), dst, c));
 }
 
 void Swarm::schedule_open(MonoTime at, std::optional<std::pair<size_t, size_t>> burst, bool bulk) {
@@ -1426,25 +1516,60 @@ void Swarm::schedule_fault(MonoTime at) {
   if (b == a) b = (a + 1) % p_.nodes;
   const Duration len = milliseconds(int64_t(200 + r_.below(12000)));
   // (Seeds without istiod's CA draw as before: their schedules stay.)
-  switch (r_.below(p_.istiod_ca ? 10 : 8)) {
+  // (Seeds with in-pod nodes draw two kinds more: theirs.)
+  switch (r_.below(p_.any_inpod() ? 12 : p_.istiod_ca ? 10 : 8)) {
     case 0:
       if (!p_.crashes) break;
+      // In in-pod mode the crash is ztunnel's: the pod lives on, and its
+      // connections through the dead proxy must end (the crash to blame).
       w.scheduler().at(at, io::sim::kNetwork, "swarm.crash", [this, a] {
         if (!node(a).host->up()) return;
-        faults_.push_back({Fault::hard, {a}, m_.world.now(), MonoTime::max(), "crash of node-" + std::to_string(a)});
+        faults_.push_back({Fault::hard, {a}, m_.world.now(), MonoTime::max(),
+                           "crash of node-" + std::to_string(a) + (node(a).inpod ? "'s ztunnel (its pod lives)" : "")});
         crashed_at_[a] = m_.world.now();
+        if (node(a).inpod) {
+          ztunnel_deaths_[a].push_back(m_.world.now());
+          counts_["ztunnel_crash_pod_lives"]++;
+        }
         m_.crash(node(a));
         peer_died(a);
       });
       w.scheduler().at(at + len, io::sim::kNetwork, "swarm.restart", [this, a] {
         if (node(a).host->up()) return;
-        m_.restart(node(a));
         for (Fault& f : faults_)
           if (f.to == MonoTime::max() && f.nodes == std::vector<size_t>{a} && f.what.starts_with("crash"))
             f.to = m_.world.now() + kGrace;
-        down_[a].emplace_back(*crashed_at_[a], m_.world.now());
+        if (!node(a).inpod) {
+          down_[a].emplace_back(*crashed_at_[a], m_.world.now());
+          app_stopped_[a] = false;  // (the app restarted with its node)
+        }
         crashed_at_[a].reset();
-        app_stopped_[a] = false;
+        restart_node(a);
+      });
+      break;
+    case 10:
+      if (!p_.inpod[a]) break;
+      // The CNI agent restarts: ztunnel reconnects, and the agent's
+      // snapshot names the pod in the same namespace: nothing changes, so
+      // nothing may fail for it (no fault to blame).
+      w.scheduler().at(at, io::sim::kNetwork, "swarm.agent_restart", [this, a, len] {
+        io::sim::Host& agent = *node(a).agent_host;
+        if (!agent.up()) return;
+        counts_["agent_restart"]++;
+        m_.world.crash(agent.id());
+        m_.world.scheduler().at(m_.world.now() + len, io::sim::kNetwork, "swarm.agent_back",
+                                [this, a] { m_.world.restart(node(a).agent_host->id()); });
+      });
+      break;
+    case 11:
+      if (!p_.inpod[a]) break;
+      // The agent deletes the pod and adds it again: its proxies stop (their
+      // connections drain, cut at the deadline) and start again. The gap
+      // is a fault from when ztunnel stops them (pod_proxied).
+      w.scheduler().at(at, io::sim::kNetwork, "swarm.reenroll", [this, a] {
+        counts_["pod_reenrollment"]++;
+        ++dels_sent_[a];
+        m_.reenroll(node(a));
       });
       break;
     case 1:
@@ -1452,7 +1577,8 @@ void Swarm::schedule_fault(MonoTime at) {
       const bool one_way = r_.chance(0.5);
       if (!(one_way ? p_.one_way : p_.partitions)) break;
       w.scheduler().at(at, io::sim::kNetwork, "swarm.partition", [this, a, b, len, one_way] {
-        io::sim::HostId ha = node(a).host->id(), hb = node(b).host->id();
+        // (The data path's hosts: in in-pod mode the pods'.)
+        io::sim::HostId ha = node(a).pod_host->id(), hb = node(b).pod_host->id();
         if (one_way) m_.world.partition_one_way(ha, hb);
         else m_.world.partition(ha, hb);
         faults_.push_back({Fault::hard, {a, b}, m_.world.now(), m_.world.now() + len + kGrace,
@@ -1460,13 +1586,13 @@ void Swarm::schedule_fault(MonoTime at) {
                                " / node-" + std::to_string(b)});
       });
       w.scheduler().at(at + len, io::sim::kNetwork, "swarm.heal",
-                       [this, a, b] { m_.world.heal(node(a).host->id(), node(b).host->id()); });
+                       [this, a, b] { m_.world.heal(node(a).pod_host->id(), node(b).pod_host->id()); });
       break;
     }
     case 3:
       if (!p_.refused) break;
       w.scheduler().at(at, io::sim::kNetwork, "swarm.stop_app", [this, a, len] {
-        if (!node(a).host->up() || app_stopped_[a]) return;
+        if (!node(a).pod_host->up() || app_stopped_[a]) return;
         app_stopped_[a] = true;
         m_.stop_app(node(a));
         faults_.push_back({Fault::app_stopped, {a}, m_.world.now(), m_.world.now() + len + kGrace,
@@ -1486,19 +1612,26 @@ void Swarm::schedule_fault(MonoTime at) {
       // It blames what runs through the node until just after the restart
       // (peers learn of it by RST at their next write, or by their PING).
       w.scheduler().at(at, io::sim::kNetwork, "swarm.drain", [this, a, len] {
-        if (!node(a).host->up() || !node(a).inbound) return;
-        node(a).inbound->drain();
+        if (!node(a).host->up() || !node(a).running()) return;
+        if (node(a).inbound) node(a).inbound->drain();
+        if (node(a).pods) node(a).pods->drain_all();
         faults_.push_back({Fault::hard, {a}, m_.world.now(), MonoTime::max(), "drain (GOAWAY) of node-" + std::to_string(a)});
         const size_t fault = faults_.size() - 1;
         m_.world.scheduler().at(m_.world.now() + len, io::sim::kNetwork, "swarm.drain_restart", [this, a, fault] {
           faults_[fault].to = m_.world.now() + kGrace;
           if (!node(a).host->up()) return;
           specs_[a].stream_limit = r_.chance(0.5) ? uint32_t(r_.between(1, 8)) : 0;
+          if (node(a).inpod) {
+            ztunnel_deaths_[a].push_back(m_.world.now());
+            counts_["ztunnel_crash_pod_lives"]++;
+          }
           m_.crash(node(a));
           peer_died(a);
-          m_.restart(node(a));
-          down_[a].emplace_back(m_.world.now(), m_.world.now());
-          app_stopped_[a] = false;
+          restart_node(a);
+          if (!node(a).inpod) {
+            down_[a].emplace_back(m_.world.now(), m_.world.now());
+            app_stopped_[a] = false;
+          }
           faults_[fault].to = m_.world.now() + seconds(2);
         });
       });
@@ -1578,16 +1711,16 @@ void Swarm::change_policies() {
   m_.publish();
   // (With xDS each node re-checks when it applies the change.)
   if (!p_.xds)
-    for (auto& n : m_.nodes)
-      if (n->inbound) n->inbound->recheck_policies();
+    for (auto& n : m_.nodes) n->recheck_policies();
   counts_["policy_change"]++;
 }
 
 void Swarm::peer_died(size_t a) {
   ++incarnation_[a];
   for (size_t x = 0; x < p_.nodes; ++x) {
-    if (x == a || !node(x).running()) continue;
-    const DeadPeerCheck c{x, a, node(x).pool->next_connection_id(), incarnation_[x], m_.world.now(),
+    const core::hbone::Pool* pool = node(x).data_pool();
+    if (x == a || !pool) continue;
+    const DeadPeerCheck c{x, a, pool->next_connection_id(), incarnation_[x], m_.world.now(),
                           m_.world.now() + kDeadPeerBound};
     ++dead_peer_pending_;
     dead_peer_last_due_ = std::max(dead_peer_last_due_, c.due);
@@ -1601,8 +1734,9 @@ void Swarm::peer_died(size_t a) {
 void Swarm::sample_pools() {
   const MonoTime now = m_.world.now();
   for (size_t x = 0; x < p_.nodes; ++x) {
-    if (!node(x).running()) continue;
-    for (const core::hbone::Pool::ConnectionInfo& info : node(x).pool->inspect()) {
+    const core::hbone::Pool* pool = node(x).data_pool();
+    if (!pool) continue;
+    for (const core::hbone::Pool::ConnectionInfo& info : pool->inspect()) {
       if (!info.dead) continue;
       const auto [it, first] = dead_seen_.try_emplace({x, incarnation_[x], info.id}, now);
       if (!first && now - it->second > kDeadKnownBound && it->second != MonoTime::max()) {
@@ -1620,7 +1754,9 @@ void Swarm::sample_pools() {
 
 // The descriptor bound, by the swarm's own ledger (not the proxy's
 // counters): what a node's host holds open, its pod's app and clients
-// included, is at most
+// included, is at most (in in-pod mode: what the pod's host holds, where
+// the pod's proxies make their sockets, with 4 listeners, 15006 too, and
+// no channel to istiod: that is on ztunnel's host, bounded by 2)
 // - 3 listeners (15001, 15008, the app's 8080) and 2 for the control
 //   plane's channel to istiod (an old one closing as a new one opens);
 // - per connection from the node: the client's socket and the captured one
@@ -1641,7 +1777,16 @@ void Swarm::check_descriptors() {
     for (const auto& [at, backends] : services_[s].backends) may_serve[s].insert(backends.begin(), backends.end());
   descriptors_peak_.resize(p_.nodes, 0);
   for (size_t n = 0; n < p_.nodes; ++n) {
-    if (!node(n).host->up()) continue;
+    // (An in-pod pod outlives its ztunnel: what a dead ztunnel held in it
+    // must be gone too.)
+    if (!node(n).pod_host->up()) continue;
+    if (node(n).inpod) {
+      const io::sim::World::Descriptors z = m_.world.descriptors_of(node(n).host->id());
+      if (z.total() > 2 && descriptor_violations_.size() < 5)
+        descriptor_violations_.push_back("node-" + std::to_string(n) + "'s ztunnel host held " +
+                                         std::to_string(z.total()) + " descriptors at " + std::to_string(at_s(now)) +
+                                         " s; its channel to istiod accounts for 2");
+    }
     size_t bound = 5;
     for (const Conn& c : conns_) {
       if (c.started == MonoTime{} || c.started > now) continue;
@@ -1659,7 +1804,7 @@ void Swarm::check_descriptors() {
       const size_t share = (alive ? 2 : 0) + 2;
       bound += (c.from == n ? share : 0) + (to_n ? share : 0);
     }
-    const io::sim::World::Descriptors d = m_.world.descriptors_of(node(n).host->id());
+    const io::sim::World::Descriptors d = m_.world.descriptors_of(node(n).pod_host->id());
     descriptors_peak_[n] = std::max(descriptors_peak_[n], d.total());
     if (d.total() > bound && descriptor_violations_.size() < 5)
       descriptor_violations_.push_back("node-" + std::to_string(n) + " held " + std::to_string(d.streams) +
@@ -1672,11 +1817,13 @@ void Swarm::check_descriptors() {
 void Swarm::check_memory() {
   const h2::Settings windows = h2::Settings::client();  // the node proxies' (both roles share the windows)
   for (size_t n = 0; n < p_.nodes; ++n) {
-    if (!node(n).running()) continue;
+    // (In-pod: the running pod's; a retiring one's go within its deadline.)
     std::vector<std::pair<std::string, h2::Connection::Unread>> held;
-    for (const core::hbone::Pool::ConnectionInfo& info : node(n).pool->inspect())
-      held.emplace_back("pool connection #" + std::to_string(info.id) + " to " + info.peer.to_string(), info.unread);
-    for (const h2::Connection::Unread& u : node(n).inbound->unread()) held.emplace_back("an inbound HBONE connection", u);
+    if (const core::hbone::Pool* pool = node(n).data_pool())
+      for (const core::hbone::Pool::ConnectionInfo& info : pool->inspect())
+        held.emplace_back("pool connection #" + std::to_string(info.id) + " to " + info.peer.to_string(), info.unread);
+    if (const Inbound* inbound = node(n).data_inbound())
+      for (const h2::Connection::Unread& u : inbound->unread()) held.emplace_back("an inbound HBONE connection", u);
     size_t total = 0;
     for (const auto& [what, u] : held) {
       total += u.total;
@@ -1692,8 +1839,9 @@ void Swarm::check_memory() {
 
 void Swarm::check_dead_peer(const DeadPeerCheck& c) {
   MeshNode& x = node(c.node);
-  if (incarnation_[c.node] != c.incarnation || !x.running()) return;  // its pool died too
-  for (const core::hbone::Pool::ConnectionInfo& info : x.pool->inspect()) {
+  const core::hbone::Pool* pool = x.data_pool();
+  if (incarnation_[c.node] != c.incarnation || !pool) return;  // its pool died too (or was replaced)
+  for (const core::hbone::Pool::ConnectionInfo& info : pool->inspect()) {
     if (info.id >= c.below || info.peer.ip != node(c.peer).ip) continue;
     dead_peer_violations_.push_back(
         "node-" + std::to_string(c.node) + " still holds pool connection #" + std::to_string(info.id) + " (" +
@@ -1716,12 +1864,13 @@ void Swarm::heal() {
       if (o.second == MonoTime::max()) o.second = m_.world.now();
   }
   for (size_t i = 0; i < p_.nodes; ++i) {
+    if (node(i).agent_host && !node(i).agent_host->up()) m_.world.restart(node(i).agent_host->id());
     if (!node(i).host->up()) {
-      m_.restart(node(i));
       for (Fault& f : faults_)
         if (f.to == MonoTime::max() && f.nodes == std::vector<size_t>{i}) f.to = m_.world.now() + kGrace;
-      down_[i].emplace_back(*crashed_at_[i], m_.world.now());
+      if (!node(i).inpod) down_[i].emplace_back(*crashed_at_[i], m_.world.now());
       crashed_at_[i].reset();
+      restart_node(i);
     }
     m_.start_app(node(i));
     app_stopped_[i] = false;
@@ -1811,10 +1960,12 @@ void Swarm::check(std::vector<std::string>& out) {
   for (const std::string& e : demand_violations_) out.push_back("on demand: " + e);
   for (const Conn& c : conns_) {
     if (c.started == MonoTime{} && !c.done) continue;  // never opened
+    // (In in-pod mode a crash is ztunnel's: the client's pod lives, and its
+    // connections must end. down_ holds node-mode crashes only.)
     bool client_crashed = false;
     for (const auto& [from, to] : down_[c.from])
       if (from >= c.started && (!c.done || from <= c.ended)) client_crashed = true;
-    if (crashed_at_[c.from]) client_crashed = true;
+    if (crashed_at_[c.from] && !node(c.from).inpod) client_crashed = true;
     if (!c.done) {
       if (!client_crashed) out.push_back("never ended (liveness): " + describe(c));
       continue;
@@ -1835,8 +1986,9 @@ void Swarm::check(std::vector<std::string>& out) {
     const bool clean = c.end.ok() && *c.end == 0;
     const bool intact = clean && c.received.size() == c.data.size() + 1;
     const std::string culprit = blame(c, end);
-    // (An application that stops closes its connections: FIN, legitimately.)
-    if (clean && !c.reset_at && c.served_by >= 0 && !intact && !app_closed(c))
+    // (An application that stops closes its connections: FIN, legitimately;
+    // so does the kernel for an in-pod client's ztunnel that dies.)
+    if (clean && !c.reset_at && c.served_by >= 0 && !intact && !app_closed(c) && !client_proxy_died(c))
       out.push_back("clean end with bytes missing (a reset forwarded as FIN?): " + describe(c));
     // Policy: served by b only if some policy b's node had while the
     // connection was set up allowed it (a node without state allows
@@ -1876,10 +2028,10 @@ void Swarm::check(std::vector<std::string>& out) {
     // healthy then (and still is at the end) exists.
     if (c.served_by >= 0 && culprit.empty() &&
         std::find(c.ejected_at_start.begin(), c.ejected_at_start.end(), size_t(c.served_by)) != c.ejected_at_start.end()) {
-      MeshNode& from = node(c.from);
+      const Outbound* outbound = node(c.from).data_outbound();
       for (size_t h : c.healthy_at_start) {
         const std::vector<View>& hv = views_[h];
-        if (from.outbound && !from.outbound->outliers().ejected(node(h).app_endpoint()) && !hv.empty() &&
+        if (outbound && !outbound->outliers().ejected(node(h).app_endpoint()) && !hv.empty() &&
             !hv.back().none && ref_allowed(hv.back().policies, ref_conn(c, h))) {
           out.push_back("the LB picked ejected node-" + std::to_string(c.served_by) + " while node-" +
                         std::to_string(h) + " was healthy: " + describe(c));
@@ -1893,9 +2045,16 @@ void Swarm::check(std::vector<std::string>& out) {
 void Swarm::check_leaks(std::vector<std::string>& out) {
   for (auto& n : m_.nodes) {
     if (!n->running()) continue;
-    if (n->pool->connections() != 0)
-      out.push_back("node-" + std::to_string(n->index) + ": " + std::to_string(n->pool->connections()) +
+    if (const core::hbone::Pool* pool = n->data_pool(); pool && pool->connections() != 0)
+      out.push_back("node-" + std::to_string(n->index) + ": " + std::to_string(pool->connections()) +
                     " pool connections left after the idle release");
+    if (n->inpod) {
+      if (n->pods->active() != 0 || n->pods->retiring() != 0 || n->dials->in_flight() != 0)
+        out.push_back("node-" + std::to_string(n->index) + " (in-pod): connections left: " +
+                      std::to_string(n->pods->active()) + ", retiring pods " + std::to_string(n->pods->retiring()) +
+                      ", dials " + std::to_string(n->dials->in_flight()));
+      continue;
+    }
     if (n->outbound->active() != 0 || n->inbound->active() != 0 || n->inbound->dials_in_flight() != 0)
       out.push_back("node-" + std::to_string(n->index) + ": connections left: outbound " +
                     std::to_string(n->outbound->active()) + ", inbound " + std::to_string(n->inbound->active()) +
@@ -1914,6 +2073,8 @@ testing::SwarmSeedResult Swarm::run() {
     certificate_violations_.push_back("the nodes did not all get a certificate from istiod within 10 s");
   if (p_.xds && !m_.world.run_until([this] { return all_have_state(); }, seconds(10)))
     state_violations_.push_back("the nodes did not all get the mesh state from istiod within 10 s");
+  if (p_.any_inpod() && !m_.world.run_until([this] { return all_enrolled(); }, seconds(10)))
+    state_violations_.push_back("the CNI agents did not enroll every in-pod pod within 10 s");
   started_ = true;
   origin_ = m_.world.now();
   sample_pools();
@@ -1957,6 +2118,10 @@ testing::SwarmSeedResult Swarm::run() {
   };
   if (p_.xds && !m_.world.run_until(converged, seconds(40)))
     state_violations_.push_back("the nodes did not all converge on the published state within 40 s of the heal");
+  // In-pod: after the heal every pod is proxied again (ztunnel reconnects
+  // to its agent within its 15 s backoff, and the snapshot names the pod).
+  if (p_.any_inpod() && !m_.world.run_until([this] { return all_enrolled(); }, seconds(30)))
+    state_violations_.push_back("the in-pod pods were not all enrolled again within 30 s of the heal");
   testing::SwarmSeedResult out;
   check(out.violations);
   for (const Fault& f : faults_)
@@ -1991,7 +2156,8 @@ testing::SwarmSeedResult Swarm::run() {
               (p_.rotation ? " rotation" : "") + (p_.xds ? " xds" : "") + (p_.on_demand ? " ondemand" : "") +
               (p_.bulk ? " bulk" : "") +
               " fd_peak=" + std::to_string(descriptors_peak_.empty() ? 0 : *std::max_element(descriptors_peak_.begin(), descriptors_peak_.end())) +
-              " unread_peak_kib=" + std::to_string(unread_peak_ >> 10);
+              " unread_peak_kib=" + std::to_string(unread_peak_ >> 10) +
+              (p_.any_inpod() ? " inpod=" + std::to_string(std::count(p_.inpod.begin(), p_.inpod.end(), true)) : "");
   return out;
 }
 

@@ -18,6 +18,7 @@ struct PodProxies::Pod {
   std::vector<std::unique_ptr<proxy::InboundPlaintext>> plaintext;
   std::vector<Endpoint> listening;
   MonoTime deadline{};  // retiring: cut what is still open then
+  bool cut = false;     // its deadline passed: what was open has been reset
 
   size_t active() const {
     size_t n = 0;
@@ -25,6 +26,13 @@ struct PodProxies::Pod {
     for (const auto& i : inbound) n += i->active();
     for (const auto& p : plaintext) n += p->active();
     return n;
+  }
+  // Resets what is still open (destroying the proxies would close it: a
+  // FIN, which the client could take for a complete answer).
+  void abort_all() {
+    for (auto& o : outbound) o->abort_all();
+    for (auto& i : inbound) i->abort_all();
+    for (auto& p : plaintext) p->abort_all();
   }
   void drain() {
     for (auto& o : outbound) o->drain();
@@ -127,21 +135,26 @@ void PodProxies::retire(std::unique_ptr<Pod> pod) {
   }
 }
 
-// Retiring pods go once their connections have ended, or at their deadline
-// (destroying the proxies resets what is still open).
+// Retiring pods go once their connections have ended, or at their deadline:
+// what is still open then is reset, and the pod goes at the next poll (the
+// copies pass the resets on to the other side meanwhile) or once nothing is
+// open.
 void PodProxies::poll_retiring() {
   const MonoTime now = env_.clock.now();
   for (auto it = retiring_.begin(); it != retiring_.end();) {
-    const size_t open = (*it)->active();
-    if (open == 0 || now >= (*it)->deadline) {
-      if (open > 0) {
-        counters_.cut_at_deadline += open;
-        ZT_LOG(env_.log, info, "inpod", "pod drained at its deadline", {"uid", (*it)->uid}, {"cut", open});
-      }
+    Pod& pod = **it;
+    const size_t open = pod.active();
+    if (open == 0 || pod.cut) {
       it = retiring_.erase(it);
-    } else {
-      ++it;
+      continue;
     }
+    if (now >= pod.deadline) {
+      pod.abort_all();
+      pod.cut = true;
+      counters_.cut_at_deadline += open;
+      ZT_LOG(env_.log, info, "inpod", "pod drained at its deadline", {"uid", pod.uid}, {"cut", open});
+    }
+    ++it;
   }
   if (!retiring_.empty()) {
     poll_timer_ = env_.loop.run_after(std::chrono::milliseconds(50), [this] {
@@ -167,6 +180,21 @@ size_t PodProxies::active() const {
 std::vector<Endpoint> PodProxies::listening(const std::string& uid) const {
   auto it = pods_.find(uid);
   return it == pods_.end() ? std::vector<Endpoint>{} : it->second->listening;
+}
+
+const hbone::Pool* PodProxies::pool(const std::string& uid) const {
+  auto it = pods_.find(uid);
+  return it == pods_.end() ? nullptr : it->second->pool.get();
+}
+
+const proxy::Outbound* PodProxies::outbound(const std::string& uid) const {
+  auto it = pods_.find(uid);
+  return it == pods_.end() || it->second->outbound.empty() ? nullptr : it->second->outbound.front().get();
+}
+
+const proxy::Inbound* PodProxies::inbound(const std::string& uid) const {
+  auto it = pods_.find(uid);
+  return it == pods_.end() || it->second->inbound.empty() ? nullptr : it->second->inbound.front().get();
 }
 
 size_t PodProxies::recheck_policies() {

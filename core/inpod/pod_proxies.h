@@ -76,6 +76,12 @@ class PodProxies {
   size_t active() const;
   // The listening endpoints of a running pod (empty when not running).
   std::vector<Endpoint> listening(const std::string& uid) const;
+  // A running pod's HBONE pool and (IPv4) outbound and inbound, for what
+  // inspects them (the simulator's invariants); null when the pod is not
+  // running.
+  const hbone::Pool* pool(const std::string& uid) const;
+  const proxy::Outbound* outbound(const std::string& uid) const;
+  const proxy::Inbound* inbound(const std::string& uid) const;
   // After a new snapshot: re-authorize open inbound connections.
   size_t recheck_policies();
   // New roots: every pod's server context is rebuilt for new handshakes.

@@ -45,7 +45,7 @@ size_t ConnectionTracker::recheck(const mesh::StateSnapshot& snap) {
   // Decide first, abort after: an abort must never run while we iterate.
   std::vector<uint64_t> denied;
   for (const auto& [id, entry] : open_) {
-    if (!entry.revoked && !still_allowed(snap, entry.conn)) denied.push_back(id);
+    if (!entry.revoked && !entry.aborted && !still_allowed(snap, entry.conn)) denied.push_back(id);
   }
   for (uint64_t id : denied) {
     auto it = open_.find(id);
@@ -56,6 +56,14 @@ size_t ConnectionTracker::recheck(const mesh::StateSnapshot& snap) {
     if (it->second.abort) it->second.abort();
   }
   return denied.size();
+}
+
+void ConnectionTracker::abort_all() {
+  for (auto& [id, entry] : open_) {
+    if (entry.revoked || entry.aborted) continue;
+    entry.aborted = true;
+    if (entry.abort) entry.abort();  // must not destroy a Handle: the map stays as it is
+  }
 }
 
 bool still_allowed(const mesh::StateSnapshot& snap, const mesh::Connection& conn) {

@@ -59,6 +59,10 @@ class ConnectionTracker {
   // connection whose destination workload is gone, or that its policies now
   // deny, is aborted and marked revoked. Returns how many were closed.
   size_t recheck(const mesh::StateSnapshot& snap);
+  // Aborts every open connection (its server cuts them all: a pod's
+  // proxies at their drain deadline). Not a revocation: no re-check or
+  // later call aborts them again.
+  void abort_all();
 
   size_t open() const { return open_.size(); }
   uint64_t revoked_total() const { return revoked_total_; }
@@ -68,6 +72,7 @@ class ConnectionTracker {
     mesh::Connection conn;
     std::function<void()> abort;
     bool revoked = false;
+    bool aborted = false;  // by abort_all
   };
   std::map<uint64_t, Entry> open_;
   uint64_t next_id_ = 1;

@@ -71,6 +71,33 @@ TEST(ConnectionTracker, ARecheckClosesOnlyWhatThePolicyNowDeniesAndOnlyOnce) {
   EXPECT_EQ(alice_aborts, 0);
 }
 
+// A server cutting everything (a pod's proxies at their drain deadline):
+// each connection is aborted once, none counts as revoked by policy, and a
+// later re-check does not abort them again.
+TEST(ConnectionTracker, AbortAllAbortsEachOnceWithoutRevoking) {
+  mesh::MeshStore store;
+  ConnectionTracker tracker;
+  int alice_aborts = 0, bob_aborts = 0;
+  auto alice = tracker.track(conn("alice"), [&] { ++alice_aborts; });
+  auto bob = tracker.track(conn("bob"), [&] { ++bob_aborts; });
+  tracker.abort_all();
+  tracker.abort_all();
+  EXPECT_EQ(alice_aborts, 1);
+  EXPECT_EQ(bob_aborts, 1);
+  EXPECT_FALSE(alice.revoked());
+  EXPECT_EQ(tracker.revoked_total(), 0u);
+  auto deny_bob = snapshot(store, R"(policies:
+- action: Deny
+  name: no-bob
+  namespace: default
+  scope: Namespace
+  rules:
+  - - - principals: [{Exact: cluster.local/ns/default/sa/bob}]
+)");
+  EXPECT_EQ(tracker.recheck(*deny_bob), 0u);
+  EXPECT_EQ(bob_aborts, 1);
+}
+
 TEST(ConnectionTracker, AGoneDestinationClosesAndHandlesUnregister) {
   mesh::MeshStore store;
   ConnectionTracker tracker;

@@ -78,8 +78,19 @@ Task<void> Outbound::serve(StreamPtr downstream) {
   co_await forward(std::move(downstream), *dst);
 }
 
+void Outbound::abort_all() {
+  // abort() fires no completion inside it: the frames (and the map) stay.
+  for (auto& [id, client] : forwarding_) client->abort();
+}
+
 Task<void> Outbound::forward(StreamPtr downstream, Endpoint dst) {
   ActiveGuard active(active_);
+  struct Forwarding {
+    std::map<uint64_t, Stream*>& all;
+    uint64_t id;
+    ~Forwarding() { all.erase(id); }
+  } forwarding{forwarding_, next_forwarding_++};
+  forwarding_[forwarding.id] = downstream.get();
   auto snap = state_();
   const IpAddr src_ip = downstream->peer().ip;
   // In a pod's own proxy the source is that pod, whatever address the state

@@ -103,6 +103,10 @@ class Outbound {
   // Stops accepting; connections in flight go on.
   void drain() { acceptor_.drain(); }
   size_t active() const { return active_; }
+  // Resets every connection in flight (a pod's proxies cut at their drain
+  // deadline): closing would send the client a FIN, an end it could take
+  // for a complete answer. The copies then reset their upstreams in turn.
+  void abort_all();
   const OutlierDetector& outliers() const { return outliers_; }
   // Routes and carries one connection to `dst` (captured, or named by SOCKS5).
   Task<void> forward(StreamPtr downstream, Endpoint dst);
@@ -131,6 +135,10 @@ class Outbound {
   OutlierDetector outliers_;
   metrics::Counter* ejections_metric_ = nullptr;
   size_t active_ = 0;  // connections forwarded, captured or from SOCKS5
+  // The client streams of the connections in flight, by a number of ours
+  // (each registered by its forward() frame while it lives).
+  std::map<uint64_t, Stream*> forwarding_;
+  uint64_t next_forwarding_ = 0;
   Acceptor acceptor_;  // last: its tasks go first
 };
 
@@ -224,6 +232,8 @@ class Inbound {
   // the ones now denied (call after publishing a new snapshot). Returns how
   // many were closed.
   size_t recheck_policies();
+  // Resets every tunnel relaying to its workload (see Outbound::abort_all).
+  void abort_all() { tracker_.abort_all(); }
 
  private:
   void on_request(hbone::InboundRequest req, hbone::Answer answer);
@@ -276,6 +286,7 @@ class InboundPlaintext {
   size_t active() const { return acceptor_.serving(); }
   // As Inbound::recheck_policies, for plaintext connections (no identity).
   size_t recheck_policies();
+  void abort_all() { tracker_.abort_all(); }
 
  private:
   Task<void> serve(StreamPtr downstream);
