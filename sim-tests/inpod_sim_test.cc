@@ -420,6 +420,44 @@ TEST(InpodSim, ConnectionsCutAtTheDrainDeadlineAreReset) {
   }
 }
 
+// A policy that denies an open pod-to-pod connection closes it: the pod's
+// HBONE inbound re-checks what it carries on the new state
+// (PodProxies::recheck_policies), and a connection it still allows stays.
+TEST(InpodSim, APolicyChangeClosesThePodConnectionsItDenies) {
+  InpodWorld m(5);
+  Pod& a = m.add_pod("pod-a", "sa-a", IpAddr::v4(10, 1, 0, 1));
+  Pod& b = m.add_pod("pod-b", "sa-b", IpAddr::v4(10, 1, 0, 2));
+  Pod& c = m.add_pod("pod-c", "sa-c", IpAddr::v4(10, 1, 0, 3));
+  m.agent->start();
+  m.node->start();
+  for (Pod* p : {&a, &b, &c}) enroll(*m.agent, *p, m.world.net_namespace(p->host->id()));
+  m.world.run_for(1s);
+  Lingering to_b, to_c;
+  m.scope.spawn(linger(a.host->env(), Endpoint{b.ip, kAppPort}, to_b));
+  m.scope.spawn(linger(a.host->env(), Endpoint{c.ip, kAppPort}, to_c));
+  m.world.run_for(1s);
+  ASSERT_FALSE(to_b.done || to_c.done);
+  ASSERT_EQ(b.app_accepted, 1u);
+  // DENY anything to pod-b's address.
+  core::mesh::Authorization deny;
+  deny.name = "deny-b";
+  deny.ns = "istio-system";
+  deny.scope = core::mesh::RbacScope::global;
+  deny.action = core::mesh::RbacAction::deny;
+  core::mesh::RbacMatch to_pod_b;
+  to_pod_b.destination_ips = {core::mesh::Cidr{b.ip, 32}};
+  deny.rules = {{{to_pod_b}}};
+  m.store.upsert_policy(deny.key(), deny);
+  auto snap = m.store.publish();
+  for (auto& n : m.nodes) n->state = snap;
+  EXPECT_EQ(m.node->pods->recheck_policies(), 1u);
+  m.world.run_until([&] { return to_b.done; }, 10s);
+  ASSERT_TRUE(to_b.done);
+  EXPECT_FALSE(to_b.got.end.ok()) << "a connection the new policy denies is reset";
+  EXPECT_FALSE(to_c.done) << "the connection the policy still allows stays open";
+  m.scope.clear();
+}
+
 // The pod that had an address is gone and a pod with another identity has
 // it now (on another node here), while the client's node still believes the
 // old one: the tunnel fails (the new pod presents its own identity), and
