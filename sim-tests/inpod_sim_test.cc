@@ -120,22 +120,6 @@ void enroll(SimCniAgent& agent, const Pod& pod, NetNamespacePtr ns) {
   agent.add(pod.uid, PodInfo{pod.name, "default", pod.sa}, std::move(ns));
 }
 
-// Runs start() straight on the node's loop.
-class LoopRunner final : public core::inpod::PodRunner {
- public:
-  LoopRunner(Loop& loop, core::inpod::PodProxies& pods) : loop_(loop), pods_(pods) {}
-  void start(const std::string& uid, const PodInfo& info, NetNamespacePtr ns, Done done) override {
-    loop_.post([this, uid, info, ns = std::move(ns), done = std::move(done)]() mutable {
-      done(pods_.start(uid, info, std::move(ns)));
-    });
-  }
-  void stop(const std::string& uid) override { pods_.stop(uid); }
-
- private:
-  Loop& loop_;
-  core::inpod::PodProxies& pods_;
-};
-
 // A node running ztunnel in in-pod mode: what a crash destroys and a
 // restart builds again.
 struct Node {
@@ -154,7 +138,7 @@ struct Node {
     pc.budget = budget;
     auto st = [this] { return state; };
     pods = std::make_unique<core::inpod::PodProxies>(host.env(), pc, st, certs.pod_tls(st));
-    runner = std::make_unique<LoopRunner>(host.env().loop, *pods);
+    runner = std::make_unique<SimPodRunner>(host.env().loop, *pods);
     core::inpod::ZdsClientConfig zc;
     zc.path = agent_path(name);
     zds = std::make_unique<core::inpod::ZdsClient>(host.env(), zc, *runner);
@@ -172,7 +156,7 @@ struct Node {
   ConnectionBudget* budget = nullptr;  // the descriptor budget, when a test sets one
   core::proxy::DialBudget dials;       // shared by the pods, as a worker's
   std::unique_ptr<core::inpod::PodProxies> pods;
-  std::unique_ptr<LoopRunner> runner;
+  std::unique_ptr<SimPodRunner> runner;
   std::unique_ptr<core::inpod::ZdsClient> zds;
 };
 
@@ -255,6 +239,15 @@ class InpodWorld {
     store.upsert_workload(w);
     auto snap = store.publish();
     for (auto& n : nodes) n->state = snap;
+  }
+
+  // Starts node1's agent and ztunnel, has the agent enroll `pods`, and
+  // runs a second (they are proxied by then).
+  void start_with(std::initializer_list<Pod*> pods) {
+    agent->start();
+    node->start();
+    for (Pod* p : pods) enroll(*agent, *p, world.net_namespace(p->host->id()));
+    world.run_for(1s);
   }
 
   Talk& open(Pod& from, const Pod& to) {
@@ -349,11 +342,7 @@ TEST(InpodSim, PodListenersDrawFromTheDescriptorBudget) {
   m.node->budget = &budget;
   Pod& a = m.add_pod("pod-a", "sa-a", IpAddr::v4(10, 1, 0, 1));
   Pod& b = m.add_pod("pod-b", "sa-b", IpAddr::v4(10, 1, 0, 2));
-  m.agent->start();
-  m.node->start();
-  enroll(*m.agent, a, m.world.net_namespace(a.host->id()));
-  enroll(*m.agent, b, m.world.net_namespace(b.host->id()));
-  m.world.run_for(1s);
+  m.start_with({&a, &b});
   ASSERT_TRUE(m.node->pods->running(a.uid) && m.node->pods->running(b.uid));
   // Spent: a's outbound listener refuses the captured connection at once.
   Talk& refused = m.open(a, b);
@@ -402,11 +391,7 @@ TEST(InpodSim, ConnectionsCutAtTheDrainDeadlineAreReset) {
     InpodWorld m(4);
     Pod& a = m.add_pod("pod-a", "sa-a", IpAddr::v4(10, 1, 0, 1));
     Pod& b = m.add_pod("pod-b", "sa-b", IpAddr::v4(10, 1, 0, 2));
-    m.agent->start();
-    m.node->start();
-    enroll(*m.agent, a, m.world.net_namespace(a.host->id()));
-    enroll(*m.agent, b, m.world.net_namespace(b.host->id()));
-    m.world.run_for(1s);
+    m.start_with({&a, &b});
     Lingering l;
     m.scope.spawn(linger(a.host->env(), Endpoint{b.ip, kAppPort}, l));
     m.world.run_for(1s);
@@ -428,10 +413,7 @@ TEST(InpodSim, APolicyChangeClosesThePodConnectionsItDenies) {
   Pod& a = m.add_pod("pod-a", "sa-a", IpAddr::v4(10, 1, 0, 1));
   Pod& b = m.add_pod("pod-b", "sa-b", IpAddr::v4(10, 1, 0, 2));
   Pod& c = m.add_pod("pod-c", "sa-c", IpAddr::v4(10, 1, 0, 3));
-  m.agent->start();
-  m.node->start();
-  for (Pod* p : {&a, &b, &c}) enroll(*m.agent, *p, m.world.net_namespace(p->host->id()));
-  m.world.run_for(1s);
+  m.start_with({&a, &b, &c});
   Lingering to_b, to_c;
   m.scope.spawn(linger(a.host->env(), Endpoint{b.ip, kAppPort}, to_b));
   m.scope.spawn(linger(a.host->env(), Endpoint{c.ip, kAppPort}, to_c));

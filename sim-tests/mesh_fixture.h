@@ -404,7 +404,7 @@ class MeshFixture {
     };
     pod_tls.client = client_contexts(n);
     n.pods = std::make_unique<core::inpod::PodProxies>(env, pc, state, std::move(pod_tls));
-    n.runner = std::make_unique<FixturePodRunner>(env.loop, *n.pods, [this, &n](bool proxied) {
+    n.runner = std::make_unique<SimPodRunner>(env.loop, *n.pods, [this, &n](bool proxied) {
       if (on_pod_proxied) on_pod_proxied(n, proxied);
     });
     core::inpod::ZdsClientConfig zc;
@@ -413,34 +413,6 @@ class MeshFixture {
     n.zds->start();
     if (make_control) n.control = make_control(n);
   }
-
-  // Starts a pod's proxies on the node's loop (app/ posts to the pod's
-  // worker), and says when they run and when they stop.
-  class FixturePodRunner final : public core::inpod::PodRunner {
-   public:
-    FixturePodRunner(Loop& loop, core::inpod::PodProxies& pods, std::function<void(bool)> proxied)
-        : loop_(loop), pods_(pods), proxied_(std::move(proxied)) {}
-    ~FixturePodRunner() override { *alive_ = false; }
-    void start(const std::string& uid, const core::inpod::PodInfo& info, NetNamespacePtr ns, Done done) override {
-      loop_.post([this, alive = alive_, uid, info, ns = std::move(ns), done = std::move(done)]() mutable {
-        if (!*alive) return;  // ztunnel died (and its ZDS client with it)
-        Result<void> started = pods_.start(uid, info, std::move(ns));
-        if (started) proxied_(true);
-        done(std::move(started));
-      });
-    }
-    void stop(const std::string& uid) override {
-      if (!pods_.running(uid)) return;
-      pods_.stop(uid);
-      proxied_(false);
-    }
-
-   private:
-    Loop& loop_;
-    core::inpod::PodProxies& pods_;
-    std::function<void(bool)> proxied_;
-    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  };
 
   // The pool's client context for a source identity (its certificate).
   core::hbone::Pool::ContextFor client_contexts(MeshNode& n) {

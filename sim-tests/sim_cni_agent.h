@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "core/inpod/pod_proxies.h"
 #include "core/inpod/zds.h"
 #include "io/async.h"
 #include "io/sim/packets.h"
@@ -149,6 +150,36 @@ class SimCniAgent {
   std::unique_ptr<Scope> scope_;    // the accept loop
   std::vector<std::string> nacks_;
   uint64_t acks_ = 0;
+};
+
+// ztunnel's side of enrollment on one simulated node: starts a pod's
+// proxies on the node's loop (app/ posts to the pod's worker) and tells
+// `proxied` (if set) when they run and when they stop. A start posted
+// before ztunnel died is dropped with it.
+class SimPodRunner final : public core::inpod::PodRunner {
+ public:
+  SimPodRunner(Loop& loop, core::inpod::PodProxies& pods, std::function<void(bool)> proxied = {})
+      : loop_(loop), pods_(pods), proxied_(std::move(proxied)) {}
+  ~SimPodRunner() override { *alive_ = false; }
+  void start(const std::string& uid, const core::inpod::PodInfo& info, NetNamespacePtr ns, Done done) override {
+    loop_.post([this, alive = alive_, uid, info, ns = std::move(ns), done = std::move(done)]() mutable {
+      if (!*alive) return;  // ztunnel died (and its ZDS client with it)
+      Result<void> started = pods_.start(uid, info, std::move(ns));
+      if (started && proxied_) proxied_(true);
+      done(std::move(started));
+    });
+  }
+  void stop(const std::string& uid) override {
+    if (!pods_.running(uid)) return;
+    pods_.stop(uid);
+    if (proxied_) proxied_(false);
+  }
+
+ private:
+  Loop& loop_;
+  core::inpod::PodProxies& pods_;
+  std::function<void(bool)> proxied_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace zt::sim_tests
